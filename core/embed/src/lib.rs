@@ -1,0 +1,269 @@
+//! Text in, unit vectors out: the inference facade of mlr.
+//!
+//! An [`Embedder`] owns a tokenizer and an encoder on some burn backend and turns texts into
+//! L2-normalised sentence vectors (E5 prefixes, masked mean pooling, batching with padding,
+//! truncation or windowing of long texts). [`cosine`] and [`top_k`] rank candidates.
+//!
+//! Design: everything is built from bytes (`config.json`, `tokenizer.json`, `model.safetensors`),
+//! so the browser worker and the native CLI share this crate; the only difference between them is
+//! the readback, which is blocking natively ([`Embedder::embed`]) and async in the browser
+//! ([`Embedder::embed_async`]).
+#![deny(missing_docs)]
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor, TensorData};
+use mlr_model::{masked_mean, BertConfig, BertModel, ConfigError};
+pub use mlr_tokenize::{Overflow, Role};
+use mlr_tokenize::{Batch, Sequence, TextTokenizer, TokenizeError};
+use mlr_weights::WeightsError;
+
+/// Why embedding failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EmbedError {
+    /// Bad `config.json`.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Bad `tokenizer.json` or a text it cannot encode.
+    #[error(transparent)]
+    Tokenize(#[from] TokenizeError),
+    /// Bad `model.safetensors`.
+    #[error(transparent)]
+    Weights(#[from] WeightsError),
+    /// The tokenizer produces ids the model has no embedding for.
+    #[error("tokenizer has {tokenizer} pieces but the model only {model} word embeddings")]
+    VocabMismatch {
+        /// Pieces in the tokenizer.
+        tokenizer: usize,
+        /// Rows of the embedding table.
+        model: usize,
+    },
+    /// Reading results back from the device failed.
+    #[error("reading results from the device: {0}")]
+    Readback(String),
+}
+
+/// How texts are cut into encoder inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmbedOptions {
+    /// Longest encoder input, special tokens included (512 for e5-small).
+    pub max_tokens: usize,
+    /// What to do with longer texts.
+    pub overflow: Overflow,
+}
+
+/// A tokenizer and an encoder on backend `B`.
+#[derive(Debug)]
+pub struct Embedder<B: Backend> {
+    model: BertModel<B>,
+    tokenizer: TextTokenizer,
+    config: BertConfig,
+    device: B::Device,
+    options: EmbedOptions,
+}
+
+impl<B: Backend> Embedder<B> {
+    /// Loads a Hugging Face BERT-family directory given as the bytes of its three files.
+    pub fn from_bytes(
+        config_json: &[u8],
+        tokenizer_json: &[u8],
+        safetensors: &[u8],
+        device: &B::Device,
+    ) -> Result<Self, EmbedError> {
+        let config = BertConfig::from_json(&String::from_utf8_lossy(config_json))?;
+        let tokenizer = TextTokenizer::from_bytes(tokenizer_json)?;
+        let model = mlr_weights::load_bert(&config, safetensors, device)?;
+        Self::new(model, tokenizer, config, device)
+    }
+
+    /// Wraps an already built model.
+    pub fn new(
+        model: BertModel<B>,
+        tokenizer: TextTokenizer,
+        config: BertConfig,
+        device: &B::Device,
+    ) -> Result<Self, EmbedError> {
+        if tokenizer.vocab_size() > config.vocab_size {
+            return Err(EmbedError::VocabMismatch { tokenizer: tokenizer.vocab_size(), model: config.vocab_size });
+        }
+        let options = EmbedOptions { max_tokens: config.max_tokens(), overflow: Overflow::Truncate };
+        Ok(Self { model, tokenizer, config, device: device.clone(), options })
+    }
+
+    /// Sets how long texts are handled; `max_tokens` is capped at what the position table allows.
+    pub fn with_options(mut self, options: EmbedOptions) -> Self {
+        self.options = EmbedOptions { max_tokens: options.max_tokens.min(self.config.max_tokens()), ..options };
+        self
+    }
+
+    /// The current options.
+    pub fn options(&self) -> EmbedOptions {
+        self.options
+    }
+
+    /// The encoder.
+    pub fn model(&self) -> &BertModel<B> {
+        &self.model
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &TextTokenizer {
+        &self.tokenizer
+    }
+
+    /// The model's config.
+    pub fn config(&self) -> &BertConfig {
+        &self.config
+    }
+
+    /// The device the model lives on.
+    pub fn device(&self) -> &B::Device {
+        &self.device
+    }
+
+    /// Width of the output vectors.
+    pub fn dim(&self) -> usize {
+        self.config.hidden_size
+    }
+
+    /// Tokenises `texts` into one padded batch with the current options.
+    pub fn tokenize<S: AsRef<str>>(&self, texts: &[S], role: Role) -> Result<Batch, EmbedError> {
+        Ok(self.tokenizer.batch(texts, role, self.options.max_tokens, self.options.overflow)?)
+    }
+
+    /// Runs the encoder on a batch and returns the masked mean of each row, on the device.
+    ///
+    /// # Shapes
+    /// -> `[rows, hidden]`
+    pub fn row_means(&self, batch: &Batch) -> Tensor<B, 2> {
+        let (ids, mask) = self.inputs(batch);
+        masked_mean(self.model.forward(ids, mask.clone()), mask)
+    }
+
+    /// The id and mask tensors of a batch.
+    ///
+    /// # Shapes
+    /// -> ids `[rows, seq]`, mask `[rows, seq]`
+    pub fn inputs(&self, batch: &Batch) -> (Tensor<B, 2, Int>, Tensor<B, 2>) {
+        let shape = [batch.rows.len(), batch.seq_len];
+        let ids: Vec<i32> = batch.ids.iter().map(|&i| i as i32).collect();
+        let mask: Vec<f32> = batch.mask.iter().map(|&m| m as f32).collect();
+        (
+            Tensor::from_data(TensorData::new(ids, shape), &self.device),
+            Tensor::from_data(TensorData::new(mask, shape), &self.device),
+        )
+    }
+
+    /// Embeds `texts` in one batch (blocking readback: native backends).
+    pub fn embed<S: AsRef<str>>(&self, texts: &[S], role: Role) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let batch = self.tokenize(texts, role)?;
+        if batch.rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let data = self.row_means(&batch).into_data();
+        Ok(combine(&batch, &floats(data)?, self.dim()))
+    }
+
+    /// Embeds `texts` in one batch with an async readback (required on WebGPU in the browser).
+    pub async fn embed_async<S: AsRef<str>>(&self, texts: &[S], role: Role) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let batch = self.tokenize(texts, role)?;
+        if batch.rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let data = self.row_means(&batch).into_data_async().await.map_err(|e| EmbedError::Readback(format!("{e:?}")))?;
+        Ok(combine(&batch, &floats(data)?, self.dim()))
+    }
+
+    /// Embeds many texts in batches of `batch_size`, shortest first so that padding is small;
+    /// results come back in input order. `progress` is called with the number of texts done.
+    pub fn embed_many<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        role: Role,
+        batch_size: usize,
+        mut progress: impl FnMut(usize),
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_cached_key(|&i| texts[i].as_ref().len());
+        let mut out = vec![Vec::new(); texts.len()];
+        for chunk in order.chunks(batch_size.max(1)) {
+            let group: Vec<&str> = chunk.iter().map(|&i| texts[i].as_ref()).collect();
+            for (&i, v) in chunk.iter().zip(self.embed(&group, role)?) {
+                out[i] = v;
+            }
+            progress(chunk.len());
+        }
+        Ok(out)
+    }
+}
+
+fn floats(data: TensorData) -> Result<Vec<f32>, EmbedError> {
+    data.convert::<f32>().into_vec::<f32>().map_err(|e| EmbedError::Readback(format!("{e:?}")))
+}
+
+/// Averages the row means of each text weighted by content length (one row unless windowed) and
+/// L2-normalises the result.
+fn combine(batch: &Batch, means: &[f32], dim: usize) -> Vec<Vec<f32>> {
+    let mut sums = vec![vec![0f64; dim]; batch.texts];
+    let mut weights = vec![0f64; batch.texts];
+    for (r, Sequence { text, content_len, .. }) in batch.rows.iter().enumerate() {
+        let w = (*content_len).max(1) as f64;
+        for (s, &m) in sums[*text].iter_mut().zip(&means[r * dim..(r + 1) * dim]) {
+            *s += w * m as f64;
+        }
+        weights[*text] += w;
+    }
+    sums.into_iter()
+        .zip(weights)
+        .map(|(s, w)| {
+            let mean: Vec<f64> = s.iter().map(|v| v / w).collect();
+            let norm = mean.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-12);
+            mean.iter().map(|v| (v / norm) as f32).collect()
+        })
+        .collect()
+}
+
+/// Cosine similarity of two vectors (their dot product divided by both norms).
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
+    let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    (dot / (na * nb).max(1e-24)) as f32
+}
+
+/// The `k` best candidates for `query` by dot product (cosine for unit vectors), best first;
+/// ties go to the lower index.
+pub fn top_k(query: &[f32], candidates: &[Vec<f32>], k: usize) -> Vec<(usize, f32)> {
+    let mut scored: Vec<(usize, f32)> =
+        candidates.iter().enumerate().map(|(i, c)| (i, c.iter().zip(query).map(|(a, b)| a * b).sum())).collect();
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    scored.truncate(k);
+    scored
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cosine_and_top_k() {
+        assert!((cosine(&[1.0, 0.0], &[1.0, 1.0]) - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-6);
+        assert_eq!(cosine(&[0.0, 0.0], &[1.0, 1.0]), 0.0);
+        let c = vec![vec![1.0, 0.0], vec![0.0, 1.0], vec![0.6, 0.8], vec![0.0, 1.0]];
+        assert_eq!(top_k(&[0.0, 1.0], &c, 3), vec![(1, 1.0), (3, 1.0), (2, 0.8)]);
+    }
+
+    #[test]
+    fn windows_are_weighted_by_content_length() {
+        let rows = vec![
+            Sequence { ids: vec![0, 5, 2], text: 0, content_len: 3 },
+            Sequence { ids: vec![0, 2], text: 0, content_len: 1 },
+            Sequence { ids: vec![0, 2], text: 1, content_len: 1 },
+        ];
+        let batch = Batch::from_rows(rows, 2, 1);
+        let out = combine(&batch, &[1.0, 0.0, 0.0, 1.0, 0.0, 2.0], 2);
+        // text 0: (3*[1,0] + 1*[0,1]) / 4 = [0.75, 0.25] -> normalised
+        let n = (0.75f64.powi(2) + 0.25f64.powi(2)).sqrt();
+        assert!((out[0][0] as f64 - 0.75 / n).abs() < 1e-6 && (out[0][1] as f64 - 0.25 / n).abs() < 1e-6);
+        assert_eq!(out[1], vec![0.0, 1.0]);
+    }
+}

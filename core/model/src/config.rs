@@ -1,0 +1,216 @@
+//! The encoder's hyper-parameters, read from a Hugging Face `config.json`.
+
+use serde::{Deserialize, Serialize};
+
+/// Why a `config.json` cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file is not valid JSON or lacks a required field.
+    #[error("config.json: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The file is valid but describes a model this encoder does not implement.
+    #[error("config.json: unsupported {field} = {value} ({why})")]
+    Unsupported {
+        /// The offending field.
+        field: &'static str,
+        /// Its value, as written.
+        value: String,
+        /// What is supported instead.
+        why: &'static str,
+    },
+}
+
+/// Hyper-parameters of a BERT / XLM-R family encoder. Field names mirror the Hugging Face
+/// `config.json`, so the file deserialises directly; unknown fields are ignored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BertConfig {
+    /// `"bert"`, `"xlm-roberta"` or `"roberta"`; decides where position ids start.
+    #[serde(default = "default_model_type")]
+    pub model_type: String,
+    /// Rows of the word-embedding table.
+    pub vocab_size: usize,
+    /// Width of every hidden state.
+    pub hidden_size: usize,
+    /// Number of transformer layers.
+    pub num_hidden_layers: usize,
+    /// Attention heads per layer; must divide `hidden_size`.
+    pub num_attention_heads: usize,
+    /// Width of the feed-forward block.
+    pub intermediate_size: usize,
+    /// Feed-forward activation; only the exact (erf) `"gelu"` is implemented.
+    #[serde(default = "default_act")]
+    pub hidden_act: String,
+    /// Rows of the position-embedding table.
+    pub max_position_embeddings: usize,
+    /// Rows of the token-type table.
+    #[serde(default = "default_type_vocab")]
+    pub type_vocab_size: usize,
+    /// LayerNorm epsilon.
+    #[serde(default = "default_eps")]
+    pub layer_norm_eps: f64,
+    /// Id of the padding token (XLM-R: positions start at `pad_token_id + 1`).
+    #[serde(default)]
+    pub pad_token_id: usize,
+    /// Only `"absolute"` position embeddings are implemented.
+    #[serde(default = "default_pos_type")]
+    pub position_embedding_type: String,
+}
+
+fn default_model_type() -> String {
+    "bert".into()
+}
+fn default_act() -> String {
+    "gelu".into()
+}
+fn default_type_vocab() -> usize {
+    2
+}
+fn default_eps() -> f64 {
+    1e-12
+}
+fn default_pos_type() -> String {
+    "absolute".into()
+}
+
+impl BertConfig {
+    /// Parses and validates a `config.json`.
+    pub fn from_json(text: &str) -> Result<Self, ConfigError> {
+        let config: Self = serde_json::from_str(text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// A config for the given sizes with BERT defaults (used for small test models).
+    pub fn new(
+        vocab_size: usize,
+        hidden_size: usize,
+        num_hidden_layers: usize,
+        num_attention_heads: usize,
+        intermediate_size: usize,
+    ) -> Self {
+        Self {
+            model_type: default_model_type(),
+            vocab_size,
+            hidden_size,
+            num_hidden_layers,
+            num_attention_heads,
+            intermediate_size,
+            hidden_act: default_act(),
+            max_position_embeddings: 512,
+            type_vocab_size: 2,
+            layer_norm_eps: 1e-12,
+            pad_token_id: 0,
+            position_embedding_type: default_pos_type(),
+        }
+    }
+
+    /// Checks that this encoder implements the described architecture.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let unsupported = |field, value: String, why| Err(ConfigError::Unsupported { field, value, why });
+        match self.model_type.as_str() {
+            "bert" | "xlm-roberta" | "roberta" => {}
+            other => return unsupported("model_type", other.into(), "expected bert, xlm-roberta or roberta"),
+        }
+        if self.hidden_act != "gelu" {
+            return unsupported("hidden_act", self.hidden_act.clone(), "only exact (erf) \"gelu\" is implemented");
+        }
+        if self.position_embedding_type != "absolute" {
+            return unsupported(
+                "position_embedding_type",
+                self.position_embedding_type.clone(),
+                "only \"absolute\" is implemented",
+            );
+        }
+        if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
+            return unsupported(
+                "num_attention_heads",
+                self.num_attention_heads.to_string(),
+                "must be non-zero and divide hidden_size",
+            );
+        }
+        for (field, v) in [
+            ("vocab_size", self.vocab_size),
+            ("hidden_size", self.hidden_size),
+            ("intermediate_size", self.intermediate_size),
+            ("type_vocab_size", self.type_vocab_size),
+        ] {
+            if v == 0 {
+                return unsupported(field, "0".into(), "must be positive");
+            }
+        }
+        if self.max_position_embeddings <= self.position_offset() {
+            return unsupported(
+                "max_position_embeddings",
+                self.max_position_embeddings.to_string(),
+                "leaves no room for any token",
+            );
+        }
+        Ok(())
+    }
+
+    /// The position id of the first token: 0 for BERT, `pad_token_id + 1` for (XLM-)RoBERTa.
+    pub fn position_offset(&self) -> usize {
+        if self.model_type == "bert" {
+            0
+        } else {
+            self.pad_token_id + 1
+        }
+    }
+
+    /// The longest sequence (special tokens included) that the position table can embed.
+    pub fn max_tokens(&self) -> usize {
+        self.max_position_embeddings - self.position_offset()
+    }
+
+    /// Serialises as a Hugging Face `config.json` (BertModel when `model_type` is `bert`).
+    pub fn to_json(&self) -> String {
+        let mut value = serde_json::to_value(self).expect("config serialises");
+        let arch = if self.model_type == "bert" { "BertModel" } else { "XLMRobertaModel" };
+        value["architectures"] = serde_json::json!([arch]);
+        serde_json::to_string_pretty(&value).expect("config serialises")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const E5: &str = r#"{"architectures":["BertModel"],"model_type":"bert","hidden_act":"gelu",
+        "hidden_size":384,"intermediate_size":1536,"layer_norm_eps":1e-12,"max_position_embeddings":512,
+        "num_attention_heads":12,"num_hidden_layers":12,"pad_token_id":0,"type_vocab_size":2,
+        "vocab_size":250037,"position_embedding_type":"absolute"}"#;
+
+    #[test]
+    fn parses_e5_small() {
+        let c = BertConfig::from_json(E5).unwrap();
+        assert_eq!((c.hidden_size, c.num_hidden_layers, c.vocab_size), (384, 12, 250037));
+        assert_eq!(c.position_offset(), 0);
+        assert_eq!(c.max_tokens(), 512);
+        let back = BertConfig::from_json(&c.to_json()).unwrap();
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn xlmr_positions_start_after_pad() {
+        let c = BertConfig::from_json(&E5.replace("\"bert\"", "\"xlm-roberta\"").replace(
+            "\"pad_token_id\":0",
+            "\"pad_token_id\":1",
+        ))
+        .unwrap();
+        assert_eq!(c.position_offset(), 2);
+        assert_eq!(c.max_tokens(), 510);
+    }
+
+    #[test]
+    fn rejects_unsupported() {
+        let err = BertConfig::from_json(&E5.replace("\"gelu\"", "\"relu\"")).unwrap_err();
+        assert!(err.to_string().contains("hidden_act = relu"), "{err}");
+        let err = BertConfig::from_json(&E5.replace("\"bert\"", "\"t5\"")).unwrap_err();
+        assert!(err.to_string().contains("model_type"), "{err}");
+        let err = BertConfig::from_json(&E5.replace("\"num_attention_heads\":12", "\"num_attention_heads\":7"))
+            .unwrap_err();
+        assert!(err.to_string().contains("num_attention_heads"), "{err}");
+        let err = BertConfig::from_json("{\"hidden_size\": 3").unwrap_err();
+        assert!(matches!(err, ConfigError::Json(_)));
+    }
+}

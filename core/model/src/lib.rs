@@ -1,0 +1,36 @@
+//! The encoder of mlr: a BERT / XLM-R family transformer written once with burn, generic over the
+//! backend (`B: Backend`), so the same code runs on the native CPU (ndarray), natively on wgpu and in
+//! the browser on WebGPU or the wasm CPU backend.
+//!
+//! Design: this crate does no I/O and names no backend. A [`BertModel`] is built from a
+//! [`WeightSource`] (a checkpoint reader in `mlr-weights`, or [`SeededWeights`] for test models),
+//! which keeps loading and random initialisation on one code path and the crate wasm-safe.
+//!
+//! # Example
+//! ```
+//! use burn::backend::NdArray;
+//! use burn::tensor::{Int, Tensor, TensorData};
+//! use mlr_model::{BertConfig, BertModel, SeededWeights, masked_mean, l2_normalize};
+//!
+//! let config = BertConfig::new(100, 16, 2, 2, 32);
+//! let device = Default::default();
+//! let model = BertModel::<NdArray>::from_source(&config, &mut SeededWeights::new(1, 0.1), &device)?;
+//! let ids = Tensor::<NdArray, 2, Int>::from_data(TensorData::new(vec![0i64, 5, 2], [1, 3]), &device);
+//! let mask = Tensor::<NdArray, 2>::ones([1, 3], &device);
+//! let vectors = l2_normalize(masked_mean(model.forward(ids, mask.clone()), mask));
+//! assert_eq!(vectors.dims(), [1, 16]);
+//! # Ok::<(), String>(())
+//! ```
+#![deny(missing_docs)]
+
+mod bert;
+mod config;
+mod pool;
+mod random;
+
+pub use bert::{
+    attention_bias, tensor_names, BertAttention, BertEmbeddings, BertFeedForward, BertLayer, BertModel, WeightSource,
+};
+pub use config::{BertConfig, ConfigError};
+pub use pool::{l2_normalize, masked_mean};
+pub use random::SeededWeights;

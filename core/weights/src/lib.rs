@@ -1,0 +1,193 @@
+//! Safetensors checkpoints in and out of `mlr-model`.
+//!
+//! Reads any Hugging Face BERT-family `model.safetensors` (f32, f16 or bf16; keys with or without a
+//! `bert.` / `roberta.` prefix) from bytes, so it works the same natively and in the browser, and
+//! writes f32 safetensors with HF key names (used by `mlr import` and for exporting trained models).
+//!
+//! Design: the loader is a [`mlr_model::WeightSource`]; every missing tensor, wrong shape or
+//! unsupported dtype is an error that names the tensor, never a panic.
+#![deny(missing_docs)]
+
+use std::collections::HashMap;
+
+use burn::tensor::backend::Backend;
+use mlr_model::{BertConfig, BertModel, WeightSource};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+/// Why a checkpoint cannot be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum WeightsError {
+    /// The bytes are not a safetensors file.
+    #[error("model.safetensors: {0}")]
+    Format(String),
+    /// A tensor is missing, has the wrong shape or an unsupported dtype.
+    #[error("model.safetensors: {0}")]
+    Tensor(String),
+}
+
+/// A parsed safetensors file used as the weight source of a [`BertModel`].
+pub struct SafetensorsSource<'a> {
+    file: SafeTensors<'a>,
+    prefix: String,
+}
+
+impl<'a> SafetensorsSource<'a> {
+    /// Parses the header; tensors are decoded lazily while the model is built.
+    pub fn new(bytes: &'a [u8]) -> Result<Self, WeightsError> {
+        let file = SafeTensors::deserialize(bytes).map_err(|e| WeightsError::Format(e.to_string()))?;
+        let key = "embeddings.word_embeddings.weight";
+        let prefix = ["", "bert.", "roberta.", "model."]
+            .into_iter()
+            .find(|p| file.names().contains(&format!("{p}{key}").as_str()))
+            .ok_or_else(|| WeightsError::Tensor(format!("no `{key}` tensor (with or without a bert./roberta. prefix)")))?;
+        Ok(Self { file, prefix: prefix.to_string() })
+    }
+
+    /// Names of all tensors in the file.
+    pub fn names(&self) -> Vec<String> {
+        self.file.names().into_iter().map(str::to_string).collect()
+    }
+}
+
+/// Decodes a tensor's little-endian bytes to f32.
+fn to_f32(view: &TensorView<'_>) -> Result<Vec<f32>, String> {
+    let data = view.data();
+    Ok(match view.dtype() {
+        Dtype::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+        Dtype::F16 => data.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+        Dtype::BF16 => data.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+        other => return Err(format!("dtype {other:?} is not supported (f32, f16, bf16)")),
+    })
+}
+
+impl WeightSource for SafetensorsSource<'_> {
+    fn get(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>, String> {
+        let full = format!("{}{name}", self.prefix);
+        let view = self.file.tensor(&full).map_err(|_| format!("tensor `{full}` is missing"))?;
+        if view.shape() != shape {
+            return Err(format!("tensor `{full}` has shape {:?}, the config implies {shape:?}", view.shape()));
+        }
+        to_f32(&view).map_err(|e| format!("tensor `{full}`: {e}"))
+    }
+}
+
+/// Builds a [`BertModel`] from the bytes of a `model.safetensors` file.
+pub fn load_bert<B: Backend>(
+    config: &BertConfig,
+    safetensors: &[u8],
+    device: &B::Device,
+) -> Result<BertModel<B>, WeightsError> {
+    let mut source = SafetensorsSource::new(safetensors)?;
+    BertModel::from_source(config, &mut source, device).map_err(WeightsError::Tensor)
+}
+
+/// A named f32 tensor to write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamedTensor {
+    /// HF key name.
+    pub name: String,
+    /// Shape (HF layout).
+    pub shape: Vec<usize>,
+    /// Row-major values.
+    pub values: Vec<f32>,
+}
+
+/// Serialises f32 tensors as safetensors with metadata `{"format": "pt"}` (what PyTorch writers
+/// put there), sorted as the reference implementation sorts them.
+pub fn write_safetensors(tensors: &[NamedTensor]) -> Result<Vec<u8>, WeightsError> {
+    let bytes: Vec<Vec<u8>> =
+        tensors.iter().map(|t| t.values.iter().flat_map(|v| v.to_le_bytes()).collect()).collect();
+    let mut views = Vec::with_capacity(tensors.len());
+    for (t, data) in tensors.iter().zip(&bytes) {
+        if t.shape.iter().product::<usize>() != t.values.len() {
+            return Err(WeightsError::Tensor(format!("tensor `{}`: shape {:?} != {} values", t.name, t.shape, t.values.len())));
+        }
+        let view = TensorView::new(Dtype::F32, t.shape.clone(), data).map_err(|e| WeightsError::Format(e.to_string()))?;
+        views.push((t.name.clone(), view));
+    }
+    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
+    safetensors::serialize(views, Some(metadata)).map_err(|e| WeightsError::Format(e.to_string()))
+}
+
+/// Reads every tensor a model of `config` needs from `source` (e.g. seeded random weights) into
+/// [`NamedTensor`]s, in HF layout.
+pub fn collect_tensors(config: &BertConfig, source: &mut dyn WeightSource) -> Result<Vec<NamedTensor>, WeightsError> {
+    mlr_model::tensor_names(config)
+        .into_iter()
+        .map(|(name, shape)| {
+            let values = source.get(&name, &shape).map_err(WeightsError::Tensor)?;
+            Ok(NamedTensor { name, shape, values })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::NdArray;
+    use burn::tensor::{Int, Tensor, TensorData};
+    use mlr_model::SeededWeights;
+
+    type B = NdArray<f32>;
+
+    fn tiny() -> BertConfig {
+        BertConfig::new(50, 8, 2, 2, 16)
+    }
+
+    #[test]
+    fn round_trip_gives_the_same_model() {
+        let config = tiny();
+        let tensors = collect_tensors(&config, &mut SeededWeights::new(3, 0.2)).unwrap();
+        let bytes = write_safetensors(&tensors).unwrap();
+        let device = Default::default();
+        let loaded = load_bert::<B>(&config, &bytes, &device).unwrap();
+        let direct = BertModel::<B>::from_source(&config, &mut SeededWeights::new(3, 0.2), &device).unwrap();
+        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(vec![0i64, 7, 9, 2], [1, 4]), &device);
+        let mask = Tensor::<B, 2>::ones([1, 4], &device);
+        let a: Vec<f32> = loaded.forward(ids.clone(), mask.clone()).into_data().to_vec().unwrap();
+        let b: Vec<f32> = direct.forward(ids, mask).into_data().to_vec().unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn errors_name_the_tensor() {
+        let config = tiny();
+        let mut tensors = collect_tensors(&config, &mut SeededWeights::new(3, 0.2)).unwrap();
+        tensors.retain(|t| t.name != "encoder.layer.1.output.dense.bias");
+        let bytes = write_safetensors(&tensors).unwrap();
+        let err = load_bert::<B>(&config, &bytes, &Default::default()).unwrap_err();
+        assert!(err.to_string().contains("`encoder.layer.1.output.dense.bias` is missing"), "{err}");
+
+        let mut wrong = tiny();
+        wrong.intermediate_size = 12;
+        let full = write_safetensors(&collect_tensors(&config, &mut SeededWeights::new(3, 0.2)).unwrap()).unwrap();
+        let err = load_bert::<B>(&wrong, &full, &Default::default()).unwrap_err();
+        assert!(err.to_string().contains("intermediate.dense.weight` has shape [16, 8]"), "{err}");
+
+        let err = load_bert::<B>(&config, &full[..full.len() / 2], &Default::default()).unwrap_err();
+        assert!(matches!(err, WeightsError::Format(_)), "{err}");
+    }
+
+    #[test]
+    fn reads_prefixed_f16_checkpoints() {
+        let config = tiny();
+        let tensors = collect_tensors(&config, &mut SeededWeights::new(5, 0.2)).unwrap();
+        let halves: Vec<Vec<u8>> = tensors
+            .iter()
+            .map(|t| t.values.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect())
+            .collect();
+        let views: Vec<(String, TensorView<'_>)> = tensors
+            .iter()
+            .zip(&halves)
+            .map(|(t, d)| (format!("bert.{}", t.name), TensorView::new(Dtype::F16, t.shape.clone(), d).unwrap()))
+            .collect();
+        let bytes = safetensors::serialize(views, None).unwrap();
+        let mut source = SafetensorsSource::new(&bytes).unwrap();
+        let got = source.get("embeddings.LayerNorm.bias", &[8]).unwrap();
+        let want = &tensors.iter().find(|t| t.name == "embeddings.LayerNorm.bias").unwrap().values;
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() < 1e-3, "{g} vs {w}");
+        }
+        load_bert::<B>(&config, &bytes, &Default::default()).unwrap();
+    }
+}

@@ -1,0 +1,35 @@
+# Sourced by scripts/setup.sh, scripts/test.sh and scripts/serve.sh: picks the Rust toolchain that can build
+# both native and wasm32 code on this machine, and one shared target directory.
+#
+# - If rustup has the wasm32-unknown-unknown target, rustup's toolchain is used as it is.
+# - Otherwise Debian's rustc-web (/usr/bin/rustc, which ships the std sources) builds wasm32 with
+#   -Zbuild-std; RUSTC_BOOTSTRAP lets that stable compiler accept -Z flags. Native code is built with the
+#   same compiler so that one toolchain serves the whole workspace.
+
+if command -v rustup >/dev/null 2>&1 && rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+    export MLR_TOOLCHAIN=rustup
+    export MLR_BUILD_STD=""
+else
+    export MLR_TOOLCHAIN=debian
+    export PATH="/usr/bin:$HOME/.cargo/bin:$PATH"
+    export RUSTC_BOOTSTRAP=1
+    export MLR_BUILD_STD="-Zbuild-std=std,panic_abort"
+fi
+export PATH="$PATH:$HOME/.cargo/bin"
+export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER="${CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER:-$(command -v wasm-ld-19 || echo /usr/lib/llvm-19/bin/wasm-ld)}"
+# One target directory outside the checkout, so a fresh clone (and CI) reuses what was built before.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mlr/target}"
+export MLR_CACHE="${MLR_CACHE:-$HOME/.cache/mlr}"
+# wasm32 builds (trunk, browser tests) get their own directory so they can run while a native build
+# holds the lock of the other; they share nothing but host build scripts anyway.
+export MLR_WASM_TARGET_DIR="${MLR_WASM_TARGET_DIR:-$HOME/.cache/mlr/target-wasm}"
+export MLR_MODEL_DIR="${MLR_MODEL_DIR:-$MLR_CACHE/models/multilingual-e5-small}"
+# trunk calls cargo without -Z flags: give it build-std through cargo's environment config (only
+# for trunk: native builds have no --target and must not see it).
+mlr_trunk() {
+    if [ -n "$MLR_BUILD_STD" ]; then
+        CARGO_TARGET_DIR="$MLR_WASM_TARGET_DIR" CARGO_UNSTABLE_BUILD_STD="std,panic_abort" trunk "$@"
+    else
+        CARGO_TARGET_DIR="$MLR_WASM_TARGET_DIR" trunk "$@"
+    fi
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Sets up the machine (scripts/setup.sh) and runs every test of mlr:
+#   1. native: unit tests of every crate, doc tests, and the parity tests of tests/ on the CPU
+#      (ndarray) and wgpu (lavapipe here, a real GPU elsewhere) backends, with parity numbers printed;
+#   2. browser: tests/tests/browser.rs compiled to wasm32 and run in headless Chromium on WebGPU and
+#      on the wasm CPU backend (wasm-bindgen-test-runner + ChromeDriver);
+#   3. end to end: trunk builds the demo page, and tests/tests/e2e.rs drives it in headless Chromium
+#      with the full default model, comparing the page's similarity with the native one.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+. scripts/env.sh
+
+stamp() { date +%s; }
+t0=$(stamp)
+step() { printf '\n\033[1m== %s\033[0m (%ss elapsed)\n' "$*" "$(( $(stamp) - t0 ))"; }
+
+step "native tests: every crate, CPU + wgpu parity"
+cargo test --release -- --nocapture
+
+step "browser tests: wasm32 in headless Chromium (WebGPU + wasm CPU)"
+wasm_flags=()
+[ "$MLR_TOOLCHAIN" = debian ] && wasm_flags=(-Zbuild-std=std,panic_abort -Zpanic-abort-tests)
+(
+    cd tests
+    CARGO_TARGET_DIR="$MLR_WASM_TARGET_DIR" \
+    CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+    CHROMEDRIVER="${CHROMEDRIVER:-/usr/bin/chromedriver}" \
+    WASM_BINDGEN_TEST_TIMEOUT=1200 \
+        cargo test --release --target wasm32-unknown-unknown "${wasm_flags[@]}" --test browser
+)
+
+step "demo page: trunk build + end-to-end test with the full model"
+mlr_trunk build
+cargo test --release -p mlr-tests --test e2e -- --ignored --nocapture
+
+step "all tests passed in $(( $(stamp) - t0 )) s"
