@@ -2,6 +2,7 @@
 
 use std::rc::Rc;
 
+use wasm_bindgen::JsCast;
 use web_sys::HtmlTextAreaElement;
 use yew::prelude::*;
 use yew_agent::reactor::{use_reactor_bridge, ReactorEvent, ReactorProvider};
@@ -109,6 +110,20 @@ impl Reducible for State {
     }
 }
 
+/// Resolves `path` against the page's address: the worker runs from a blob URL, where relative
+/// URLs cannot be fetched.
+fn absolute_url(path: &str) -> String {
+    let base = web_sys::window().and_then(|w| w.location().href().ok()).unwrap_or_default();
+    let global = js_sys::global();
+    js_sys::Reflect::get(&global, &"URL".into())
+        .ok()
+        .and_then(|ctor| ctor.dyn_into::<js_sys::Function>().ok())
+        .and_then(|ctor| js_sys::Reflect::construct(&ctor, &js_sys::Array::of2(&path.into(), &base.into())).ok())
+        .and_then(|url| js_sys::Reflect::get(&url, &"href".into()).ok())
+        .and_then(|href| href.as_string())
+        .unwrap_or_else(|| path.to_string())
+}
+
 fn mb(bytes: u64) -> String {
     format!("{:.1}", bytes as f64 / 1_048_576.0)
 }
@@ -129,7 +144,7 @@ fn Demo() -> Html {
     {
         let bridge = bridge.clone();
         use_effect_with(state.allow_software_gpu, move |allow| {
-            bridge.send(Request::Load { base_url: DEFAULT_MODEL_URL.into(), allow_software_gpu: *allow });
+            bridge.send(Request::Load { base_url: absolute_url(DEFAULT_MODEL_URL), allow_software_gpu: *allow });
         });
     }
     let ask = {

@@ -141,7 +141,14 @@ mod tests {
         let bytes = write_safetensors(&tensors).unwrap();
         let device = Default::default();
         let loaded = load_bert::<B>(&config, &bytes, &device).unwrap();
-        let direct = BertModel::<B>::from_source(&config, &mut SeededWeights::new(3, 0.2), &device).unwrap();
+        // The same tensors handed over by name, without safetensors in between.
+        struct ByName(Vec<NamedTensor>);
+        impl WeightSource for ByName {
+            fn get(&mut self, name: &str, _shape: &[usize]) -> Result<Vec<f32>, String> {
+                Ok(self.0.iter().find(|t| t.name == name).ok_or(name.to_string())?.values.clone())
+            }
+        }
+        let direct = BertModel::<B>::from_source(&config, &mut ByName(tensors), &device).unwrap();
         let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(vec![0i64, 7, 9, 2], [1, 4]), &device);
         let mask = Tensor::<B, 2>::ones([1, 4], &device);
         let a: Vec<f32> = loaded.forward(ids.clone(), mask.clone()).into_data().to_vec().unwrap();
