@@ -23,16 +23,18 @@ fi
 # One target directory outside the checkout, so a fresh clone (and CI) reuses what was built before.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mlr/target}"
 export MLR_CACHE="${MLR_CACHE:-$HOME/.cache/mlr}"
-# wasm32 builds (trunk, browser tests) get their own directory so they can run while a native build
-# holds the lock of the other; they share nothing but host build scripts anyway.
+# wasm32 builds get directories of their own, so they can run while a native build holds the lock
+# of the other: one for the browser tests, one for trunk (with build-std the two invocations leave
+# different fingerprints on the shared std, so sharing one directory rebuilt everything each time).
 export MLR_WASM_TARGET_DIR="${MLR_WASM_TARGET_DIR:-$HOME/.cache/mlr/target-wasm}"
+export MLR_TRUNK_TARGET_DIR="${MLR_TRUNK_TARGET_DIR:-$HOME/.cache/mlr/target-trunk}"
 export MLR_MODEL_DIR="${MLR_MODEL_DIR:-$MLR_CACHE/models/multilingual-e5-small}"
 # trunk calls cargo without -Z flags: give it build-std through cargo's environment config (only
 # for trunk: native builds have no --target and must not see it).
 mlr_trunk() {
     if [ -n "$MLR_BUILD_STD" ]; then
-        CARGO_TARGET_DIR="$MLR_WASM_TARGET_DIR" CARGO_UNSTABLE_BUILD_STD="std,panic_abort" trunk "$@"
+        CARGO_TARGET_DIR="$MLR_TRUNK_TARGET_DIR" CARGO_UNSTABLE_BUILD_STD="std,panic_abort" trunk "$@"
     else
-        CARGO_TARGET_DIR="$MLR_WASM_TARGET_DIR" trunk "$@"
+        CARGO_TARGET_DIR="$MLR_TRUNK_TARGET_DIR" trunk "$@"
     fi
 }
