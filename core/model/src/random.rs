@@ -8,6 +8,11 @@ use crate::bert::WeightSource;
 
 /// A [`WeightSource`] that fills every tensor from a seed: LayerNorm weights near 1, everything else
 /// uniform in `[-scale, scale]`. The same seed gives the same bits everywhere.
+///
+/// The values depend on the order in which tensors are requested: one stream of numbers is dealt
+/// out tensor by tensor, in the order `BertModel::from_source` asks for them (embeddings, then each
+/// layer's attention, intermediate and output weights). Changing that order, or a tensor's shape,
+/// changes every later value, and fixtures made from seeded weights must then be re-blessed.
 #[derive(Debug, Clone)]
 pub struct SeededWeights {
     state: u64,

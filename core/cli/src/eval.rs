@@ -1,0 +1,447 @@
+//! `mlr eval`: encode a LAReQA-format set (or Tatoeba) with a model and score it.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use burn::tensor::backend::Backend;
+use clap::ValueEnum;
+use indicatif::{ProgressBar, ProgressStyle};
+use mlr_data::lareqa::{ArticleSplit, CandidateText, LareqaSet, Split};
+use mlr_embed::{Embedder, Role};
+use mlr_eval::lareqa::{evaluate, LareqaInput, LareqaOptions, LareqaReport};
+use mlr_eval::score::{dot_scores, tie_order, top};
+use mlr_eval::trec::Qrels;
+use serde_json::json;
+
+use crate::cache::{key, EmbeddingCache};
+use crate::{cache_root, default_model_dir, read_model_file, BackendArg};
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum CandidatesArg {
+    /// The answer sentence alone (the paper's setting).
+    Sentence,
+    /// The sentence followed by its paragraph (LAReQA's sentence + context, as one text).
+    SentenceContext,
+}
+
+/// Arguments of `mlr eval`.
+#[derive(clap::Args)]
+pub struct EvalArgs {
+    /// Hugging Face model directory (config.json, tokenizer.json, model.safetensors).
+    #[arg(long, env = "MLR_MODEL_DIR", default_value_os_t = default_model_dir())]
+    pub model: PathBuf,
+    /// A LAReQA-format directory (`<lang>.json` per language, optional `split.json`) or a Tatoeba
+    /// directory (`tatoeba.<xxx>-eng.<xxx>` pairs).
+    #[arg(long, default_value = "data/xquad-r")]
+    pub data: PathBuf,
+    /// Languages (comma-separated); default: every language of the directory.
+    #[arg(long, value_delimiter = ',')]
+    pub langs: Vec<String>,
+    /// Articles to evaluate on (the split is read from `<data>/split.json`).
+    #[arg(long, default_value = "all", value_parser = ["all", "train", "dev", "test"])]
+    pub split: String,
+    /// How candidates are encoded.
+    #[arg(long, value_enum, default_value = "sentence")]
+    pub candidates: CandidatesArg,
+    /// Compute backend for encoding.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub backend: BackendArg,
+    /// Texts per encoder batch.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Longest encoder input in tokens; longer texts are truncated.
+    #[arg(long, default_value_t = 512)]
+    pub max_tokens: usize,
+    /// Write the full report as JSON here (a markdown table is written beside it, `.md`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Also write the multilingual (pooled) ranking as a TREC run here, and its qrels beside it
+    /// (`<file>.qrels`).
+    #[arg(long)]
+    pub trec_run: Option<PathBuf>,
+    /// Documents per query in the TREC run (0 = the whole pool).
+    #[arg(long, default_value_t = 100)]
+    pub trec_depth: usize,
+    /// k of the language preference rate.
+    #[arg(long, default_value_t = 10)]
+    pub preference_k: usize,
+    /// Skip the mean rank correlation (it sorts every pooled ranking).
+    #[arg(long)]
+    pub no_rank_correlation: bool,
+    /// Do not read or write the embedding cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Where the embedding cache lives.
+    #[arg(long, env = "MLR_EMBED_CACHE")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// Encoding statistics.
+#[derive(Default)]
+struct EncodeStats {
+    texts: usize,
+    cached: usize,
+    tokens: usize,
+    seconds: f64,
+}
+
+impl EncodeStats {
+    fn json(&self) -> serde_json::Value {
+        let tps = if self.seconds > 0.0 { self.tokens as f64 / self.seconds } else { 0.0 };
+        json!({"texts": self.texts, "from_cache": self.cached, "encoded": self.texts - self.cached,
+               "tokens_encoded": self.tokens, "seconds": self.seconds, "tokens_per_s": tps})
+    }
+}
+
+struct Encoder<B: Backend> {
+    embedder: Embedder<B>,
+    cache: EmbeddingCache,
+    batch_size: usize,
+    stats: EncodeStats,
+}
+
+impl<B: Backend> Encoder<B> {
+    /// Vectors of `texts` under `role`, from the cache where possible; the rest are encoded
+    /// shortest first and appended to the cache as they finish.
+    fn encode(&mut self, texts: &[String], role: Role, what: &str) -> Result<Vec<Vec<f32>>> {
+        let role_name = role.prefix();
+        let keys: Vec<[u8; 32]> = texts.iter().map(|t| key(role_name, t)).collect();
+        let mut missing: Vec<usize> = (0..texts.len()).filter(|&i| self.cache.get(&keys[i]).is_none()).collect();
+        missing.sort_by_key(|&i| texts[i].len());
+        missing.dedup_by_key(|&mut i| keys[i]);
+        self.stats.texts += texts.len();
+        self.stats.cached += texts.len() - missing.len();
+        if !missing.is_empty() {
+            let bar = ProgressBar::new(missing.len() as u64).with_style(
+                ProgressStyle::with_template(&format!(
+                    "encoding {what}: {{bar:30}} {{pos}}/{{len}} texts  {{per_sec}}  elapsed {{elapsed}}  eta {{eta}}"
+                ))
+                .expect("valid template"),
+            );
+            let start = Instant::now();
+            // Chunks of similar length; each is cached as soon as it is done.
+            for chunk in missing.chunks(self.batch_size.max(1) * 8) {
+                let group: Vec<&str> = chunk.iter().map(|&i| texts[i].as_str()).collect();
+                self.stats.tokens += self.embedder.tokenize(&group, role)?.rows.iter().map(|r| r.ids.len()).sum::<usize>();
+                let vectors = self.embedder.embed_many(&group, role, self.batch_size, |n| bar.inc(n as u64))?;
+                self.cache.insert_many(chunk.iter().map(|&i| keys[i]).zip(vectors).collect())?;
+            }
+            bar.finish_and_clear();
+            let secs = start.elapsed().as_secs_f64();
+            self.stats.seconds += secs;
+            eprintln!("encoded {} {what} in {secs:.1} s", missing.len());
+        }
+        Ok(keys.iter().map(|k| self.cache.get(k).expect("encoded above").clone()).collect())
+    }
+}
+
+fn sha256_files(dir: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for name in ["config.json", "tokenizer.json", "model.safetensors"] {
+        h.update(read_model_file(dir, name)?);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn command_line() -> String {
+    let mut args: Vec<String> = std::env::args().collect();
+    args[0] = "mlr".into();
+    args.iter()
+        .map(|a| if a.contains(char::is_whitespace) || a.is_empty() { format!("'{a}'") } else { a.clone() })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// CPU model and core count, for the record.
+pub fn machine() -> serde_json::Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .unwrap_or_else(|| "unknown".into());
+    json!({"cpu": cpu, "cores": std::thread::available_parallelism().map_or(1, |n| n.get()), "os": std::env::consts::OS})
+}
+
+fn write_outputs(out: &Path, report: &serde_json::Value, markdown: &str) -> Result<()> {
+    if let Some(parent) = out.parent() {
+        std::fs::create_dir_all(parent).ok();
+    }
+    std::fs::write(out, serde_json::to_string_pretty(report)? + "\n").with_context(|| format!("writing {}", out.display()))?;
+    let md = out.with_extension("md");
+    std::fs::write(&md, markdown).with_context(|| format!("writing {}", md.display()))?;
+    eprintln!("wrote {} and {}", out.display(), md.display());
+    Ok(())
+}
+
+/// Runs `mlr eval` on backend `B`.
+pub fn run<B: Backend>(args: &EvalArgs, device: &B::Device) -> Result<()> {
+    if !args.data.is_dir() {
+        bail!("{}: not a directory (give --data a LAReQA-format or Tatoeba directory)", args.data.display());
+    }
+    let tatoeba = std::fs::read_dir(&args.data)?
+        .filter_map(|e| e.ok())
+        .any(|e| e.file_name().to_string_lossy().starts_with("tatoeba."));
+    eprintln!("loading {} …", args.model.display());
+    let embedder = Embedder::<B>::from_bytes(
+        &read_model_file(&args.model, "config.json")?,
+        &read_model_file(&args.model, "tokenizer.json")?,
+        &read_model_file(&args.model, "model.safetensors")?,
+        device,
+    )
+    .with_context(|| format!("loading {}", args.model.display()))?;
+    let options = mlr_embed::EmbedOptions { max_tokens: args.max_tokens, ..embedder.options() };
+    let embedder = embedder.with_options(options);
+    let model_sha = sha256_files(&args.model)?;
+    let dim = embedder.dim();
+    let cache = if args.no_cache {
+        EmbeddingCache::disabled(dim)
+    } else {
+        let dir = args.cache_dir.clone().unwrap_or_else(|| cache_root().join("embeddings"));
+        let cache = EmbeddingCache::open(&dir, &format!("{}-t{}", &model_sha[..16], args.max_tokens), dim)?;
+        eprintln!("embedding cache {} ({} vectors)", cache.path().display(), cache.len());
+        cache
+    };
+    let mut encoder = Encoder { embedder, cache, batch_size: args.batch_size, stats: EncodeStats::default() };
+    let common = json!({
+        "model": args.model.display().to_string(),
+        "model_sha256": model_sha,
+        "backend": match args.backend { BackendArg::Cpu => "cpu (burn ndarray)", BackendArg::Wgpu => "wgpu" },
+        "machine": machine(),
+        "command": command_line(),
+    });
+    if tatoeba {
+        return run_tatoeba(args, &mut encoder, common);
+    }
+    run_lareqa(args, &mut encoder, common)
+}
+
+fn run_lareqa<B: Backend>(args: &EvalArgs, encoder: &mut Encoder<B>, common: serde_json::Value) -> Result<()> {
+    let langs = if args.langs.is_empty() { LareqaSet::dir_langs(&args.data)? } else { args.langs.clone() };
+    let lang_refs: Vec<&str> = langs.iter().map(String::as_str).collect();
+    let full = LareqaSet::load_dir(&args.data, &lang_refs)?;
+    let split: Split = args.split.parse().map_err(anyhow::Error::msg)?;
+    let set = if split == Split::All {
+        full
+    } else {
+        let path = args.data.join("split.json");
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {} (needed for --split {})", path.display(), args.split))?;
+        full.split(&ArticleSplit::from_json(&bytes, &path.display().to_string())?, split)
+    };
+    if set.questions.is_empty() {
+        bail!("no questions in {} for split {}", args.data.display(), args.split);
+    }
+    let mode = match args.candidates {
+        CandidatesArg::Sentence => CandidateText::Sentence,
+        CandidatesArg::SentenceContext => CandidateText::SentenceContext,
+    };
+    eprintln!(
+        "{}: {} languages, {} articles, {} questions, {} candidates",
+        args.data.display(),
+        set.langs.len(),
+        set.articles.len(),
+        set.questions.len(),
+        set.candidates.len()
+    );
+    let candidate_texts: Vec<String> = (0..set.candidates.len()).map(|i| set.candidate_text(i, mode)).collect();
+    let query_texts: Vec<String> = set.questions.iter().map(|q| q.text.clone()).collect();
+    let cand_vecs = encoder.encode(&candidate_texts, Role::Passage, "candidates")?.concat();
+    let query_vecs = encoder.encode(&query_texts, Role::Query, "queries")?.concat();
+    let dim = encoder.embedder.dim();
+
+    let mut groups: HashMap<&str, usize> = HashMap::new();
+    let query_group: Vec<usize> = set
+        .questions
+        .iter()
+        .map(|q| {
+            let next = groups.len();
+            *groups.entry(q.id.as_str()).or_insert(next)
+        })
+        .collect();
+    let relevant = set.relevant();
+    let candidate_ids: Vec<String> = set.candidates.iter().map(|c| c.id.clone()).collect();
+    let candidate_lang: Vec<usize> = set.candidates.iter().map(|c| c.lang).collect();
+    let query_lang: Vec<usize> = set.questions.iter().map(|q| q.lang).collect();
+    let input = LareqaInput {
+        langs: &set.langs,
+        candidate_ids: &candidate_ids,
+        candidate_lang: &candidate_lang,
+        candidates: &cand_vecs,
+        query_lang: &query_lang,
+        query_group: &query_group,
+        relevant: &relevant,
+        queries: &query_vecs,
+        dim,
+    };
+    let options = LareqaOptions {
+        preference_at: args.preference_k,
+        rank_correlation: !args.no_rank_correlation,
+        ..LareqaOptions::default()
+    };
+    let start = Instant::now();
+    let report = evaluate(&input, &options)?;
+    let scoring_seconds = start.elapsed().as_secs_f64();
+    eprintln!("scored {} queries × {} candidates in {scoring_seconds:.1} s", set.questions.len(), set.candidates.len());
+    let table = report.markdown();
+    println!("{table}");
+
+    if let Some(path) = &args.trec_run {
+        write_trec(path, &input, &set, args.trec_depth)?;
+    }
+    if let Some(out) = &args.out {
+        let dataset = args.data.file_name().map_or("data".into(), |n| n.to_string_lossy().to_string());
+        let value = lareqa_json(&report, &common, &dataset, args, &encoder.stats, scoring_seconds, mode);
+        let mut md = format!(
+            "# {} on {dataset} ({} split)\n\nCommand: `{}`\n\nModel: `{}` (sha256 {}). Candidates: {}. {} queries × {} candidates.\nmAP is full-depth; Mo./Mul. macro over query languages, Cr. over the {} ordered language pairs. Rank distance: mean of max − min rank of a query's parallel answers in the pooled ranking (lower is fairer).\n\n",
+            args.model.file_name().map_or("model".into(), |n| n.to_string_lossy().to_string()),
+            args.split,
+            common["command"].as_str().unwrap_or(""),
+            args.model.display(),
+            &common["model_sha256"].as_str().unwrap_or("")[..16],
+            value["candidates"].as_str().unwrap_or(""),
+            report.n_queries,
+            report.n_candidates,
+            report.pairs.iter().filter(|p| p.query_lang != p.corpus_lang).count(),
+        );
+        md += &table;
+        md += &format!("\nEncoding: {}\n", encode_line(&encoder.stats));
+        write_outputs(out, &value, &md)?;
+    }
+    Ok(())
+}
+
+fn encode_line(s: &EncodeStats) -> String {
+    let encoded = s.texts - s.cached;
+    if encoded == 0 {
+        return format!("all {} texts from the embedding cache.", s.texts);
+    }
+    format!(
+        "{} texts ({} from the cache); {} encoded, {} tokens in {:.1} s = {:.0} tokens/s.",
+        s.texts,
+        s.cached,
+        encoded,
+        s.tokens,
+        s.seconds,
+        s.tokens as f64 / s.seconds.max(1e-9)
+    )
+}
+
+fn lareqa_json(
+    r: &LareqaReport,
+    common: &serde_json::Value,
+    dataset: &str,
+    args: &EvalArgs,
+    stats: &EncodeStats,
+    scoring_seconds: f64,
+    mode: CandidateText,
+) -> serde_json::Value {
+    let map = |s: &Option<mlr_eval::lareqa::SettingScore>| s.as_ref().map(|s| s.map);
+    let rec = |s: &Option<mlr_eval::lareqa::SettingScore>, k: usize| s.as_ref().and_then(|s| s.recall.get(&k).copied());
+    json!({
+        "model": common["model"],
+        "dataset": dataset,
+        "split": args.split,
+        "langs": r.langs,
+        "n_queries": r.n_queries,
+        "n_candidates": r.n_candidates,
+        "mAP_mono": map(&r.mono),
+        "mAP_cross": map(&r.cross),
+        "mAP_multi": map(&r.multi),
+        "R@1_mono": rec(&r.mono, 1),
+        "R@1_cross": rec(&r.cross, 1),
+        "R@10_multi": rec(&r.multi, 10),
+        "rank_distance": r.rank_distance,
+        "rank_correlation": r.rank_correlation,
+        "per_lang": r.per_lang,
+        "pairs": r.pairs,
+        "correlation_pairs": r.correlation_pairs,
+        "options": r.options,
+        "candidates": match mode { CandidateText::Sentence => "sentence", CandidateText::SentenceContext => "sentence-context" },
+        "data_dir": args.data.display().to_string(),
+        "model_sha256": common["model_sha256"],
+        "backend": common["backend"],
+        "machine": common["machine"],
+        "encode": stats.json(),
+        "scoring_seconds": scoring_seconds,
+        "command": common["command"],
+    })
+}
+
+/// The pooled (Mul.) ranking of every query as a TREC run, and the matching qrels.
+fn write_trec(path: &Path, input: &LareqaInput, set: &LareqaSet, depth: usize) -> Result<()> {
+    let nc = input.candidate_lang.len();
+    let depth = if depth == 0 { nc } else { depth };
+    let ties = tie_order(input.candidate_ids);
+    let qid = |q: usize| format!("{}-{}", set.langs[set.questions[q].lang], set.questions[q].id);
+    let mut run_file = std::io::BufWriter::new(std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?);
+    let block = 256;
+    let mut scores = vec![0f32; block * nc];
+    let nq = input.query_lang.len();
+    for start in (0..nq).step_by(block) {
+        let rows = block.min(nq - start);
+        let out = &mut scores[..rows * nc];
+        dot_scores(&input.queries[start * input.dim..(start + rows) * input.dim], input.candidates, input.dim, out);
+        for r in 0..rows {
+            let row = &out[r * nc..(r + 1) * nc];
+            let id = qid(start + r);
+            for (rank, c) in top(row, &ties, depth).into_iter().enumerate() {
+                writeln!(run_file, "{id} Q0 {} {} {} mlr", input.candidate_ids[c], rank + 1, row[c])?;
+            }
+        }
+    }
+    run_file.flush()?;
+    let mut qrels = Qrels::default();
+    for (q, rel) in input.relevant.iter().enumerate() {
+        let docs = qrels.queries.entry(qid(q)).or_default();
+        for &c in rel {
+            docs.insert(input.candidate_ids[c].clone(), 1);
+        }
+    }
+    let qrels_path = PathBuf::from(format!("{}.qrels", path.display()));
+    std::fs::write(&qrels_path, qrels.to_trec()).with_context(|| format!("writing {}", qrels_path.display()))?;
+    eprintln!("wrote {} (depth {depth}) and {}", path.display(), qrels_path.display());
+    Ok(())
+}
+
+fn run_tatoeba<B: Backend>(args: &EvalArgs, encoder: &mut Encoder<B>, common: serde_json::Value) -> Result<()> {
+    let mut pairs = mlr_data::tatoeba::load_dir(&args.data)?;
+    if !args.langs.is_empty() {
+        pairs.retain(|p| args.langs.contains(&p.lang));
+        if pairs.is_empty() {
+            bail!("none of {:?} in {}", args.langs, args.data.display());
+        }
+    }
+    let dim = encoder.embedder.dim();
+    let mut rows = Vec::new();
+    let mut table = String::from("| lang | pairs | x→en accuracy | en→x accuracy |\n|---|---:|---:|---:|\n");
+    for p in &pairs {
+        // Bitext mining is symmetric: both sides get E5's "query: " prefix.
+        let other = encoder.encode(&p.other, Role::Query, &format!("{} sentences", p.lang))?.concat();
+        let english = encoder.encode(&p.english, Role::Query, &format!("{}-eng English sentences", p.lang))?.concat();
+        let x_en = mlr_eval::bitext::accuracy(&other, &english, dim)?;
+        let en_x = mlr_eval::bitext::accuracy(&english, &other, dim)?;
+        table += &format!("| {} | {} | {:.4} | {:.4} |\n", p.lang, p.other.len(), x_en, en_x);
+        rows.push(json!({"lang": p.lang, "pairs": p.other.len(), "x_to_en": x_en, "en_to_x": en_x}));
+    }
+    let mean = |k: &str| rows.iter().map(|r| r[k].as_f64().unwrap_or(0.0)).sum::<f64>() / rows.len() as f64;
+    let (mx, me) = (mean("x_to_en"), mean("en_to_x"));
+    table += &format!("| **mean** | | **{mx:.4}** | **{me:.4}** |\n");
+    println!("{table}");
+    if let Some(out) = &args.out {
+        let value = json!({
+            "model": common["model"], "dataset": "tatoeba", "langs": pairs.iter().map(|p| p.lang.clone()).collect::<Vec<_>>(),
+            "mean_x_to_en": mx, "mean_en_to_x": me, "per_lang": rows,
+            "prefix": "query: (both sides)", "model_sha256": common["model_sha256"], "backend": common["backend"],
+            "machine": common["machine"], "encode": encoder.stats.json(), "command": common["command"],
+        });
+        let md = format!(
+            "# Tatoeba bitext retrieval\n\nCommand: `{}`\n\nAccuracy of nearest-neighbour retrieval of the aligned translation (cosine; both sides with the `query: ` prefix).\n\n{table}\nEncoding: {}\n",
+            common["command"].as_str().unwrap_or(""),
+            encode_line(&encoder.stats)
+        );
+        write_outputs(out, &value, &md)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,463 @@
+//! LAReQA-format answer-sentence retrieval sets: XQuAD-R and anything shaped like it.
+//!
+//! One SQuAD-style JSON file per language (`<lang>.json`), each paragraph carrying its
+//! `sentences` and their character spans `sentence_breaks`. Every sentence of every paragraph is a
+//! retrieval candidate; a question's answer is the sentence whose span holds `answer_start`.
+//! Questions are linked across languages by their `id`: the answer sentence of the same id in every
+//! language is relevant to each of them.
+//!
+//! The article split lives beside the data as `split.json` (`{"train": [titles], "dev": [...],
+//! "test": [...]}`); [`ArticleSplit`] reads it and [`LareqaSet::restrict`] applies it.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::DataError;
+
+/// The eleven XQuAD-R languages.
+pub const XQUAD_R_LANGS: [&str; 11] = ["ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh"];
+
+/// Which articles to keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    /// Every article.
+    All,
+    /// The training articles.
+    Train,
+    /// The development articles (model selection during training).
+    Dev,
+    /// The held-out test articles.
+    Test,
+}
+
+impl Split {
+    /// Lower-case name (`all`, `train`, `dev`, `test`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Split::All => "all",
+            Split::Train => "train",
+            Split::Dev => "dev",
+            Split::Test => "test",
+        }
+    }
+}
+
+impl std::str::FromStr for Split {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "all" => Ok(Split::All),
+            "train" => Ok(Split::Train),
+            "dev" => Ok(Split::Dev),
+            "test" => Ok(Split::Test),
+            _ => Err(format!("unknown split {s:?} (all, train, dev, test)")),
+        }
+    }
+}
+
+/// A train/dev/test partition of articles by title.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArticleSplit {
+    /// How the partition was made (free text).
+    #[serde(default)]
+    pub rule: String,
+    /// Training article titles.
+    pub train: Vec<String>,
+    /// Development article titles.
+    pub dev: Vec<String>,
+    /// Test article titles.
+    pub test: Vec<String>,
+}
+
+impl ArticleSplit {
+    /// Parses `split.json`; a title in two parts is an error.
+    pub fn from_json(bytes: &[u8], path: &str) -> Result<Self, DataError> {
+        let split: ArticleSplit = serde_json::from_slice(bytes).map_err(|e| json_error(path, &e))?;
+        let mut seen = HashSet::new();
+        for title in split.train.iter().chain(&split.dev).chain(&split.test) {
+            if !seen.insert(title) {
+                return Err(DataError::invalid(path, format!("article {title:?} is in more than one part")));
+            }
+        }
+        Ok(split)
+    }
+
+    /// Whether `title` belongs to `split` (always true for [`Split::All`]).
+    pub fn contains(&self, split: Split, title: &str) -> bool {
+        let part = match split {
+            Split::All => return true,
+            Split::Train => &self.train,
+            Split::Dev => &self.dev,
+            Split::Test => &self.test,
+        };
+        part.iter().any(|t| t == title)
+    }
+}
+
+/// How a candidate is turned into encoder text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CandidateText {
+    /// The sentence alone (the default, as in the paper's tables).
+    Sentence,
+    /// The sentence followed by its paragraph (LAReQA's sentence + context encoding, as one text).
+    SentenceContext,
+}
+
+/// A paragraph of one language.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paragraph {
+    /// Index into [`LareqaSet::langs`].
+    pub lang: usize,
+    /// Index into [`LareqaSet::articles`].
+    pub article: usize,
+    /// The paragraph text.
+    pub context: String,
+}
+
+/// A retrieval candidate: one sentence of one paragraph.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// Stable id, `<lang>-<number within the language>` (zero-padded, so ids sort by language then
+    /// position).
+    pub id: String,
+    /// Index into [`LareqaSet::langs`].
+    pub lang: usize,
+    /// Index into [`LareqaSet::paragraphs`].
+    pub paragraph: usize,
+    /// The sentence.
+    pub sentence: String,
+}
+
+/// A question of one language.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Question {
+    /// The SQuAD id, shared by the translations of the same question.
+    pub id: String,
+    /// Index into [`LareqaSet::langs`].
+    pub lang: usize,
+    /// The question text.
+    pub text: String,
+    /// Index into [`LareqaSet::candidates`] of the sentence holding the answer.
+    pub answer: usize,
+}
+
+/// A multilingual LAReQA-format set: candidates of all languages and the questions that query them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LareqaSet {
+    /// Language codes, in the order given when loading.
+    pub langs: Vec<String>,
+    /// Article titles (shared across languages).
+    pub articles: Vec<String>,
+    /// Paragraphs of all languages.
+    pub paragraphs: Vec<Paragraph>,
+    /// Candidates of all languages, grouped by language in [`LareqaSet::langs`] order.
+    pub candidates: Vec<Candidate>,
+    /// Questions of all languages, grouped by language.
+    pub questions: Vec<Question>,
+}
+
+#[derive(Deserialize)]
+struct SquadFile {
+    data: Vec<SquadArticle>,
+}
+
+#[derive(Deserialize)]
+struct SquadArticle {
+    title: String,
+    paragraphs: Vec<SquadParagraph>,
+}
+
+#[derive(Deserialize)]
+struct SquadParagraph {
+    context: String,
+    qas: Vec<SquadQa>,
+    sentences: Vec<String>,
+    sentence_breaks: Vec<[usize; 2]>,
+}
+
+#[derive(Deserialize)]
+struct SquadQa {
+    id: String,
+    question: String,
+    answers: Vec<SquadAnswer>,
+}
+
+#[derive(Deserialize)]
+struct SquadAnswer {
+    answer_start: usize,
+}
+
+fn json_error(path: &str, e: &serde_json::Error) -> DataError {
+    DataError::Json { path: path.to_string(), line: e.line(), column: e.column(), message: e.to_string() }
+}
+
+impl LareqaSet {
+    /// Builds a set from `(language, file name for messages, file bytes)` triples.
+    pub fn from_files(files: &[(&str, &str, &[u8])]) -> Result<Self, DataError> {
+        let mut set = LareqaSet::default();
+        let mut article_index: HashMap<String, usize> = HashMap::new();
+        for (lang_index, &(lang, path, bytes)) in files.iter().enumerate() {
+            if set.langs.iter().any(|l| l == lang) {
+                return Err(DataError::invalid(path, format!("language {lang:?} given twice")));
+            }
+            set.langs.push(lang.to_string());
+            let file: SquadFile = serde_json::from_slice(bytes).map_err(|e| json_error(path, &e))?;
+            let mut question_ids = HashSet::new();
+            let mut number = 0usize;
+            for (a, article) in file.data.into_iter().enumerate() {
+                let next = article_index.len();
+                let article_id = *article_index.entry(article.title.clone()).or_insert(next);
+                if article_id == next {
+                    set.articles.push(article.title.clone());
+                }
+                for (p, paragraph) in article.paragraphs.into_iter().enumerate() {
+                    let place = format!("article {a} ({:?}), paragraph {p}", article.title);
+                    if paragraph.sentences.len() != paragraph.sentence_breaks.len() {
+                        return Err(DataError::invalid(
+                            path,
+                            format!(
+                                "{place}: {} sentences but {} sentence_breaks",
+                                paragraph.sentences.len(),
+                                paragraph.sentence_breaks.len()
+                            ),
+                        ));
+                    }
+                    if paragraph.sentences.is_empty() {
+                        return Err(DataError::invalid(path, format!("{place}: no sentences")));
+                    }
+                    let paragraph_id = set.paragraphs.len();
+                    let first_candidate = set.candidates.len();
+                    for sentence in &paragraph.sentences {
+                        set.candidates.push(Candidate {
+                            id: format!("{lang}-{number:06}"),
+                            lang: lang_index,
+                            paragraph: paragraph_id,
+                            sentence: sentence.clone(),
+                        });
+                        number += 1;
+                    }
+                    for qa in paragraph.qas {
+                        let Some(answer) = qa.answers.first() else {
+                            return Err(DataError::invalid(path, format!("{place}: question {} has no answer", qa.id)));
+                        };
+                        let Some(sentence) = answer_sentence(&paragraph.sentence_breaks, answer.answer_start) else {
+                            return Err(DataError::invalid(
+                                path,
+                                format!(
+                                    "{place}: question {}: answer_start {} is before the first sentence",
+                                    qa.id, answer.answer_start
+                                ),
+                            ));
+                        };
+                        if !question_ids.insert(qa.id.clone()) {
+                            return Err(DataError::invalid(path, format!("{place}: question id {} repeats", qa.id)));
+                        }
+                        set.questions.push(Question {
+                            id: qa.id,
+                            lang: lang_index,
+                            text: qa.question,
+                            answer: first_candidate + sentence,
+                        });
+                    }
+                    set.paragraphs.push(Paragraph { lang: lang_index, article: article_id, context: paragraph.context });
+                }
+            }
+        }
+        Ok(set)
+    }
+
+    /// Reads `<dir>/<lang>.json` for every language in `langs`.
+    pub fn load_dir(dir: &Path, langs: &[&str]) -> Result<Self, DataError> {
+        if langs.is_empty() {
+            return Err(DataError::invalid(&dir.display().to_string(), "no languages given"));
+        }
+        let mut contents = Vec::new();
+        for lang in langs {
+            let path = dir.join(format!("{lang}.json"));
+            let bytes = std::fs::read(&path).map_err(|e| DataError::io(&path, e))?;
+            contents.push((lang.to_string(), path.display().to_string(), bytes));
+        }
+        let files: Vec<(&str, &str, &[u8])> =
+            contents.iter().map(|(l, p, b)| (l.as_str(), p.as_str(), b.as_slice())).collect();
+        Self::from_files(&files)
+    }
+
+    /// Languages of a directory: every `<code>.json` whose stem is a short language code, sorted.
+    pub fn dir_langs(dir: &Path) -> Result<Vec<String>, DataError> {
+        let entries = std::fs::read_dir(dir).map_err(|e| DataError::io(dir, e))?;
+        let mut langs = Vec::new();
+        for entry in entries {
+            let path = entry.map_err(|e| DataError::io(dir, e))?.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue;
+            }
+            if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
+                if (2..=3).contains(&stem.len()) && stem.chars().all(|c| c.is_ascii_lowercase()) {
+                    langs.push(stem.to_string());
+                }
+            }
+        }
+        langs.sort();
+        if langs.is_empty() {
+            return Err(DataError::invalid(&dir.display().to_string(), "no <lang>.json files"));
+        }
+        Ok(langs)
+    }
+
+    /// Keeps the articles whose title passes `keep`, with all their paragraphs, candidates and
+    /// questions (indices renumbered, candidate ids kept).
+    pub fn restrict(&self, keep: impl Fn(&str) -> bool) -> LareqaSet {
+        let mut out = LareqaSet { langs: self.langs.clone(), ..Default::default() };
+        let mut article_map = vec![None; self.articles.len()];
+        for (i, title) in self.articles.iter().enumerate() {
+            if keep(title) {
+                article_map[i] = Some(out.articles.len());
+                out.articles.push(title.clone());
+            }
+        }
+        let mut paragraph_map = vec![None; self.paragraphs.len()];
+        for (i, p) in self.paragraphs.iter().enumerate() {
+            if let Some(article) = article_map[p.article] {
+                paragraph_map[i] = Some(out.paragraphs.len());
+                out.paragraphs.push(Paragraph { article, ..p.clone() });
+            }
+        }
+        let mut candidate_map = vec![None; self.candidates.len()];
+        for (i, c) in self.candidates.iter().enumerate() {
+            if let Some(paragraph) = paragraph_map[c.paragraph] {
+                candidate_map[i] = Some(out.candidates.len());
+                out.candidates.push(Candidate { paragraph, ..c.clone() });
+            }
+        }
+        for q in &self.questions {
+            if let Some(answer) = candidate_map[q.answer] {
+                out.questions.push(Question { answer, ..q.clone() });
+            }
+        }
+        out
+    }
+
+    /// Applies an [`ArticleSplit`].
+    pub fn split(&self, split: &ArticleSplit, part: Split) -> LareqaSet {
+        self.restrict(|title| split.contains(part, title))
+    }
+
+    /// The encoder text of candidate `i`.
+    pub fn candidate_text(&self, i: usize, mode: CandidateText) -> String {
+        let c = &self.candidates[i];
+        match mode {
+            CandidateText::Sentence => c.sentence.clone(),
+            CandidateText::SentenceContext => format!("{} {}", c.sentence, self.paragraphs[c.paragraph].context),
+        }
+    }
+
+    /// Relevant candidates of every question: the answer sentences of all questions with the same
+    /// id, in every language (sorted, without repeats).
+    pub fn relevant(&self) -> Vec<Vec<usize>> {
+        let mut by_id: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for q in &self.questions {
+            by_id.entry(q.id.as_str()).or_default().push(q.answer);
+        }
+        for answers in by_id.values_mut() {
+            answers.sort_unstable();
+            answers.dedup();
+        }
+        self.questions.iter().map(|q| by_id[q.id.as_str()].clone()).collect()
+    }
+
+    /// Number of candidates per language, in [`LareqaSet::langs`] order.
+    pub fn candidates_per_lang(&self) -> Vec<usize> {
+        let mut counts = vec![0; self.langs.len()];
+        for c in &self.candidates {
+            counts[c.lang] += 1;
+        }
+        counts
+    }
+
+    /// Number of questions per language, in [`LareqaSet::langs`] order.
+    pub fn questions_per_lang(&self) -> Vec<usize> {
+        let mut counts = vec![0; self.langs.len()];
+        for q in &self.questions {
+            counts[q.lang] += 1;
+        }
+        counts
+    }
+}
+
+/// The sentence whose span `[start, end)` holds `answer_start`; if none does (an answer starting
+/// on the whitespace between two sentences), the last sentence starting before it.
+fn answer_sentence(breaks: &[[usize; 2]], answer_start: usize) -> Option<usize> {
+    if let Some(i) = breaks.iter().position(|&[s, e]| s <= answer_start && answer_start < e) {
+        return Some(i);
+    }
+    breaks.iter().rposition(|&[s, _]| s <= answer_start)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn article(title: &str, qid: &str, answer_start: usize) -> serde_json::Value {
+        serde_json::json!({"title": title, "paragraphs": [{
+            "context": "One two. Three four.",
+            "sentences": ["One two.", "Three four."],
+            "sentence_breaks": [[0, 8], [9, 20]],
+            "qas": [{"id": qid, "question": "q?", "answers": [{"text": "x", "answer_start": answer_start}]}]
+        }]})
+    }
+
+    fn file(title: &str, qid: &str, answer_start: usize) -> String {
+        serde_json::json!({"version": "1", "data": [article(title, qid, answer_start)]}).to_string()
+    }
+
+    #[test]
+    fn answers_link_across_languages_and_partial_questions_are_kept() {
+        let en = file("A", "q1", 10);
+        let de = file("A", "q2", 0);
+        let set = LareqaSet::from_files(&[("en", "en.json", en.as_bytes()), ("de", "de.json", de.as_bytes())]).unwrap();
+        assert_eq!(set.candidates.len(), 4);
+        assert_eq!(set.articles, vec!["A"]);
+        assert_eq!(set.questions[0].answer, 1);
+        assert_eq!(set.questions[1].answer, 2);
+        // q1 exists only in English: one relevant candidate; likewise q2 only in German.
+        assert_eq!(set.relevant(), vec![vec![1], vec![2]]);
+        assert_eq!(set.candidates[3].id, "de-000001");
+    }
+
+    #[test]
+    fn answer_between_sentences_goes_to_the_preceding_one() {
+        assert_eq!(answer_sentence(&[[0, 8], [9, 20]], 8), Some(0));
+        assert_eq!(answer_sentence(&[[2, 8]], 0), None);
+    }
+
+    #[test]
+    fn malformed_files_name_the_place() {
+        let err = LareqaSet::from_files(&[("en", "en.json", b"{\"data\": [ {\"title\": 3} ]}")]).unwrap_err();
+        assert!(err.to_string().starts_with("en.json: line 1, column"), "{err}");
+        let broken = file("A", "q1", 0).replace("[[0,8],[9,20]]", "[[0,8]]");
+        let err = LareqaSet::from_files(&[("en", "en.json", broken.as_bytes())]).unwrap_err();
+        assert!(err.to_string().contains("2 sentences but 1 sentence_breaks"), "{err}");
+    }
+
+    #[test]
+    fn restrict_renumbers_and_keeps_links() {
+        let a = serde_json::json!({"data": [article("A", "q1", 0), article("B", "q9", 10)]}).to_string();
+        let set = LareqaSet::from_files(&[("en", "en.json", a.as_bytes())]).unwrap();
+        assert_eq!(set.articles.len(), 2);
+        let only_b = set.restrict(|t| t == "B");
+        assert_eq!(only_b.candidates.len(), 2);
+        assert_eq!(only_b.questions.len(), 1);
+        assert_eq!(only_b.candidates[only_b.questions[0].answer].sentence, "Three four.");
+        assert_eq!(only_b.candidates[0].id, "en-000002");
+    }
+
+    #[test]
+    fn split_rejects_overlap() {
+        let err = ArticleSplit::from_json(br#"{"train": ["A"], "dev": ["A"], "test": []}"#, "split.json").unwrap_err();
+        assert!(err.to_string().contains("more than one part"));
+    }
+}
