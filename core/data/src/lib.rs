@@ -3,11 +3,13 @@
 //! - [`lareqa`]: LAReQA-format answer-sentence retrieval sets (SQuAD JSON with `sentences` and
 //!   `sentence_breaks`, one file per language), e.g. XQuAD-R, with the committed article split.
 //! - [`tatoeba`]: line-aligned X–English sentence pairs for bitext retrieval.
+//! - [`batches`]: training batches of parallel pairs (hybrid, X-X-mono, X-Y, X-X samplers).
 //!
 //! Reading files from disk is a thin layer on top ([`lareqa::LareqaSet::load_dir`],
 //! [`tatoeba::load_dir`]); it is the only part that touches the file system.
 #![deny(missing_docs)]
 
+pub mod batches;
 pub mod lareqa;
 pub mod tatoeba;
 

@@ -394,10 +394,10 @@ mod tests {
         let run = Run::parse("q Q0 a 1 1.0 t\nq Q0 b 2 1.0 t\n", "run").unwrap();
         let r = evaluate(&qrels, &run, &TrecOptions::default()).unwrap();
         close(r.mean.values["recip_rank"], 0.5);
+        assert_eq!(run.to_trec("x"), "q Q0 b 1 1 x\nq Q0 a 2 1 x\n");
         // -0 ties with 0.
         let run = Run::parse("q Q0 a 1 -0.0 t\nq Q0 b 2 0 t\n", "run").unwrap();
         close(evaluate(&qrels, &run, &TrecOptions::default()).unwrap().mean.values["recip_rank"], 0.5);
-        assert_eq!(run.to_trec("x"), "q Q0 b 1 1 x\nq Q0 a 2 1 x\n");
     }
 
     #[test]
