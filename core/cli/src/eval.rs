@@ -110,7 +110,9 @@ impl<B: Backend> Encoder<B> {
         let role_name = role.prefix();
         let keys: Vec<[u8; 32]> = texts.iter().map(|t| key(role_name, t)).collect();
         let mut missing: Vec<usize> = (0..texts.len()).filter(|&i| self.cache.get(&keys[i]).is_none()).collect();
-        missing.sort_by_key(|&i| texts[i].len());
+        // By length (small padding), then by key so that repeated texts sit together and are
+        // encoded once.
+        missing.sort_by_key(|&i| (texts[i].len(), keys[i]));
         missing.dedup_by_key(|&mut i| keys[i]);
         self.stats.texts += texts.len();
         self.stats.cached += texts.len() - missing.len();
