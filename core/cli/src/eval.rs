@@ -17,6 +17,7 @@ use mlr_eval::trec::Qrels;
 use serde_json::json;
 
 use crate::cache::{key, EmbeddingCache};
+use crate::center;
 use crate::{cache_root, default_model_dir, read_model_file, BackendArg};
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -71,6 +72,10 @@ pub struct EvalArgs {
     /// Skip the mean rank correlation (it sorts every pooled ranking).
     #[arg(long)]
     pub no_rank_correlation: bool,
+    /// Language centering: subtract each language's mean query and mean candidate vector,
+    /// estimated on the articles of this split (e.g. `train`), and re-normalise, before scoring.
+    #[arg(long, value_parser = ["all", "train", "dev", "test"])]
+    pub center_langs: Option<String>,
     /// Do not read or write the embedding cache.
     #[arg(long)]
     pub no_cache: bool,
@@ -249,9 +254,33 @@ fn run_lareqa<B: Backend>(args: &EvalArgs, encoder: &mut Encoder<B>, common: ser
     );
     let candidate_texts: Vec<String> = (0..set.candidates.len()).map(|i| set.candidate_text(i, mode)).collect();
     let query_texts: Vec<String> = set.questions.iter().map(|q| q.text.clone()).collect();
-    let cand_vecs = encoder.encode(&candidate_texts, Role::Passage, "candidates")?.concat();
-    let query_vecs = encoder.encode(&query_texts, Role::Query, "queries")?.concat();
+    let mut cand_vecs = encoder.encode(&candidate_texts, Role::Passage, "candidates")?.concat();
+    let mut query_vecs = encoder.encode(&query_texts, Role::Query, "queries")?.concat();
     let dim = encoder.embedder.dim();
+    if let Some(on) = &args.center_langs {
+        let part: Split = on.parse().map_err(anyhow::Error::msg)?;
+        if part == split || part == Split::All || split == Split::All {
+            eprintln!("warning: centering means are estimated on articles that are also evaluated (--split {} --center-langs {on})", args.split);
+        }
+        let path = args.data.join("split.json");
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {} (needed for --center-langs)", path.display()))?;
+        let est = LareqaSet::load_dir(&args.data, &lang_refs)?.split(&ArticleSplit::from_json(&bytes, &path.display().to_string())?, part);
+        if est.langs != set.langs {
+            bail!("the centering split has languages {:?}, the evaluated set {:?}", est.langs, set.langs);
+        }
+        let texts: Vec<String> = (0..est.candidates.len()).map(|i| est.candidate_text(i, mode)).collect();
+        let c = encoder.encode(&texts, Role::Passage, "centering candidates")?.concat();
+        let c_lang: Vec<usize> = est.candidates.iter().map(|c| c.lang).collect();
+        let texts: Vec<String> = est.questions.iter().map(|q| q.text.clone()).collect();
+        let q = encoder.encode(&texts, Role::Query, "centering queries")?.concat();
+        let q_lang: Vec<usize> = est.questions.iter().map(|q| q.lang).collect();
+        let n = set.langs.len();
+        let cand_lang: Vec<usize> = set.candidates.iter().map(|c| c.lang).collect();
+        let query_lang: Vec<usize> = set.questions.iter().map(|q| q.lang).collect();
+        center::center(&mut cand_vecs, &cand_lang, &center::language_means(&c, &c_lang, n, dim), dim);
+        center::center(&mut query_vecs, &query_lang, &center::language_means(&q, &q_lang, n, dim), dim);
+        eprintln!("centred each language on the means of {} {} questions and {} candidates", est.questions.len(), on, est.candidates.len());
+    }
 
     let mut groups: HashMap<&str, usize> = HashMap::new();
     let query_group: Vec<usize> = set
@@ -361,6 +390,7 @@ fn lareqa_json(
         "correlation_pairs": r.correlation_pairs,
         "options": r.options,
         "candidates": match mode { CandidateText::Sentence => "sentence", CandidateText::SentenceContext => "sentence-context" },
+        "center_langs": args.center_langs,
         "data_dir": args.data.display().to_string(),
         "model_sha256": common["model_sha256"],
         "backend": common["backend"],

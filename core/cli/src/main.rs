@@ -6,12 +6,16 @@
 //! - `mlr eval` scores a model on a LAReQA-format set (mAP mono/cross/multi, Recall@k, language
 //!   bias) or on Tatoeba, with an embedding cache.
 //! - `mlr trec-eval` evaluates a TREC run against qrels with trec_eval's conventions.
+//! - `mlr train` fine-tunes a model with hybrid batches (or a baseline sampler), with dev
+//!   evaluation, checkpoints, Ctrl-C and `--resume`, and exports Hugging Face directories.
 //!
 //! The backend (native CPU or wgpu) is chosen here, in the leaf, by `--backend`.
 
 mod cache;
+mod center;
 mod eval;
 mod npy;
+mod train;
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -23,7 +27,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use mlr_embed::{EmbedOptions, Embedder, Overflow, Role};
 
 #[derive(Parser)]
-#[command(name = "mlr", version, about = "Multilingual dense retrieval: import, embed, evaluate")]
+#[command(name = "mlr", version, about = "Multilingual dense retrieval: import, embed, evaluate, train")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -42,6 +46,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Evaluate a TREC run against qrels (trec_eval's measures and conventions).
     TrecEval(TrecEvalArgs),
+    /// Fine-tune a model with hybrid batches (or a baseline sampler) on a LAReQA-format set.
+    Train(Box<train::TrainArgs>),
 }
 
 #[derive(clap::Args)]
@@ -168,6 +174,10 @@ fn main() -> Result<()> {
             BackendArg::Wgpu => eval::run::<burn::backend::Wgpu>(&args, &Default::default()),
         },
         Command::TrecEval(args) => trec_eval(&args),
+        Command::Train(args) => match args.backend {
+            BackendArg::Cpu => train::run::<burn::backend::Autodiff<burn::backend::NdArray<f32>>>(&args, &Default::default()),
+            BackendArg::Wgpu => train::run::<burn::backend::Autodiff<burn::backend::Wgpu>>(&args, &Default::default()),
+        },
     }
 }
 

@@ -1,0 +1,267 @@
+//! Tiny end-to-end runs: a 2-layer model on a synthetic 3-language parallel set.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use burn::backend::{Autodiff, NdArray};
+use mlr_data::batches::ParallelPairs;
+use mlr_data::lareqa::LareqaSet;
+use mlr_model::{BertConfig, SeededWeights};
+use serde_json::json;
+
+use crate::{Event, ModelFiles, Outcome, TrainConfig, TrainData, TrainError, Trainer};
+
+type Cpu = Autodiff<NdArray<f32>>;
+
+const LANGS: [&str; 3] = ["aa", "bb", "cc"];
+const GROUPS: usize = 10;
+
+fn words() -> Vec<String> {
+    let mut w: Vec<String> = ["query", ":", "passage", "what", "is", "answer", "other", "."].iter().map(|s| s.to_string()).collect();
+    w.extend(LANGS.iter().map(|s| s.to_string()));
+    w.extend((0..GROUPS).map(|g| format!("w{g}")));
+    w
+}
+
+fn tokenizer_json() -> String {
+    let mut vocab = serde_json::Map::new();
+    for (i, t) in ["[PAD]", "[CLS]", "[SEP]", "[UNK]"].iter().enumerate() {
+        vocab.insert(t.to_string(), json!(i));
+    }
+    for (i, w) in words().iter().enumerate() {
+        vocab.insert(w.clone(), json!(i + 4));
+    }
+    let special = |id: u32, content: &str| json!({"id": id, "content": content, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true});
+    json!({
+        "version": "1.0", "truncation": null, "padding": null,
+        "added_tokens": [special(0, "[PAD]"), special(1, "[CLS]"), special(2, "[SEP]")],
+        "normalizer": null,
+        "pre_tokenizer": {"type": "Whitespace"},
+        "post_processor": {"type": "TemplateProcessing",
+            "single": [{"SpecialToken": {"id": "[CLS]", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}, {"SpecialToken": {"id": "[SEP]", "type_id": 0}}],
+            "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+            "special_tokens": {"[CLS]": {"id": "[CLS]", "ids": [1], "tokens": ["[CLS]"]}, "[SEP]": {"id": "[SEP]", "ids": [2], "tokens": ["[SEP]"]}}},
+        "decoder": null,
+        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]"}
+    })
+    .to_string()
+}
+
+/// A random 2-layer model written as a Hugging Face directory.
+fn tiny_model(dir: &Path) -> ModelFiles {
+    let config = BertConfig::new(words().len() + 4, 16, 2, 2, 32);
+    let tensors = mlr_weights::collect_tensors(&config, &mut SeededWeights::new(5, 0.2)).unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("config.json"), config.to_json()).unwrap();
+    std::fs::write(dir.join("tokenizer.json"), tokenizer_json()).unwrap();
+    std::fs::write(dir.join("model.safetensors"), mlr_weights::write_safetensors(&tensors).unwrap()).unwrap();
+    ModelFiles::read(dir).unwrap()
+}
+
+/// One LAReQA-format file per language: group g asks about `w<g>`; its paragraph holds the answer
+/// sentence and a distractor.
+fn tiny_set() -> LareqaSet {
+    let files: Vec<(String, String)> = LANGS
+        .iter()
+        .map(|lang| {
+            let articles: Vec<serde_json::Value> = (0..GROUPS)
+                .map(|g| {
+                    let answer = format!("answer w{g} {lang} .");
+                    let other = format!("other {lang} w{} .", (g + 1) % GROUPS);
+                    let context = format!("{answer} {other}");
+                    json!({"title": format!("article {g}"), "paragraphs": [{
+                        "context": context,
+                        "sentences": [answer, other],
+                        "sentence_breaks": [[0, answer.len()], [answer.len() + 1, context.len()]],
+                        "qas": [{"id": format!("q{g}"), "question": format!("what is w{g} {lang}"), "answers": [{"answer_start": 0, "text": "answer"}]}]
+                    }]})
+                })
+                .collect();
+            (lang.to_string(), json!({"data": articles}).to_string())
+        })
+        .collect();
+    let refs: Vec<(&str, &str, &[u8])> = files.iter().map(|(l, t)| (l.as_str(), "synthetic", t.as_bytes())).collect();
+    LareqaSet::from_files(&refs).unwrap()
+}
+
+fn data(dev: bool) -> TrainData {
+    let set = tiny_set();
+    TrainData { pairs: ParallelPairs::from_lareqa(&set, &LANGS).unwrap(), dev: dev.then_some(set) }
+}
+
+fn config() -> TrainConfig {
+    TrainConfig {
+        train_langs: LANGS.iter().map(|s| s.to_string()).collect(),
+        steps: 6,
+        batch_size: 4,
+        lr: 1e-3,
+        warmup_steps: 2,
+        eval_every: 0,
+        checkpoint_every: 0,
+        max_query_tokens: 12,
+        max_passage_tokens: 12,
+        hard_negatives: true,
+        // The tiny model's table is part of what it learns.
+        freeze_word_embeddings: false,
+        ..TrainConfig::default()
+    }
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mlr-train-{name}-{}", std::process::id()));
+    std::fs::remove_dir_all(&dir).ok();
+    dir
+}
+
+fn no_events(_: Event) {}
+
+#[test]
+fn an_interrupted_run_resumes_bit_for_bit() {
+    let root = scratch("resume");
+    let files = tiny_model(&root.join("model"));
+    let device = Default::default();
+
+    let mut whole = Trainer::<Cpu>::new(config(), files.clone(), data(false), &root.join("whole"), &device).unwrap();
+    assert_eq!(whole.run(&AtomicBool::new(false), &mut no_events).unwrap(), Outcome::Finished);
+
+    // Stop after step 3, as Ctrl-C does: the flag is seen between steps and a checkpoint written.
+    let stop = AtomicBool::new(false);
+    let mut first = Trainer::<Cpu>::new(config(), files.clone(), data(false), &root.join("split"), &device).unwrap();
+    let outcome = first
+        .run(&stop, &mut |e| {
+            if let Event::Step(log) = e {
+                if log.step == 3 {
+                    stop.store(true, Ordering::SeqCst);
+                }
+            }
+        })
+        .unwrap();
+    assert_eq!(outcome, Outcome::Interrupted { step: 3 });
+    drop(first);
+    // A second start in the same directory is refused; resuming continues.
+    assert!(Trainer::<Cpu>::new(config(), files.clone(), data(false), &root.join("split"), &device).is_err());
+    let changed = TrainConfig { lr: 2e-3, ..config() };
+    let err = Trainer::<Cpu>::resume(&changed, files.clone(), data(false), &root.join("split"), &device).err().unwrap();
+    assert!(err.to_string().contains("lr"), "{err}");
+    let mut resumed = Trainer::<Cpu>::resume(&config(), files.clone(), data(false), &root.join("split"), &device).unwrap();
+    assert_eq!(resumed.state().step, 3);
+    assert_eq!(resumed.run(&AtomicBool::new(false), &mut no_events).unwrap(), Outcome::Finished);
+
+    let losses = |t: &Trainer<Cpu>| t.state().history.iter().map(|s| (s.loss.to_bits(), s.lr.to_bits(), s.batch.clone())).collect::<Vec<_>>();
+    assert_eq!(losses(&whole).len(), 6);
+    assert_eq!(losses(&whole), losses(&resumed), "the resumed loss curve differs");
+    let a = crate::export::model_tensors(whole.model()).unwrap();
+    let b = crate::export::model_tensors(resumed.model()).unwrap();
+    assert!(a == b, "the resumed model differs");
+    // The exports are the same bytes.
+    let bytes = |run: &str| std::fs::read(root.join(run).join("final/model.safetensors")).unwrap();
+    assert!(bytes("whole") == bytes("split"));
+    std::fs::remove_dir_all(&root).ok();
+}
+
+#[test]
+fn training_lowers_the_loss_and_the_export_loads() {
+    let root = scratch("learn");
+    let files = tiny_model(&root.join("model"));
+    let device = Default::default();
+    let config = TrainConfig { steps: 30, eval_every: 15, warmup_steps: 3, lr: 3e-3, ..config() };
+    let mut trainer = Trainer::<Cpu>::new(config, files.clone(), data(true), &root.join("run"), &device).unwrap();
+    let mut evals = Vec::new();
+    trainer
+        .run(&AtomicBool::new(false), &mut |e| {
+            if let Event::Eval { log, .. } = e {
+                evals.push(log.clone())
+            }
+        })
+        .unwrap();
+    let h = &trainer.state().history;
+    let mean = |s: &[crate::StepLog]| s.iter().map(|l| l.loss as f64).sum::<f64>() / s.len() as f64;
+    assert!(mean(&h[24..]) < 0.8 * mean(&h[..6]), "loss did not fall: {:?}", h.iter().map(|l| l.loss).collect::<Vec<_>>());
+    assert_eq!(evals.iter().map(|e| e.step).collect::<Vec<_>>(), vec![15, 30]);
+    assert!(evals.iter().all(|e| e.multi.is_finite() && e.multi > 0.0 && e.multi <= 1.0));
+    // The exported final model, loaded through the inference path, embeds like the trained one.
+    let exported = ModelFiles::read(&root.join("run/final")).unwrap();
+    let embedder = mlr_embed::Embedder::<NdArray<f32>>::from_bytes(&exported.config_json, &exported.tokenizer_json, &exported.safetensors, &device).unwrap();
+    let texts = ["what is w3 bb".to_string(), "answer w3 cc .".to_string()];
+    let got = embedder.embed(&texts, mlr_embed::Role::Query).unwrap();
+    use burn::module::AutodiffModule;
+    let tok = mlr_tokenize::TextTokenizer::from_bytes(&files.tokenizer_json).unwrap();
+    let want = crate::trainer::encode(&trainer.model().valid(), &tok, &texts, mlr_tokenize::Role::Query, 512, &device).unwrap();
+    let want: Vec<f32> = want.into_data().to_vec().unwrap();
+    for (g, w) in got.concat().iter().zip(&want) {
+        assert!((g - w).abs() < 1e-5, "{g} vs {w}");
+    }
+    // best/ holds the better of the two evaluations.
+    let best = trainer.state().best.clone().unwrap();
+    assert_eq!(best.multi, evals.iter().map(|e| e.multi).fold(f64::MIN, f64::max));
+    let provenance: serde_json::Value = serde_json::from_slice(&std::fs::read(root.join("run/best/mlr_training.json")).unwrap()).unwrap();
+    assert_eq!(provenance["step"], best.step);
+    std::fs::remove_dir_all(&root).ok();
+}
+
+#[test]
+fn dev_scores_equal_the_evaluator_on_the_same_vectors() {
+    // The trainer's dev evaluation is mlr-eval on vectors from the inference path.
+    let root = scratch("dev");
+    let files = tiny_model(&root.join("model"));
+    let device = Default::default();
+    let mut trainer = Trainer::<Cpu>::new(config(), files.clone(), data(true), &root.join("run"), &device).unwrap();
+    let log = trainer.evaluate_dev(&mut no_events).unwrap().unwrap();
+    let set = tiny_set();
+    let embedder = mlr_embed::Embedder::<NdArray<f32>>::from_bytes(&files.config_json, &files.tokenizer_json, &files.safetensors, &device).unwrap();
+    let q: Vec<String> = set.questions.iter().map(|q| q.text.clone()).collect();
+    let c: Vec<String> = (0..set.candidates.len()).map(|i| set.candidate_text(i, mlr_data::lareqa::CandidateText::Sentence)).collect();
+    let qv = embedder.embed(&q, mlr_embed::Role::Query).unwrap().concat();
+    let cv = embedder.embed(&c, mlr_embed::Role::Passage).unwrap().concat();
+    let report = crate::trainer::score_lareqa(&set, &cv, &qv, 16).unwrap();
+    assert!((report.multi.unwrap().map - log.multi).abs() < 1e-6);
+    assert!((report.mono.unwrap().map - log.mono).abs() < 1e-6);
+    std::fs::remove_dir_all(&root).ok();
+}
+
+#[test]
+fn a_damaged_checkpoint_is_an_error_not_a_panic() {
+    let root = scratch("corrupt");
+    let files = tiny_model(&root.join("model"));
+    let device = Default::default();
+    let run = root.join("run");
+    let config = TrainConfig { steps: 2, ..config() };
+    Trainer::<Cpu>::new(config.clone(), files.clone(), data(false), &run, &device).unwrap().run(&AtomicBool::new(false), &mut no_events).unwrap();
+    let resume = || Trainer::<Cpu>::resume(&config, files.clone(), data(false), &run, &device).map(|_| ());
+    resume().unwrap();
+    let model = run.join("checkpoint/model.bin");
+    let mut bytes = std::fs::read(&model).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0xff;
+    std::fs::write(&model, &bytes).unwrap();
+    let err = resume().unwrap_err();
+    assert!(matches!(err, TrainError::Checkpoint { .. }) && err.to_string().contains("model.bin is corrupt"), "{err}");
+    std::fs::write(&model, &bytes[..n / 3]).unwrap();
+    assert!(resume().unwrap_err().to_string().contains("corrupt"));
+    std::fs::write(run.join("checkpoint/state.json"), "{\"format\": ").unwrap();
+    let err = resume().unwrap_err().to_string();
+    assert!(err.contains("state.json is damaged"), "{err}");
+    std::fs::remove_dir_all(run.join("checkpoint")).unwrap();
+    assert!(resume().unwrap_err().to_string().contains("no checkpoint"));
+    std::fs::remove_dir_all(&root).ok();
+}
+
+#[test]
+fn the_same_steps_run_on_wgpu() {
+    // burn's wgpu backend (lavapipe on a machine without a GPU): same batches, same losses
+    // within float tolerance.
+    use burn::backend::wgpu::{Wgpu, WgpuDevice};
+    let root = scratch("wgpu");
+    let files = tiny_model(&root.join("model"));
+    let config = TrainConfig { steps: 3, ..config() };
+    let mut cpu = Trainer::<Cpu>::new(config.clone(), files.clone(), data(false), &root.join("cpu"), &Default::default()).unwrap();
+    cpu.run(&AtomicBool::new(false), &mut no_events).unwrap();
+    let device = WgpuDevice::default();
+    let mut gpu = Trainer::<Autodiff<Wgpu>>::new(config, files, data(false), &root.join("wgpu"), &device).unwrap();
+    gpu.run(&AtomicBool::new(false), &mut no_events).unwrap();
+    for (a, b) in cpu.state().history.iter().zip(&gpu.state().history) {
+        assert_eq!(a.batch, b.batch);
+        assert!((a.loss - b.loss).abs() < 1e-3 * a.loss.abs().max(1.0), "step {}: cpu {} wgpu {}", a.step, a.loss, b.loss);
+    }
+    std::fs::remove_dir_all(&root).ok();
+}

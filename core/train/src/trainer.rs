@@ -1,0 +1,501 @@
+//! The training loop.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::{AdamW, AdamWConfig, GradientsParams, Optimizer};
+use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Int, Tensor, TensorData};
+use mlr_data::batches::{BatchKind, BatchSampler, ParallelPairs, TrainBatch};
+use mlr_data::lareqa::{ArticleSplit, LareqaSet, Split};
+use mlr_embed::Embedder;
+use mlr_eval::lareqa::{evaluate, LareqaInput, LareqaOptions};
+use mlr_model::{l2_normalize, masked_mean, BertConfig, BertModel};
+use mlr_tokenize::{Overflow, Role, TextTokenizer};
+
+use crate::checkpoint::{self, CheckpointState, EvalLog, RunState, StepLog};
+use crate::export::export_hf;
+use crate::loss::info_nce;
+use crate::schedule::learning_rate;
+use crate::{TrainConfig, TrainError};
+
+/// The three files of a Hugging Face model directory, as bytes.
+#[derive(Debug, Clone)]
+pub struct ModelFiles {
+    /// Where they came from (recorded in checkpoints and exports).
+    pub dir: PathBuf,
+    /// `config.json`.
+    pub config_json: Vec<u8>,
+    /// `tokenizer.json`.
+    pub tokenizer_json: Vec<u8>,
+    /// `model.safetensors`.
+    pub safetensors: Vec<u8>,
+}
+
+impl ModelFiles {
+    /// Reads a model directory.
+    pub fn read(dir: &Path) -> Result<Self, TrainError> {
+        let read = |name: &str| std::fs::read(dir.join(name)).map_err(|e| TrainError::io(&dir.join(name), e));
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            config_json: read("config.json")?,
+            tokenizer_json: read("tokenizer.json")?,
+            safetensors: read("model.safetensors")?,
+        })
+    }
+}
+
+/// Training pairs and the dev set.
+#[derive(Debug, Clone)]
+pub struct TrainData {
+    /// Parallel (question, answer) pairs of the training languages.
+    pub pairs: ParallelPairs,
+    /// Evaluated every `eval_every` steps (every language, zero-shot ones included).
+    pub dev: Option<LareqaSet>,
+}
+
+impl TrainData {
+    /// The train articles of a LAReQA-format directory (`split.json` required) in `train_langs`,
+    /// and its dev articles in every language of the directory.
+    pub fn from_lareqa_dir(dir: &Path, train_langs: &[String]) -> Result<Self, TrainError> {
+        let data = |e: mlr_data::DataError| TrainError::Data(e.to_string());
+        let langs = LareqaSet::dir_langs(dir).map_err(data)?;
+        for l in train_langs {
+            if !langs.contains(l) {
+                return Err(TrainError::Data(format!("training language {l:?} is not in {} ({})", dir.display(), langs.join(" "))));
+            }
+        }
+        let refs: Vec<&str> = langs.iter().map(String::as_str).collect();
+        let full = LareqaSet::load_dir(dir, &refs).map_err(data)?;
+        let split_path = dir.join("split.json");
+        let bytes = std::fs::read(&split_path).map_err(|e| TrainError::io(&split_path, e))?;
+        let split = ArticleSplit::from_json(&bytes, &split_path.display().to_string()).map_err(data)?;
+        let train = full.split(&split, Split::Train);
+        let dev = full.split(&split, Split::Dev);
+        let train_refs: Vec<&str> = train_langs.iter().map(String::as_str).collect();
+        let pairs = ParallelPairs::from_lareqa(&train, &train_refs).map_err(TrainError::Data)?;
+        Ok(Self { pairs, dev: (!dev.questions.is_empty()).then_some(dev) })
+    }
+}
+
+/// What the loop reports as it goes (for progress bars and logs).
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// A step finished.
+    Step(&'a StepLog),
+    /// A dev evaluation starts, encoding this many texts.
+    EvalStart {
+        /// Texts to encode.
+        texts: usize,
+    },
+    /// Texts encoded so far in the running evaluation.
+    EvalProgress(usize),
+    /// A dev evaluation finished; `best` if it is the best so far (then exported).
+    Eval {
+        /// The scores.
+        log: &'a EvalLog,
+        /// A new best.
+        best: bool,
+    },
+    /// A checkpoint was written.
+    Checkpoint(&'a Path),
+}
+
+/// How [`Trainer::run`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// All steps done; the final model is exported.
+    Finished,
+    /// Stopped on request after this many steps; a checkpoint holds the state.
+    Interrupted {
+        /// Steps done.
+        step: usize,
+    },
+}
+
+type Optim<B> = OptimizerAdaptor<AdamW, BertModel<B>, B>;
+type Rec = BinFileRecorder<FullPrecisionSettings>;
+
+/// A training run on autodiff backend `B`, writing into a run directory.
+pub struct Trainer<B: AutodiffBackend> {
+    config: TrainConfig,
+    files: ModelFiles,
+    tokenizer: TextTokenizer,
+    model: Option<BertModel<B>>,
+    optim: Optim<B>,
+    sampler: BatchSampler,
+    data: TrainData,
+    state: RunState,
+    out: PathBuf,
+    device: B::Device,
+}
+
+fn optimizer<B: AutodiffBackend>(config: &TrainConfig) -> Optim<B> {
+    AdamWConfig::new()
+        .with_weight_decay(config.weight_decay as f32)
+        .with_epsilon(config.adam_epsilon as f32)
+        .init::<B, BertModel<B>>()
+}
+
+fn freeze<B: Backend>(mut model: BertModel<B>, config: &TrainConfig) -> BertModel<B> {
+    if config.freeze_word_embeddings {
+        model.embeddings.word = model.embeddings.word.into_iter().map(|p| p.set_require_grad(false)).collect();
+    }
+    model
+}
+
+impl<B: AutodiffBackend> Trainer<B> {
+    /// Starts a new run in `out` (which must not hold a checkpoint: resume it instead).
+    pub fn new(config: TrainConfig, files: ModelFiles, data: TrainData, out: &Path, device: &B::Device) -> Result<Self, TrainError> {
+        config.validate()?;
+        if out.join("checkpoint").exists() {
+            return Err(TrainError::Config(format!(
+                "{} already holds a run; resume it (--resume) or choose another --out",
+                out.display()
+            )));
+        }
+        std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
+        let sampler = BatchSampler::new(&data.pairs, config.strategy()?, config.batch_size, config.hard_negatives, config.seed)
+            .map_err(TrainError::Data)?;
+        let model = freeze(load_model::<B>(&files, device)?, &config);
+        let state = RunState {
+            step: 0,
+            sampler: sampler.state().clone(),
+            history: Vec::new(),
+            evals: Vec::new(),
+            best: None,
+            train_seconds: 0.0,
+        };
+        let tokenizer = TextTokenizer::from_bytes(&files.tokenizer_json)?;
+        let optim = optimizer::<B>(&config);
+        let path = out.join("config.json");
+        std::fs::write(&path, serde_json::to_string_pretty(&config).expect("json") + "\n").map_err(|e| TrainError::io(&path, e))?;
+        Ok(Self { config, files, tokenizer, model: Some(model), optim, sampler, data, state, out: out.to_path_buf(), device: device.clone() })
+    }
+
+    /// The configuration and base model directory recorded in the checkpoint of run `out`.
+    pub fn checkpoint_info(out: &Path) -> Result<(TrainConfig, PathBuf, usize), TrainError> {
+        let state = checkpoint::read_state(&out.join("checkpoint"))?;
+        Ok((state.config, state.base_model, state.run.step))
+    }
+
+    /// Continues the run in `out` from its checkpoint. `config` must equal the recorded one (it
+    /// is checked, so that a resumed run is the run that was started).
+    pub fn resume(config: &TrainConfig, files: ModelFiles, data: TrainData, out: &Path, device: &B::Device) -> Result<Self, TrainError> {
+        let dir = out.join("checkpoint");
+        if !dir.exists() {
+            return Err(TrainError::Checkpoint { path: dir, message: "no checkpoint to resume from".into() });
+        }
+        let saved = checkpoint::read_state(&dir)?;
+        let diff = saved.config.differences(config);
+        if !diff.is_empty() {
+            return Err(TrainError::Config(format!("the resumed run must keep its config; changed: {}", diff.join(", "))));
+        }
+        let bad = |message: String| TrainError::Checkpoint { path: dir.clone(), message };
+        let recorder = Rec::new();
+        let record = Recorder::<B>::load(&recorder, dir.join("model"), device).map_err(|e| bad(format!("model.bin: {e}")))?;
+        let model = freeze(load_model::<B>(&files, device)?.load_record(record), config);
+        let record = Recorder::<B>::load(&recorder, dir.join("optimizer"), device).map_err(|e| bad(format!("optimizer.bin: {e}")))?;
+        let optim = optimizer::<B>(config).load_record(record);
+        let mut sampler = BatchSampler::new(&data.pairs, config.strategy()?, config.batch_size, config.hard_negatives, config.seed)
+            .map_err(TrainError::Data)?;
+        sampler.restore(saved.run.sampler.clone()).map_err(|m| bad(format!("{m} (was the training data changed?)")))?;
+        let tokenizer = TextTokenizer::from_bytes(&files.tokenizer_json)?;
+        Ok(Self {
+            config: config.clone(),
+            files,
+            tokenizer,
+            model: Some(model),
+            optim,
+            sampler,
+            data,
+            state: saved.run,
+            out: out.to_path_buf(),
+            device: device.clone(),
+        })
+    }
+
+    /// The run's state (step, history, evaluations).
+    pub fn state(&self) -> &RunState {
+        &self.state
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// The current model.
+    pub fn model(&self) -> &BertModel<B> {
+        self.model.as_ref().expect("the model is only taken inside a step")
+    }
+
+    /// Trains until `config.steps`, or until `stop` is set (checked between steps; a checkpoint is
+    /// written before returning [`Outcome::Interrupted`]).
+    pub fn run(&mut self, stop: &AtomicBool, on: &mut dyn FnMut(Event)) -> Result<Outcome, TrainError> {
+        while self.state.step < self.config.steps {
+            if stop.load(Ordering::SeqCst) {
+                self.save_checkpoint()?;
+                on(Event::Checkpoint(&self.out.join("checkpoint")));
+                return Ok(Outcome::Interrupted { step: self.state.step });
+            }
+            let log = self.train_step()?;
+            on(Event::Step(&log));
+            let s = self.state.step;
+            let last = s == self.config.steps;
+            if (self.config.eval_every > 0 && s % self.config.eval_every == 0) || last {
+                self.evaluate_dev(on)?;
+            }
+            if (self.config.checkpoint_every > 0 && s % self.config.checkpoint_every == 0) || last {
+                self.save_checkpoint()?;
+                on(Event::Checkpoint(&self.out.join("checkpoint")));
+            }
+        }
+        export_hf(self.model(), &self.files.config_json, &self.files.tokenizer_json, &self.provenance(None), &self.out.join("final"))?;
+        let path = self.out.join("summary.json");
+        let summary = serde_json::json!({"config": self.config, "base_model": self.files.dir, "run": self.state});
+        std::fs::write(&path, serde_json::to_string_pretty(&summary).expect("json") + "\n").map_err(|e| TrainError::io(&path, e))?;
+        Ok(Outcome::Finished)
+    }
+
+    fn provenance(&self, eval: Option<&EvalLog>) -> serde_json::Value {
+        serde_json::json!({
+            "trained_by": "mlr train",
+            "base_model": self.files.dir,
+            "step": self.state.step,
+            "config": self.config,
+            "dev": eval,
+        })
+    }
+
+    fn batch_texts(&self, batch: &TrainBatch) -> (Vec<String>, Vec<String>) {
+        let pair = |g: usize, l: usize| self.data.pairs.groups[g][l].as_ref().expect("the sampler only draws languages a group has");
+        let queries = batch.items.iter().map(|i| pair(i.group, i.query_lang).question.clone()).collect();
+        let mut passages: Vec<String> = batch.items.iter().map(|i| pair(i.group, i.passage_lang).answer.clone()).collect();
+        for i in &batch.items {
+            if let Some(n) = i.hard_negative {
+                passages.push(pair(i.group, i.passage_lang).paragraph_others[n].clone());
+            }
+        }
+        (queries, passages)
+    }
+
+    /// One optimiser step on the next batch.
+    pub fn train_step(&mut self) -> Result<StepLog, TrainError> {
+        let start = Instant::now();
+        let step = self.state.step;
+        let batch = self.sampler.next_batch();
+        let (queries, passages) = self.batch_texts(&batch);
+        let model = self.model.take().expect("model present between steps");
+        let q = encode(&model, &self.tokenizer, &queries, Role::Query, self.config.max_query_tokens, &self.device)?;
+        let p = encode(&model, &self.tokenizer, &passages, Role::Passage, self.config.max_passage_tokens, &self.device)?;
+        let loss = info_nce(q, p, self.config.tau);
+        let value = scalar(loss.clone())?;
+        if !value.is_finite() {
+            self.model = Some(model);
+            return Err(TrainError::Diverged { step: step + 1, loss: value });
+        }
+        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+        let grad_norm = clip_global_norm(&model, &mut grads, self.config.grad_clip)?;
+        let lr = learning_rate(self.config.lr, step, self.config.warmup_steps, self.config.steps);
+        self.model = Some(self.optim.step(lr, model, grads));
+        let seconds = start.elapsed().as_secs_f64();
+        self.state.step += 1;
+        self.state.sampler = self.sampler.state().clone();
+        self.state.train_seconds += seconds;
+        let kind = match batch.kind {
+            BatchKind::Mono(l) => format!("mono:{}", self.data.pairs.langs[l]),
+            BatchKind::Cross => "cross".into(),
+            BatchKind::Mixed => "mixed".into(),
+        };
+        let log = StepLog { step: self.state.step, loss: value, lr, grad_norm, batch: kind, seconds };
+        self.state.history.push(log.clone());
+        Ok(log)
+    }
+
+    /// Scores the current model on the dev set; exports it to `<run>/best` if it is the best so
+    /// far by Mul. mAP.
+    pub fn evaluate_dev(&mut self, on: &mut dyn FnMut(Event)) -> Result<Option<EvalLog>, TrainError> {
+        let Some(dev) = &self.data.dev else { return Ok(None) };
+        let start = Instant::now();
+        let tokenizer = TextTokenizer::from_bytes(&self.files.tokenizer_json)?;
+        let config = BertConfig::from_json(&String::from_utf8_lossy(&self.files.config_json))?;
+        let embedder = Embedder::<B::InnerBackend>::new(self.model().valid(), tokenizer, config, &self.device)?;
+        let questions: Vec<&str> = dev.questions.iter().map(|q| q.text.as_str()).collect();
+        let candidates: Vec<String> =
+            (0..dev.candidates.len()).map(|i| dev.candidate_text(i, mlr_data::lareqa::CandidateText::Sentence)).collect();
+        on(Event::EvalStart { texts: questions.len() + candidates.len() });
+        let mut done = 0;
+        let batch = self.config.eval_batch_size;
+        let cand_vecs = embedder.embed_many(&candidates, Role::Passage, batch, |n| {
+            done += n;
+            on(Event::EvalProgress(done));
+        })?;
+        let query_vecs = embedder.embed_many(&questions, Role::Query, batch, |n| {
+            done += n;
+            on(Event::EvalProgress(done));
+        })?;
+        let report = score_lareqa(dev, &cand_vecs.concat(), &query_vecs.concat(), embedder.dim())?;
+        let log = EvalLog {
+            step: self.state.step,
+            mono: report.mono.as_ref().map_or(f64::NAN, |s| s.map),
+            cross: report.cross.as_ref().map_or(f64::NAN, |s| s.map),
+            multi: report.multi.as_ref().map_or(f64::NAN, |s| s.map),
+            rank_distance: report.rank_distance.unwrap_or(f64::NAN),
+            seconds: start.elapsed().as_secs_f64(),
+        };
+        let best = self.state.best.as_ref().is_none_or(|b| log.multi > b.multi);
+        if best {
+            export_hf(self.model(), &self.files.config_json, &self.files.tokenizer_json, &self.provenance(Some(&log)), &self.out.join("best"))?;
+            self.state.best = Some(log.clone());
+        }
+        self.state.evals.push(log.clone());
+        on(Event::Eval { log: &log, best });
+        Ok(Some(log))
+    }
+
+    /// Writes `<run>/checkpoint` (atomically replacing the previous one).
+    pub fn save_checkpoint(&self) -> Result<(), TrainError> {
+        let dir = self.out.join("checkpoint");
+        let partial = self.out.join("checkpoint.partial");
+        if partial.exists() {
+            std::fs::remove_dir_all(&partial).map_err(|e| TrainError::io(&partial, e))?;
+        }
+        std::fs::create_dir_all(&partial).map_err(|e| TrainError::io(&partial, e))?;
+        let fail = |what: &str, e: burn::record::RecorderError| TrainError::Checkpoint { path: partial.clone(), message: format!("writing {what}: {e}") };
+        let recorder = Rec::new();
+        Recorder::<B>::record(&recorder, self.model().clone().into_record(), partial.join("model")).map_err(|e| fail("model", e))?;
+        Recorder::<B>::record(&recorder, self.optim.to_record(), partial.join("optimizer")).map_err(|e| fail("optimizer", e))?;
+        let mut sha256 = BTreeMap::new();
+        for name in checkpoint::FILES {
+            sha256.insert(name.to_string(), checkpoint::sha256_file(&partial.join(name))?);
+        }
+        let state = CheckpointState {
+            format: checkpoint::FORMAT.into(),
+            config: self.config.clone(),
+            base_model: self.files.dir.clone(),
+            run: self.state.clone(),
+            sha256,
+        };
+        let path = partial.join("state.json");
+        std::fs::write(&path, serde_json::to_string_pretty(&state).expect("json") + "\n").map_err(|e| TrainError::io(&path, e))?;
+        checkpoint::commit(&partial, &dir)
+    }
+}
+
+fn load_model<B: Backend>(files: &ModelFiles, device: &B::Device) -> Result<BertModel<B>, TrainError> {
+    let config = BertConfig::from_json(&String::from_utf8_lossy(&files.config_json))?;
+    Ok(mlr_weights::load_bert(&config, &files.safetensors, device)?)
+}
+
+fn scalar<B: Backend>(t: Tensor<B, 1>) -> Result<f32, TrainError> {
+    let v = t.into_data().convert::<f32>().into_vec::<f32>().map_err(|e| TrainError::Device(format!("{e:?}")))?;
+    v.first().copied().ok_or_else(|| TrainError::Device("empty scalar".into()))
+}
+
+/// Unit sentence vectors of `texts` (truncated to `max_tokens`), on the autodiff graph.
+///
+/// # Shapes
+/// -> `[texts, hidden]`
+pub(crate) fn encode<B: Backend>(
+    model: &BertModel<B>,
+    tokenizer: &TextTokenizer,
+    texts: &[String],
+    role: Role,
+    max_tokens: usize,
+    device: &B::Device,
+) -> Result<Tensor<B, 2>, TrainError> {
+    let batch = tokenizer.batch(texts, role, max_tokens, Overflow::Truncate)?;
+    let shape = [batch.rows.len(), batch.seq_len];
+    let ids: Vec<i32> = batch.ids.iter().map(|&i| i as i32).collect();
+    let mask: Vec<f32> = batch.mask.iter().map(|&m| m as f32).collect();
+    let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, shape), device);
+    let mask = Tensor::<B, 2>::from_data(TensorData::new(mask, shape), device);
+    Ok(l2_normalize(masked_mean(model.forward(ids, mask.clone()), mask)))
+}
+
+/// Sum of squared gradient entries over every parameter that has a gradient.
+struct SquaredNorm<'a, B: AutodiffBackend> {
+    grads: &'a GradientsParams,
+    total: Option<Tensor<B::InnerBackend, 1>>,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for SquaredNorm<'_, B> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if let Some(g) = self.grads.get::<B::InnerBackend, D>(param.id) {
+            let s = g.square().sum();
+            self.total = Some(match self.total.take() {
+                None => s,
+                Some(t) => t + s,
+            });
+        }
+    }
+}
+
+/// Multiplies every gradient by `factor`.
+struct ScaleGrads<'a> {
+    grads: &'a mut GradientsParams,
+    factor: f64,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for ScaleGrads<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if let Some(g) = self.grads.remove::<B::InnerBackend, D>(param.id) {
+            self.grads.register(param.id, g.mul_scalar(self.factor));
+        }
+    }
+}
+
+/// Clips the global L2 norm of all gradients to `max_norm` (PyTorch's `clip_grad_norm_`:
+/// factor `max_norm / (norm + 1e-6)` when the norm exceeds `max_norm`). Returns the norm before
+/// clipping. `max_norm` 0 only measures.
+fn clip_global_norm<B: AutodiffBackend>(model: &BertModel<B>, grads: &mut GradientsParams, max_norm: f64) -> Result<f32, TrainError> {
+    let mut visitor = SquaredNorm::<B> { grads, total: None };
+    model.visit(&mut visitor);
+    let Some(total) = visitor.total else { return Ok(0.0) };
+    let norm = scalar(total.sqrt())?;
+    if max_norm > 0.0 && (norm as f64) > max_norm {
+        let mut scale = ScaleGrads { grads, factor: max_norm / (norm as f64 + 1e-6) };
+        Module::<B>::visit(model, &mut scale);
+    }
+    Ok(norm)
+}
+
+/// The LAReQA report of `set` given candidate and query vectors (row-major, `dim` wide).
+pub(crate) fn score_lareqa(
+    set: &LareqaSet,
+    candidates: &[f32],
+    queries: &[f32],
+    dim: usize,
+) -> Result<mlr_eval::lareqa::LareqaReport, TrainError> {
+    let mut groups: HashMap<&str, usize> = HashMap::new();
+    let query_group: Vec<usize> = set
+        .questions
+        .iter()
+        .map(|q| {
+            let next = groups.len();
+            *groups.entry(q.id.as_str()).or_insert(next)
+        })
+        .collect();
+    let relevant = set.relevant();
+    let candidate_ids: Vec<String> = set.candidates.iter().map(|c| c.id.clone()).collect();
+    let candidate_lang: Vec<usize> = set.candidates.iter().map(|c| c.lang).collect();
+    let query_lang: Vec<usize> = set.questions.iter().map(|q| q.lang).collect();
+    let input = LareqaInput {
+        langs: &set.langs,
+        candidate_ids: &candidate_ids,
+        candidate_lang: &candidate_lang,
+        candidates,
+        query_lang: &query_lang,
+        query_group: &query_group,
+        relevant: &relevant,
+        queries,
+        dim,
+    };
+    Ok(evaluate(&input, &LareqaOptions { rank_correlation: false, ..LareqaOptions::default() })?)
+}
