@@ -220,6 +220,9 @@ pub fn run<B: Backend>(args: &EvalArgs, device: &B::Device) -> Result<()> {
         "command": command_line(),
     });
     if tatoeba {
+        if args.center_langs.is_some() {
+            bail!("--center-langs applies to LAReQA-format sets, not to Tatoeba");
+        }
         return run_tatoeba(args, &mut encoder, common);
     }
     run_lareqa(args, &mut encoder, common)
@@ -265,9 +268,6 @@ fn run_lareqa<B: Backend>(args: &EvalArgs, encoder: &mut Encoder<B>, common: ser
         let path = args.data.join("split.json");
         let bytes = std::fs::read(&path).with_context(|| format!("reading {} (needed for --center-langs)", path.display()))?;
         let est = LareqaSet::load_dir(&args.data, &lang_refs)?.split(&ArticleSplit::from_json(&bytes, &path.display().to_string())?, part);
-        if est.langs != set.langs {
-            bail!("the centering split has languages {:?}, the evaluated set {:?}", est.langs, set.langs);
-        }
         let texts: Vec<String> = (0..est.candidates.len()).map(|i| est.candidate_text(i, mode)).collect();
         let c = encoder.encode(&texts, Role::Passage, "centering candidates")?.concat();
         let c_lang: Vec<usize> = est.candidates.iter().map(|c| c.lang).collect();
@@ -277,8 +277,14 @@ fn run_lareqa<B: Backend>(args: &EvalArgs, encoder: &mut Encoder<B>, common: ser
         let n = set.langs.len();
         let cand_lang: Vec<usize> = set.candidates.iter().map(|c| c.lang).collect();
         let query_lang: Vec<usize> = set.questions.iter().map(|q| q.lang).collect();
-        center::center(&mut cand_vecs, &cand_lang, &center::language_means(&c, &c_lang, n, dim), dim);
-        center::center(&mut query_vecs, &query_lang, &center::language_means(&q, &q_lang, n, dim), dim);
+        let (c_means, q_means) = (center::language_means(&c, &c_lang, n, dim), center::language_means(&q, &q_lang, n, dim));
+        for (l, lang) in set.langs.iter().enumerate() {
+            if c_means[l].is_none() || q_means[l].is_none() {
+                eprintln!("warning: no {on} questions or candidates in {lang}: its vectors are not centred");
+            }
+        }
+        center::center(&mut cand_vecs, &cand_lang, &c_means, dim);
+        center::center(&mut query_vecs, &query_lang, &q_means, dim);
         eprintln!("centred each language on the means of {} {} questions and {} candidates", est.questions.len(), on, est.candidates.len());
     }
 
@@ -336,6 +342,9 @@ fn run_lareqa<B: Backend>(args: &EvalArgs, encoder: &mut Encoder<B>, common: ser
             report.n_candidates,
             report.pairs.iter().filter(|p| p.query_lang != p.corpus_lang).count(),
         );
+        if let Some(on) = &args.center_langs {
+            md += &format!("Language centering: each language's mean query and mean candidate vector on the {on} articles subtracted, vectors re-normalised.\n\n");
+        }
         md += &table;
         md += &format!("\nEncoding: {}\n", encode_line(&encoder.stats));
         write_outputs(out, &value, &md)?;

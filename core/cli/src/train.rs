@@ -70,12 +70,22 @@ pub struct TrainArgs {
     /// Longest passage in tokens.
     #[arg(long)]
     pub max_passage_tokens: Option<usize>,
-    /// Add a hard negative per pair (another sentence of the answer's paragraph).
+    /// Add a hard negative per pair (another sentence of the answer's paragraph): true or false.
     #[arg(long)]
     pub hard_negatives: Option<bool>,
-    /// Keep the word embeddings fixed.
+    /// Keep the word embeddings fixed: true or false.
     #[arg(long)]
     pub freeze_word_embeddings: Option<bool>,
+    /// Leave a passage out of a query's loss when it is also a right answer of that query (a
+    /// shared answer sentence): true or false.
+    #[arg(long)]
+    pub mask_shared_answers: Option<bool>,
+    /// AdamW ε.
+    #[arg(long)]
+    pub adam_epsilon: Option<f64>,
+    /// Texts per encoder batch in dev evaluation.
+    #[arg(long)]
+    pub eval_batch_size: Option<usize>,
     /// Sampler seed.
     #[arg(long)]
     pub seed: Option<u64>,
@@ -93,7 +103,8 @@ impl TrainArgs {
             ($($f:ident),*) => { $( if let Some(v) = &self.$f { c.$f = v.clone(); } )* };
         }
         set!(sampler, alpha, train_langs, steps, batch_size, lr, weight_decay, warmup_steps, grad_clip, tau);
-        set!(max_query_tokens, max_passage_tokens, hard_negatives, freeze_word_embeddings, seed, eval_every, checkpoint_every);
+        set!(max_query_tokens, max_passage_tokens, hard_negatives, freeze_word_embeddings, mask_shared_answers, seed);
+        set!(eval_every, checkpoint_every, adam_epsilon, eval_batch_size);
     }
 }
 
@@ -167,7 +178,7 @@ pub fn run<B: AutodiffBackend>(args: &TrainArgs, device: &B::Device) -> Result<(
             if recent.len() > 20 {
                 recent.remove(0);
             }
-            let pairs_per_s = batch_size * recent.len() as f64 / recent.iter().sum::<f64>();
+            let pairs_per_s = batch_size * recent.len() as f64 / recent.iter().sum::<f64>().max(1e-9);
             let msg = format!("loss {:.4}  lr {:.2e}  |g| {:.2}  {:.1} pairs/s  {}", log.loss, log.lr, log.grad_norm, pairs_per_s, log.batch);
             bar.set_position(log.step as u64);
             bar.set_message(msg.clone());
@@ -175,16 +186,24 @@ pub fn run<B: AutodiffBackend>(args: &TrainArgs, device: &B::Device) -> Result<(
                 eprintln!("step {}/{}  {msg}", log.step, config.steps);
             }
         }
-        Event::EvalStart { texts } => bar.println(format!("step {}: dev evaluation ({texts} texts) …", bar.position())),
+        Event::EvalStart { texts } => {
+            let line = format!("step {}: dev evaluation ({texts} texts) …", bar.position());
+            if plain {
+                eprintln!("{line}");
+            } else {
+                bar.println(line);
+            }
+        }
         Event::EvalProgress(_) => {}
         Event::Eval { log, best } => {
+            let opt = |v: Option<f64>, digits: usize| v.map_or("–".to_string(), |v| format!("{v:.digits$}"));
             let line = format!(
-                "step {}: dev Mo. {:.4}  Cr. {:.4}  Mul. {:.4}  rank distance {:.1}  ({:.0} s){}",
+                "step {}: dev Mo. {}  Cr. {}  Mul. {:.4}  rank distance {}  ({:.0} s){}",
                 log.step,
-                log.mono,
-                log.cross,
+                opt(log.mono, 4),
+                opt(log.cross, 4),
                 log.multi,
-                log.rank_distance,
+                opt(log.rank_distance, 1),
                 log.seconds,
                 if best { "  best → best/" } else { "" }
             );

@@ -34,6 +34,10 @@ pub struct StepLog {
     pub lr: f64,
     /// Global gradient norm before clipping.
     pub grad_norm: f32,
+    /// Logits left out of the loss because the passage is also a right answer of the query (a
+    /// shared answer sentence of another question, or its translation).
+    #[serde(default)]
+    pub masked: usize,
     /// `mono:<lang>`, `cross` or `mixed`.
     pub batch: String,
     /// Wall time of the step.
@@ -46,13 +50,13 @@ pub struct EvalLog {
     /// Steps done when evaluated.
     pub step: usize,
     /// Mo. mAP.
-    pub mono: f64,
-    /// Cr. mAP.
-    pub cross: f64,
+    pub mono: Option<f64>,
+    /// Cr. mAP (none with a single dev language).
+    pub cross: Option<f64>,
     /// Mul. mAP (the selection criterion).
     pub multi: f64,
-    /// Mean rank distance (Mul.).
-    pub rank_distance: f64,
+    /// Mean rank distance (Mul.; none with a single dev language).
+    pub rank_distance: Option<f64>,
     /// Wall time of the evaluation.
     pub seconds: f64,
 }
@@ -124,7 +128,19 @@ pub fn read_state(dir: &Path) -> Result<CheckpointState, TrainError> {
     Ok(state)
 }
 
-/// Moves a finished `<run>/checkpoint.partial` into place as `<run>/checkpoint`.
+/// The checkpoint directory of run `out`: `checkpoint/`, or `checkpoint.old/` if a crash hit the
+/// moment between the two renames of [`commit`].
+pub fn locate(out: &Path) -> Option<PathBuf> {
+    [out.join("checkpoint"), out.join("checkpoint.old")].into_iter().find(|d| d.join("state.json").exists())
+}
+
+/// Flushes a file (or directory) to disk.
+pub fn sync(path: &Path) -> Result<(), TrainError> {
+    std::fs::File::open(path).and_then(|f| f.sync_all()).map_err(|e| TrainError::io(path, e))
+}
+
+/// Moves a finished directory `partial` into place as `dir`, keeping the previous `dir` as
+/// `dir.old` until the new one is in place (so one of them always exists; see [`locate`]).
 pub fn commit(partial: &Path, dir: &Path) -> Result<(), TrainError> {
     let old = dir.with_extension("old");
     if old.exists() {

@@ -32,7 +32,8 @@ pub struct TrainConfig {
     pub weight_decay: f64,
     /// AdamW ε.
     pub adam_epsilon: f64,
-    /// Steps of linear warm-up from 0 to `lr`; then linear decay to 0 at `steps`.
+    /// Steps of linear warm-up to `lr` (step i of the warm-up uses `lr·(i+1)/warmup_steps`); then
+    /// linear decay towards 0 at `steps`.
     pub warmup_steps: usize,
     /// Clip the global gradient norm to this value (0 = no clipping).
     pub grad_clip: f64,
@@ -46,6 +47,10 @@ pub struct TrainConfig {
     pub hard_negatives: bool,
     /// Keep the word-embedding table fixed (96 M of e5-small's 118 M parameters).
     pub freeze_word_embeddings: bool,
+    /// Leave out of the loss a passage that is also a right answer of the query: another
+    /// question's answer can be the same sentence (or its translation), which would otherwise be
+    /// pushed away as a negative. The paper does not say; off reproduces plain in-batch negatives.
+    pub mask_shared_answers: bool,
     /// Seed of the batch sampler (the only randomness: the encoder has no dropout here).
     pub seed: u64,
     /// Evaluate on the dev articles every this many steps (0 = only after the last step).
@@ -74,6 +79,7 @@ impl Default for TrainConfig {
             max_passage_tokens: 96,
             hard_negatives: false,
             freeze_word_embeddings: true,
+            mask_shared_answers: true,
             seed: 42,
             eval_every: 50,
             checkpoint_every: 50,
@@ -134,8 +140,9 @@ impl TrainConfig {
         if !(self.tau > 0.0 && self.tau.is_finite()) {
             return bad(format!("tau must be positive, got {}", self.tau));
         }
-        if self.weight_decay < 0.0 || self.grad_clip < 0.0 || self.adam_epsilon <= 0.0 {
-            return bad("weight_decay and grad_clip must be ≥ 0 and adam_epsilon > 0".into());
+        let finite = [self.weight_decay, self.grad_clip, self.adam_epsilon].iter().all(|v| v.is_finite());
+        if !finite || self.weight_decay < 0.0 || self.grad_clip < 0.0 || self.adam_epsilon <= 0.0 {
+            return bad("weight_decay and grad_clip must be finite and ≥ 0, adam_epsilon finite and > 0".into());
         }
         if self.warmup_steps > self.steps {
             return bad(format!("warmup_steps ({}) exceeds steps ({})", self.warmup_steps, self.steps));
@@ -189,6 +196,7 @@ mod tests {
         assert!(TrainConfig { batch_size: 1, ..c.clone() }.validate().is_err());
         assert!(TrainConfig { alpha: 1.5, ..c.clone() }.validate().is_err());
         assert!(TrainConfig { warmup_steps: 500, ..c.clone() }.validate().is_err());
+        assert!(TrainConfig { grad_clip: f64::NAN, ..c.clone() }.validate().is_err());
         let d = TrainConfig { seed: 7, ..c.clone() };
         assert_eq!(c.differences(&d), vec!["seed: 42 → 7".to_string()]);
     }

@@ -21,9 +21,16 @@ pub fn model_tensors<B: Backend>(model: &BertModel<B>) -> Result<Vec<NamedTensor
     let mut out = Vec::new();
     let mut push = |name: String, shape: Vec<usize>, values: Vec<f32>| out.push(NamedTensor { name, shape, values });
     let e = &model.embeddings;
-    let word: Vec<Tensor<B, 2>> = e.word.iter().map(|p| p.val()).collect();
-    let word = Tensor::cat(word, 0);
-    push("embeddings.word_embeddings.weight".into(), word.dims().to_vec(), values(word)?);
+    // Joined on the host: the whole table may exceed what a GPU buffer can hold (see
+    // `mlr_model::MAX_CHUNK_BYTES`).
+    let (mut rows, mut table) = (0, Vec::new());
+    for chunk in &e.word {
+        let t = chunk.val();
+        rows += t.dims()[0];
+        table.extend(values(t)?);
+    }
+    let width = if rows == 0 { 0 } else { table.len() / rows };
+    push("embeddings.word_embeddings.weight".into(), vec![rows, width], table);
     let position = e.position.val();
     push("embeddings.position_embeddings.weight".into(), position.dims().to_vec(), values(position)?);
     let token_type = e.token_type.val();
@@ -79,6 +86,9 @@ pub fn export_hf<B: Backend>(
     let config = BertConfig::from_json(&String::from_utf8_lossy(config_json))?;
     let tensors = model_tensors(model)?;
     let expected = mlr_model::tensor_names(&config);
+    if expected.len() != tensors.len() {
+        return Err(TrainError::Config(format!("model has {} tensors, config.json describes {}", tensors.len(), expected.len())));
+    }
     for ((name, shape), t) in expected.iter().zip(&tensors) {
         if *name != t.name || *shape != t.shape {
             return Err(TrainError::Config(format!("model does not match config: {} {:?} vs {name} {shape:?}", t.name, t.shape)));
@@ -95,9 +105,6 @@ pub fn export_hf<B: Backend>(
     write("config.json", config_json)?;
     write("tokenizer.json", tokenizer_json)?;
     write("mlr_training.json", (serde_json::to_string_pretty(provenance).expect("json") + "\n").as_bytes())?;
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
-    }
-    std::fs::rename(&tmp, dir).map_err(|e| TrainError::io(dir, e))?;
-    Ok(())
+    crate::checkpoint::sync(&tmp.join("model.safetensors"))?;
+    crate::checkpoint::commit(&tmp, dir)
 }

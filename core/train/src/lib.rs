@@ -55,13 +55,13 @@ pub enum TrainError {
     /// Training data problems.
     #[error("data: {0}")]
     Data(String),
-    /// The loss stopped being a number.
-    #[error("step {step}: the loss is {loss} (lower the learning rate or raise τ)")]
+    /// The loss or the gradients stopped being numbers; the step was not applied.
+    #[error("step {step}: {what}; the last checkpoint is untouched: start a new run with a lower learning rate or a higher τ")]
     Diverged {
         /// The step.
         step: usize,
-        /// The loss value.
-        loss: f32,
+        /// What was not finite.
+        what: String,
     },
     /// Reading a tensor back from the device failed.
     #[error("device: {0}")]

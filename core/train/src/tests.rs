@@ -215,7 +215,8 @@ fn dev_scores_equal_the_evaluator_on_the_same_vectors() {
     let cv = embedder.embed(&c, mlr_embed::Role::Passage).unwrap().concat();
     let report = crate::trainer::score_lareqa(&set, &cv, &qv, 16).unwrap();
     assert!((report.multi.unwrap().map - log.multi).abs() < 1e-6);
-    assert!((report.mono.unwrap().map - log.mono).abs() < 1e-6);
+    assert!((report.mono.unwrap().map - log.mono.unwrap()).abs() < 1e-6);
+    assert!((report.rank_distance.unwrap() - log.rank_distance.unwrap()).abs() < 1e-9);
     std::fs::remove_dir_all(&root).ok();
 }
 
@@ -263,5 +264,69 @@ fn the_same_steps_run_on_wgpu() {
         assert_eq!(a.batch, b.batch);
         assert!((a.loss - b.loss).abs() < 1e-3 * a.loss.abs().max(1.0), "step {}: cpu {} wgpu {}", a.step, a.loss, b.loss);
     }
+    std::fs::remove_dir_all(&root).ok();
+}
+
+#[test]
+fn frozen_word_embeddings_stay_fixed_across_a_resume() {
+    let root = scratch("frozen");
+    let files = tiny_model(&root.join("model"));
+    let device = Default::default();
+    let run = root.join("run");
+    let config = TrainConfig { steps: 4, freeze_word_embeddings: true, ..config() };
+    let stop = AtomicBool::new(false);
+    let mut first = Trainer::<Cpu>::new(config.clone(), files.clone(), data(false), &run, &device).unwrap();
+    first
+        .run(&stop, &mut |e| {
+            if matches!(e, Event::Step(l) if l.step == 2) {
+                stop.store(true, Ordering::SeqCst)
+            }
+        })
+        .unwrap();
+    drop(first);
+    let mut resumed = Trainer::<Cpu>::resume(&config, files.clone(), data(false), &run, &device).unwrap();
+    resumed.run(&AtomicBool::new(false), &mut no_events).unwrap();
+    let before = mlr_weights::collect_tensors(&BertConfig::new(words().len() + 4, 16, 2, 2, 32), &mut SeededWeights::new(5, 0.2)).unwrap();
+    let after = crate::export::model_tensors(resumed.model()).unwrap();
+    assert_eq!(before[0].name, "embeddings.word_embeddings.weight");
+    assert!(before[0] == after[0], "the frozen word embeddings changed");
+    let changed = before.iter().zip(&after).skip(1).filter(|(b, a)| b != a).count();
+    assert_eq!(changed, before.len() - 1, "every other tensor trains");
+    std::fs::remove_dir_all(&root).ok();
+}
+
+#[test]
+fn a_shared_answer_is_not_a_negative() {
+    use mlr_data::batches::{BatchKind, Item, PairText, TrainBatch};
+    let root = scratch("shared");
+    let files = tiny_model(&root.join("model"));
+    // Groups 0 and 1 ask different questions with the same answer sentence (as XQuAD's do); group
+    // 2's answer is group 0's hard negative.
+    let text = |q: &str, a: &str, others: &[&str]| {
+        Some(PairText { question: q.into(), answer: a.into(), paragraph_others: others.iter().map(|s| s.to_string()).collect() })
+    };
+    let pairs = ParallelPairs {
+        langs: vec!["aa".into(), "bb".into()],
+        ids: vec!["q0".into(), "q1".into(), "q2".into()],
+        groups: vec![
+            vec![text("what is w0 aa", "answer w0 aa .", &["answer w2 aa ."]), text("what is w0 bb", "answer w0 bb .", &[])],
+            vec![text("what is w1 aa", "answer w0 aa .", &[]), text("what is w1 bb", "answer w0 bb .", &[])],
+            vec![text("what is w2 aa", "answer w2 aa .", &[]), text("what is w2 bb", "answer w2 bb .", &[])],
+        ],
+    };
+    let item = |group, query_lang, passage_lang, hard_negative| Item { group, query_lang, passage_lang, hard_negative };
+    let batch = TrainBatch { kind: BatchKind::Cross, items: vec![item(0, 1, 0, Some(0)), item(1, 0, 1, None), item(2, 1, 0, None)] };
+    let data = TrainData { pairs, dev: None };
+    let config = TrainConfig { batch_size: 2, ..config() };
+    let trainer = Trainer::<Cpu>::new(config.clone(), files.clone(), data.clone(), &root.join("a"), &Default::default()).unwrap();
+    let (queries, passages, ignore) = trainer.batch_texts(&batch);
+    assert_eq!(queries, ["what is w0 bb", "what is w1 aa", "what is w2 bb"]);
+    assert_eq!(passages, ["answer w0 aa .", "answer w0 bb .", "answer w2 aa .", "answer w2 aa ."]);
+    let on: Vec<(usize, usize)> = (0..12).filter(|i| ignore[*i]).map(|i| (i / 4, i % 4)).collect();
+    // q0's answer in aa is p0 (its own) and in bb p1 (group 1's positive): p1 ignored. q1's answer
+    // in aa is p0: ignored. q2's answer in aa is p2 (its own) and p3 (group 0's hard negative).
+    assert_eq!(on, vec![(0, 1), (1, 0), (2, 3)]);
+    let plain = Trainer::<Cpu>::new(TrainConfig { mask_shared_answers: false, ..config }, files, data, &root.join("b"), &Default::default()).unwrap();
+    assert!(plain.batch_texts(&batch).2.iter().all(|m| !m));
     std::fs::remove_dir_all(&root).ok();
 }

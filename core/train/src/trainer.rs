@@ -10,7 +10,7 @@ use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{AdamW, AdamWConfig, GradientsParams, Optimizer};
 use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{Bool, Int, Tensor, TensorData};
 use mlr_data::batches::{BatchKind, BatchSampler, ParallelPairs, TrainBatch};
 use mlr_data::lareqa::{ArticleSplit, LareqaSet, Split};
 use mlr_embed::Embedder;
@@ -142,6 +142,15 @@ fn optimizer<B: AutodiffBackend>(config: &TrainConfig) -> Optim<B> {
         .init::<B, BertModel<B>>()
 }
 
+fn check_lengths(config: &TrainConfig, files: &ModelFiles) -> Result<(), TrainError> {
+    let model = BertConfig::from_json(&String::from_utf8_lossy(&files.config_json))?;
+    let longest = config.max_query_tokens.max(config.max_passage_tokens);
+    if longest > model.max_tokens() {
+        return Err(TrainError::Config(format!("max_query_tokens / max_passage_tokens {longest} exceed the model's {} positions", model.max_tokens())));
+    }
+    Ok(())
+}
+
 fn freeze<B: Backend>(mut model: BertModel<B>, config: &TrainConfig) -> BertModel<B> {
     if config.freeze_word_embeddings {
         model.embeddings.word = model.embeddings.word.into_iter().map(|p| p.set_require_grad(false)).collect();
@@ -153,7 +162,8 @@ impl<B: AutodiffBackend> Trainer<B> {
     /// Starts a new run in `out` (which must not hold a checkpoint: resume it instead).
     pub fn new(config: TrainConfig, files: ModelFiles, data: TrainData, out: &Path, device: &B::Device) -> Result<Self, TrainError> {
         config.validate()?;
-        if out.join("checkpoint").exists() {
+        check_lengths(&config, &files)?;
+        if checkpoint::locate(out).is_some() {
             return Err(TrainError::Config(format!(
                 "{} already holds a run; resume it (--resume) or choose another --out",
                 out.display()
@@ -180,17 +190,18 @@ impl<B: AutodiffBackend> Trainer<B> {
 
     /// The configuration and base model directory recorded in the checkpoint of run `out`.
     pub fn checkpoint_info(out: &Path) -> Result<(TrainConfig, PathBuf, usize), TrainError> {
-        let state = checkpoint::read_state(&out.join("checkpoint"))?;
+        let dir = checkpoint::locate(out)
+            .ok_or_else(|| TrainError::Checkpoint { path: out.join("checkpoint"), message: "no checkpoint to resume from".into() })?;
+        let state = checkpoint::read_state(&dir)?;
         Ok((state.config, state.base_model, state.run.step))
     }
 
     /// Continues the run in `out` from its checkpoint. `config` must equal the recorded one (it
     /// is checked, so that a resumed run is the run that was started).
     pub fn resume(config: &TrainConfig, files: ModelFiles, data: TrainData, out: &Path, device: &B::Device) -> Result<Self, TrainError> {
-        let dir = out.join("checkpoint");
-        if !dir.exists() {
-            return Err(TrainError::Checkpoint { path: dir, message: "no checkpoint to resume from".into() });
-        }
+        let dir = checkpoint::locate(out)
+            .ok_or_else(|| TrainError::Checkpoint { path: out.join("checkpoint"), message: "no checkpoint to resume from".into() })?;
+        check_lengths(config, &files)?;
         let saved = checkpoint::read_state(&dir)?;
         let diff = saved.config.differences(config);
         if !diff.is_empty() {
@@ -273,16 +284,30 @@ impl<B: AutodiffBackend> Trainer<B> {
         })
     }
 
-    fn batch_texts(&self, batch: &TrainBatch) -> (Vec<String>, Vec<String>) {
-        let pair = |g: usize, l: usize| self.data.pairs.groups[g][l].as_ref().expect("the sampler only draws languages a group has");
+    /// The batch's queries and passages (positives in item order, then hard negatives), and which
+    /// (query, passage) logits to leave out because the passage is also a right answer of the
+    /// query (row-major `[queries, passages]`).
+    pub(crate) fn batch_texts(&self, batch: &TrainBatch) -> (Vec<String>, Vec<String>, Vec<bool>) {
+        let groups = &self.data.pairs.groups;
+        let pair = |g: usize, l: usize| groups[g][l].as_ref().expect("the sampler only draws languages a group has");
         let queries = batch.items.iter().map(|i| pair(i.group, i.query_lang).question.clone()).collect();
-        let mut passages: Vec<String> = batch.items.iter().map(|i| pair(i.group, i.passage_lang).answer.clone()).collect();
+        let mut passages: Vec<(String, usize)> =
+            batch.items.iter().map(|i| (pair(i.group, i.passage_lang).answer.clone(), i.passage_lang)).collect();
         for i in &batch.items {
             if let Some(n) = i.hard_negative {
-                passages.push(pair(i.group, i.passage_lang).paragraph_others[n].clone());
+                passages.push((pair(i.group, i.passage_lang).paragraph_others[n].clone(), i.passage_lang));
             }
         }
-        (queries, passages)
+        let mut ignore = vec![false; batch.items.len() * passages.len()];
+        if self.config.mask_shared_answers {
+            for (q, item) in batch.items.iter().enumerate() {
+                for (p, (text, lang)) in passages.iter().enumerate() {
+                    let answer = groups[item.group][*lang].as_ref().map(|t| t.answer.as_str());
+                    ignore[q * passages.len() + p] = p != q && answer == Some(text.as_str());
+                }
+            }
+        }
+        (queries, passages.into_iter().map(|(t, _)| t).collect(), ignore)
     }
 
     /// One optimiser step on the next batch.
@@ -290,18 +315,30 @@ impl<B: AutodiffBackend> Trainer<B> {
         let start = Instant::now();
         let step = self.state.step;
         let batch = self.sampler.next_batch();
-        let (queries, passages) = self.batch_texts(&batch);
+        let (queries, passages, ignore) = self.batch_texts(&batch);
+        let masked = ignore.iter().filter(|&&m| m).count();
         let model = self.model.take().expect("model present between steps");
         let q = encode(&model, &self.tokenizer, &queries, Role::Query, self.config.max_query_tokens, &self.device)?;
         let p = encode(&model, &self.tokenizer, &passages, Role::Passage, self.config.max_passage_tokens, &self.device)?;
-        let loss = info_nce(q, p, self.config.tau);
+        let mask = (masked > 0).then(|| Tensor::<B, 2, Bool>::from_data(TensorData::new(ignore, [queries.len(), passages.len()]), &self.device));
+        let loss = info_nce(q, p, self.config.tau, mask);
         let value = scalar(loss.clone())?;
         if !value.is_finite() {
             self.model = Some(model);
-            return Err(TrainError::Diverged { step: step + 1, loss: value });
+            return Err(TrainError::Diverged { step: step + 1, what: format!("the loss is {value}") });
         }
         let mut grads = GradientsParams::from_grads(loss.backward(), &model);
-        let grad_norm = clip_global_norm(&model, &mut grads, self.config.grad_clip)?;
+        let grad_norm = match clip_global_norm(&model, &mut grads, self.config.grad_clip) {
+            Ok(n) if n.is_finite() => n,
+            Ok(n) => {
+                self.model = Some(model);
+                return Err(TrainError::Diverged { step: step + 1, what: format!("the gradient norm is {n}") });
+            }
+            Err(e) => {
+                self.model = Some(model);
+                return Err(e);
+            }
+        };
         let lr = learning_rate(self.config.lr, step, self.config.warmup_steps, self.config.steps);
         self.model = Some(self.optim.step(lr, model, grads));
         let seconds = start.elapsed().as_secs_f64();
@@ -313,7 +350,7 @@ impl<B: AutodiffBackend> Trainer<B> {
             BatchKind::Cross => "cross".into(),
             BatchKind::Mixed => "mixed".into(),
         };
-        let log = StepLog { step: self.state.step, loss: value, lr, grad_norm, batch: kind, seconds };
+        let log = StepLog { step: self.state.step, loss: value, lr, grad_norm, masked, batch: kind, seconds };
         self.state.history.push(log.clone());
         Ok(log)
     }
@@ -341,12 +378,13 @@ impl<B: AutodiffBackend> Trainer<B> {
             on(Event::EvalProgress(done));
         })?;
         let report = score_lareqa(dev, &cand_vecs.concat(), &query_vecs.concat(), embedder.dim())?;
+        let multi = report.multi.as_ref().map(|s| s.map).ok_or_else(|| TrainError::Data("the dev set gives no Mul. score (no question has an answer in the pool)".into()))?;
         let log = EvalLog {
             step: self.state.step,
-            mono: report.mono.as_ref().map_or(f64::NAN, |s| s.map),
-            cross: report.cross.as_ref().map_or(f64::NAN, |s| s.map),
-            multi: report.multi.as_ref().map_or(f64::NAN, |s| s.map),
-            rank_distance: report.rank_distance.unwrap_or(f64::NAN),
+            mono: report.mono.as_ref().map(|s| s.map),
+            cross: report.cross.as_ref().map(|s| s.map),
+            multi,
+            rank_distance: report.rank_distance,
             seconds: start.elapsed().as_secs_f64(),
         };
         let best = self.state.best.as_ref().is_none_or(|b| log.multi > b.multi);
@@ -384,6 +422,9 @@ impl<B: AutodiffBackend> Trainer<B> {
         };
         let path = partial.join("state.json");
         std::fs::write(&path, serde_json::to_string_pretty(&state).expect("json") + "\n").map_err(|e| TrainError::io(&path, e))?;
+        for name in checkpoint::FILES.iter().chain(&["state.json"]) {
+            checkpoint::sync(&partial.join(name))?;
+        }
         checkpoint::commit(&partial, &dir)
     }
 }
