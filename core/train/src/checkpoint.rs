@@ -109,8 +109,13 @@ pub fn read_state(dir: &Path) -> Result<CheckpointState, TrainError> {
     let corrupt = |message: String| TrainError::Checkpoint { path: dir.to_path_buf(), message };
     let path = dir.join("state.json");
     let text = std::fs::read_to_string(&path).map_err(|e| corrupt(format!("cannot read state.json: {e}")))?;
-    let state: CheckpointState =
-        serde_json::from_str(&text).map_err(|e| corrupt(format!("state.json is damaged or not an mlr checkpoint: {e}")))?;
+    let damaged = |e: serde_json::Error| corrupt(format!("state.json is damaged or not an mlr checkpoint: {e}"));
+    let mut value: serde_json::Value = serde_json::from_str(&text).map_err(damaged)?;
+    // Checkpoints written before `mask_shared_answers` existed trained without the mask.
+    if let Some(config) = value.get_mut("config").and_then(|c| c.as_object_mut()) {
+        config.entry("mask_shared_answers").or_insert(serde_json::Value::Bool(false));
+    }
+    let state: CheckpointState = serde_json::from_value(value).map_err(damaged)?;
     if state.format != FORMAT {
         return Err(corrupt(format!("format {:?}, expected {FORMAT:?}", state.format)));
     }

@@ -330,3 +330,22 @@ fn a_shared_answer_is_not_a_negative() {
     assert!(plain.batch_texts(&batch).2.iter().all(|m| !m));
     std::fs::remove_dir_all(&root).ok();
 }
+
+#[test]
+fn checkpoints_from_before_the_mask_option_resume_without_the_mask() {
+    let root = scratch("legacy");
+    let files = tiny_model(&root.join("model"));
+    let device = Default::default();
+    let run = root.join("run");
+    let config = TrainConfig { steps: 2, mask_shared_answers: false, ..config() };
+    Trainer::<Cpu>::new(config.clone(), files.clone(), data(false), &run, &device).unwrap().run(&AtomicBool::new(false), &mut no_events).unwrap();
+    let path = run.join("checkpoint/state.json");
+    let mut state: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    state["config"].as_object_mut().unwrap().remove("mask_shared_answers");
+    std::fs::write(&path, state.to_string()).unwrap();
+    Trainer::<Cpu>::resume(&config, files.clone(), data(false), &run, &device).unwrap();
+    let masked = TrainConfig { mask_shared_answers: true, ..config };
+    let err = Trainer::<Cpu>::resume(&masked, files, data(false), &run, &device).err().unwrap().to_string();
+    assert!(err.contains("mask_shared_answers"), "{err}");
+    std::fs::remove_dir_all(&root).ok();
+}
