@@ -106,6 +106,24 @@ pub const FILES: [&str; 2] = ["model.bin", "optimizer.bin"];
 
 /// Reads and verifies `<dir>/state.json` and the sha256 of the record files.
 pub fn read_state(dir: &Path) -> Result<CheckpointState, TrainError> {
+    let state = read_state_json(dir)?;
+    let corrupt = |message: String| TrainError::Checkpoint { path: dir.to_path_buf(), message };
+    for name in FILES {
+        let file = dir.join(name);
+        if !file.exists() {
+            return Err(corrupt(format!("{name} is missing")));
+        }
+        let want = state.sha256.get(name).ok_or_else(|| corrupt(format!("state.json has no sha256 for {name}")))?;
+        let got = sha256_file(&file)?;
+        if &got != want {
+            return Err(corrupt(format!("{name} is corrupt: sha256 {got}, state.json records {want}")));
+        }
+    }
+    Ok(state)
+}
+
+/// Reads `<dir>/state.json` without hashing the record files (for a quick look at the run).
+pub fn read_state_json(dir: &Path) -> Result<CheckpointState, TrainError> {
     let corrupt = |message: String| TrainError::Checkpoint { path: dir.to_path_buf(), message };
     let path = dir.join("state.json");
     let text = std::fs::read_to_string(&path).map_err(|e| corrupt(format!("cannot read state.json: {e}")))?;
@@ -118,17 +136,6 @@ pub fn read_state(dir: &Path) -> Result<CheckpointState, TrainError> {
     let state: CheckpointState = serde_json::from_value(value).map_err(damaged)?;
     if state.format != FORMAT {
         return Err(corrupt(format!("format {:?}, expected {FORMAT:?}", state.format)));
-    }
-    for name in FILES {
-        let file = dir.join(name);
-        if !file.exists() {
-            return Err(corrupt(format!("{name} is missing")));
-        }
-        let want = state.sha256.get(name).ok_or_else(|| corrupt(format!("state.json has no sha256 for {name}")))?;
-        let got = sha256_file(&file)?;
-        if &got != want {
-            return Err(corrupt(format!("{name} is corrupt: sha256 {got}, state.json records {want}")));
-        }
     }
     Ok(state)
 }

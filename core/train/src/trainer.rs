@@ -188,11 +188,12 @@ impl<B: AutodiffBackend> Trainer<B> {
         Ok(Self { config, files, tokenizer, model: Some(model), optim, sampler, data, state, out: out.to_path_buf(), device: device.clone() })
     }
 
-    /// The configuration and base model directory recorded in the checkpoint of run `out`.
+    /// The configuration and base model directory recorded in the checkpoint of run `out`
+    /// (`state.json` only: the record files are verified by [`resume`](Self::resume)).
     pub fn checkpoint_info(out: &Path) -> Result<(TrainConfig, PathBuf, usize), TrainError> {
         let dir = checkpoint::locate(out)
             .ok_or_else(|| TrainError::Checkpoint { path: out.join("checkpoint"), message: "no checkpoint to resume from".into() })?;
-        let state = checkpoint::read_state(&dir)?;
+        let state = checkpoint::read_state_json(&dir)?;
         Ok((state.config, state.base_model, state.run.step))
     }
 
