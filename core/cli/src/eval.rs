@@ -1,6 +1,5 @@
 //! `mlr eval`: encode a LAReQA-format set (or Tatoeba) with a model and score it.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -9,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use burn::tensor::backend::Backend;
 use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressStyle};
-use mlr_data::lareqa::{ArticleSplit, CandidateText, LareqaSet, Split};
+use mlr_data::lareqa::{ArticleSplit, CandidateText, EvalIndex, LareqaSet, Split};
 use mlr_embed::{Embedder, Role};
 use mlr_eval::lareqa::{evaluate, LareqaInput, LareqaOptions, LareqaReport};
 use mlr_eval::score::{dot_scores, tie_order, top};
@@ -76,6 +75,15 @@ pub struct EvalArgs {
     /// estimated on the articles of this split (e.g. `train`), and re-normalise, before scoring.
     #[arg(long, value_parser = ["all", "train", "dev", "test"])]
     pub center_langs: Option<String>,
+    /// Keep only the questions of the first N distinct question ids (in every language); the
+    /// candidate pool stays whole. The browser evaluator's "number of questions" is the same.
+    #[arg(long)]
+    pub max_questions: Option<usize>,
+    /// Score precomputed vectors instead of encoding: a vector file written by `mlr demo build`
+    /// (f16 rows of every candidate, then every question, of `--data` with all its languages).
+    /// `--model` is not loaded.
+    #[arg(long, conflicts_with_all = ["center_langs", "trec_run"])]
+    pub vectors: Option<PathBuf>,
     /// Do not read or write the embedding cache.
     #[arg(long)]
     pub no_cache: bool,
@@ -86,7 +94,7 @@ pub struct EvalArgs {
 
 /// Encoding statistics.
 #[derive(Default)]
-struct EncodeStats {
+pub(crate) struct EncodeStats {
     texts: usize,
     cached: usize,
     tokens: usize,
@@ -94,24 +102,25 @@ struct EncodeStats {
 }
 
 impl EncodeStats {
-    fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         let tps = if self.seconds > 0.0 { self.tokens as f64 / self.seconds } else { 0.0 };
         json!({"texts": self.texts, "from_cache": self.cached, "encoded": self.texts - self.cached,
                "tokens_encoded": self.tokens, "seconds": self.seconds, "tokens_per_s": tps})
     }
 }
 
-struct Encoder<B: Backend> {
-    embedder: Embedder<B>,
+/// A model with its embedding cache.
+pub(crate) struct Encoder<B: Backend> {
+    pub(crate) embedder: Embedder<B>,
     cache: EmbeddingCache,
     batch_size: usize,
-    stats: EncodeStats,
+    pub(crate) stats: EncodeStats,
 }
 
 impl<B: Backend> Encoder<B> {
     /// Vectors of `texts` under `role`, from the cache where possible; the rest are encoded
     /// shortest first and appended to the cache as they finish.
-    fn encode(&mut self, texts: &[String], role: Role, what: &str) -> Result<Vec<Vec<f32>>> {
+    pub(crate) fn encode(&mut self, texts: &[String], role: Role, what: &str) -> Result<Vec<Vec<f32>>> {
         let role_name = role.prefix();
         let keys: Vec<[u8; 32]> = texts.iter().map(|t| key(role_name, t)).collect();
         let mut missing: Vec<usize> = (0..texts.len()).filter(|&i| self.cache.get(&keys[i]).is_none()).collect();
@@ -154,7 +163,7 @@ fn sha256_files(dir: &Path) -> Result<String> {
     Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
-fn command_line() -> String {
+pub(crate) fn command_line() -> String {
     let mut args: Vec<String> = std::env::args().collect();
     args[0] = "mlr".into();
     args.iter()
@@ -183,6 +192,39 @@ fn write_outputs(out: &Path, report: &serde_json::Value, markdown: &str) -> Resu
     Ok(())
 }
 
+/// Loads the model directory `model` and opens its embedding cache (keyed by the sha256 of its
+/// files and `max_tokens`). Returns the encoder and that sha256.
+pub(crate) fn open_encoder<B: Backend>(
+    model: &Path,
+    max_tokens: usize,
+    no_cache: bool,
+    cache_dir: Option<PathBuf>,
+    batch_size: usize,
+    device: &B::Device,
+) -> Result<(Encoder<B>, String)> {
+    eprintln!("loading {} …", model.display());
+    let embedder = Embedder::<B>::from_bytes(
+        &read_model_file(model, "config.json")?,
+        &read_model_file(model, "tokenizer.json")?,
+        &read_model_file(model, "model.safetensors")?,
+        device,
+    )
+    .with_context(|| format!("loading {}", model.display()))?;
+    let options = mlr_embed::EmbedOptions { max_tokens, ..embedder.options() };
+    let embedder = embedder.with_options(options);
+    let model_sha = sha256_files(model)?;
+    let dim = embedder.dim();
+    let cache = if no_cache {
+        EmbeddingCache::disabled(dim)
+    } else {
+        let dir = cache_dir.unwrap_or_else(|| cache_root().join("embeddings"));
+        let cache = EmbeddingCache::open(&dir, &format!("{}-t{}", &model_sha[..16], max_tokens), dim)?;
+        eprintln!("embedding cache {} ({} vectors)", cache.path().display(), cache.len());
+        cache
+    };
+    Ok((Encoder { embedder, cache, batch_size, stats: EncodeStats::default() }, model_sha))
+}
+
 /// Runs `mlr eval` on backend `B`.
 pub fn run<B: Backend>(args: &EvalArgs, device: &B::Device) -> Result<()> {
     if !args.data.is_dir() {
@@ -191,27 +233,14 @@ pub fn run<B: Backend>(args: &EvalArgs, device: &B::Device) -> Result<()> {
     let tatoeba = std::fs::read_dir(&args.data)?
         .filter_map(|e| e.ok())
         .any(|e| e.file_name().to_string_lossy().starts_with("tatoeba."));
-    eprintln!("loading {} …", args.model.display());
-    let embedder = Embedder::<B>::from_bytes(
-        &read_model_file(&args.model, "config.json")?,
-        &read_model_file(&args.model, "tokenizer.json")?,
-        &read_model_file(&args.model, "model.safetensors")?,
-        device,
-    )
-    .with_context(|| format!("loading {}", args.model.display()))?;
-    let options = mlr_embed::EmbedOptions { max_tokens: args.max_tokens, ..embedder.options() };
-    let embedder = embedder.with_options(options);
-    let model_sha = sha256_files(&args.model)?;
-    let dim = embedder.dim();
-    let cache = if args.no_cache {
-        EmbeddingCache::disabled(dim)
-    } else {
-        let dir = args.cache_dir.clone().unwrap_or_else(|| cache_root().join("embeddings"));
-        let cache = EmbeddingCache::open(&dir, &format!("{}-t{}", &model_sha[..16], args.max_tokens), dim)?;
-        eprintln!("embedding cache {} ({} vectors)", cache.path().display(), cache.len());
-        cache
-    };
-    let mut encoder = Encoder { embedder, cache, batch_size: args.batch_size, stats: EncodeStats::default() };
+    if let Some(vectors) = &args.vectors {
+        if tatoeba {
+            bail!("--vectors holds the vectors of a LAReQA-format set (from `mlr demo build`), not Tatoeba's");
+        }
+        return run_precomputed(args, vectors);
+    }
+    let (mut encoder, model_sha) =
+        open_encoder::<B>(&args.model, args.max_tokens, args.no_cache, args.cache_dir.clone(), args.batch_size, device)?;
     let common = json!({
         "model": args.model.display().to_string(),
         "model_sha256": model_sha,
@@ -228,7 +257,8 @@ pub fn run<B: Backend>(args: &EvalArgs, device: &B::Device) -> Result<()> {
     run_lareqa(args, &mut encoder, common)
 }
 
-fn run_lareqa<B: Backend>(args: &EvalArgs, encoder: &mut Encoder<B>, common: serde_json::Value) -> Result<()> {
+/// The LAReQA-format set of `--data`, `--langs` and `--split`.
+fn load_lareqa(args: &EvalArgs) -> Result<(LareqaSet, Vec<String>)> {
     let langs = if args.langs.is_empty() { LareqaSet::dir_langs(&args.data)? } else { args.langs.clone() };
     let lang_refs: Vec<&str> = langs.iter().map(String::as_str).collect();
     let full = LareqaSet::load_dir(&args.data, &lang_refs)?;
@@ -243,10 +273,9 @@ fn run_lareqa<B: Backend>(args: &EvalArgs, encoder: &mut Encoder<B>, common: ser
     if set.questions.is_empty() {
         bail!("no questions in {} for split {}", args.data.display(), args.split);
     }
-    let mode = match args.candidates {
-        CandidatesArg::Sentence => CandidateText::Sentence,
-        CandidatesArg::SentenceContext => CandidateText::SentenceContext,
-    };
+    if args.max_questions == Some(0) {
+        bail!("--max-questions must be at least 1");
+    }
     eprintln!(
         "{}: {} languages, {} articles, {} questions, {} candidates",
         args.data.display(),
@@ -255,8 +284,17 @@ fn run_lareqa<B: Backend>(args: &EvalArgs, encoder: &mut Encoder<B>, common: ser
         set.questions.len(),
         set.candidates.len()
     );
+    Ok((set, langs))
+}
+
+fn run_lareqa<B: Backend>(args: &EvalArgs, encoder: &mut Encoder<B>, common: serde_json::Value) -> Result<()> {
+    let (set, langs) = load_lareqa(args)?;
+    let lang_refs: Vec<&str> = langs.iter().map(String::as_str).collect();
+    let split: Split = args.split.parse().map_err(anyhow::Error::msg)?;
+    let index = set.eval_index(args.max_questions);
+    let mode = candidate_mode(args);
     let candidate_texts: Vec<String> = (0..set.candidates.len()).map(|i| set.candidate_text(i, mode)).collect();
-    let query_texts: Vec<String> = set.questions.iter().map(|q| q.text.clone()).collect();
+    let query_texts: Vec<String> = index.questions.iter().map(|&q| set.questions[q].text.clone()).collect();
     let mut cand_vecs = encoder.encode(&candidate_texts, Role::Passage, "candidates")?.concat();
     let mut query_vecs = encoder.encode(&query_texts, Role::Query, "queries")?.concat();
     let dim = encoder.embedder.dim();
@@ -275,41 +313,69 @@ fn run_lareqa<B: Backend>(args: &EvalArgs, encoder: &mut Encoder<B>, common: ser
         let q = encoder.encode(&texts, Role::Query, "centering queries")?.concat();
         let q_lang: Vec<usize> = est.questions.iter().map(|q| q.lang).collect();
         let n = set.langs.len();
-        let cand_lang: Vec<usize> = set.candidates.iter().map(|c| c.lang).collect();
-        let query_lang: Vec<usize> = set.questions.iter().map(|q| q.lang).collect();
         let (c_means, q_means) = (center::language_means(&c, &c_lang, n, dim), center::language_means(&q, &q_lang, n, dim));
         for (l, lang) in set.langs.iter().enumerate() {
             if c_means[l].is_none() || q_means[l].is_none() {
                 eprintln!("warning: no {on} questions or candidates in {lang}: its vectors are not centred");
             }
         }
-        center::center(&mut cand_vecs, &cand_lang, &c_means, dim);
-        center::center(&mut query_vecs, &query_lang, &q_means, dim);
+        center::center(&mut cand_vecs, &index.candidate_lang, &c_means, dim);
+        center::center(&mut query_vecs, &index.query_lang, &q_means, dim);
         eprintln!("centred each language on the means of {} {} questions and {} candidates", est.questions.len(), on, est.candidates.len());
     }
+    let stats = (encoder.stats.json(), encode_line(&encoder.stats));
+    score_and_report(args, &set, &index, &cand_vecs, &query_vecs, dim, &common, stats)
+}
 
-    let mut groups: HashMap<&str, usize> = HashMap::new();
-    let query_group: Vec<usize> = set
-        .questions
-        .iter()
-        .map(|q| {
-            let next = groups.len();
-            *groups.entry(q.id.as_str()).or_insert(next)
-        })
-        .collect();
-    let relevant = set.relevant();
-    let candidate_ids: Vec<String> = set.candidates.iter().map(|c| c.id.clone()).collect();
-    let candidate_lang: Vec<usize> = set.candidates.iter().map(|c| c.lang).collect();
-    let query_lang: Vec<usize> = set.questions.iter().map(|q| q.lang).collect();
+fn candidate_mode(args: &EvalArgs) -> CandidateText {
+    match args.candidates {
+        CandidatesArg::Sentence => CandidateText::Sentence,
+        CandidatesArg::SentenceContext => CandidateText::SentenceContext,
+    }
+}
+
+/// `mlr eval --vectors`: the vectors come from a file of `mlr demo build`.
+fn run_precomputed(args: &EvalArgs, path: &Path) -> Result<()> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let file = mlr_demo::VectorFile::decode(&bytes).with_context(|| format!("reading {}", path.display()))?;
+    let all_langs = LareqaSet::dir_langs(&args.data)?;
+    let all_refs: Vec<&str> = all_langs.iter().map(String::as_str).collect();
+    let full = LareqaSet::load_dir(&args.data, &all_refs)?;
+    let rows = mlr_demo::Rows::new(&full, &file).with_context(|| format!("{} does not match {}", path.display(), args.data.display()))?;
+    let (set, _) = load_lareqa(args)?;
+    let index = set.eval_index(args.max_questions);
+    let (cands, queries) = rows.gather(&file, &set, &index)?;
+    let common = json!({
+        "model": path.display().to_string(),
+        "model_sha256": mlr_demo::sha256_hex(&bytes),
+        "backend": "precomputed vectors (f16, mlr demo build)",
+        "machine": machine(),
+        "command": command_line(),
+    });
+    let stats = (json!({"precomputed": path.display().to_string()}), format!("precomputed vectors from {}.", path.display()));
+    score_and_report(args, &set, &index, &cands, &queries, file.dim, &common, stats)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn score_and_report(
+    args: &EvalArgs,
+    set: &LareqaSet,
+    index: &EvalIndex,
+    cand_vecs: &[f32],
+    query_vecs: &[f32],
+    dim: usize,
+    common: &serde_json::Value,
+    (stats_json, stats_line): (serde_json::Value, String),
+) -> Result<()> {
     let input = LareqaInput {
-        langs: &set.langs,
-        candidate_ids: &candidate_ids,
-        candidate_lang: &candidate_lang,
-        candidates: &cand_vecs,
-        query_lang: &query_lang,
-        query_group: &query_group,
-        relevant: &relevant,
-        queries: &query_vecs,
+        langs: &index.langs,
+        candidate_ids: &index.candidate_ids,
+        candidate_lang: &index.candidate_lang,
+        candidates: cand_vecs,
+        query_lang: &index.query_lang,
+        query_group: &index.query_group,
+        relevant: &index.relevant,
+        queries: query_vecs,
         dim,
     };
     let options = LareqaOptions {
@@ -320,33 +386,41 @@ fn run_lareqa<B: Backend>(args: &EvalArgs, encoder: &mut Encoder<B>, common: ser
     let start = Instant::now();
     let report = evaluate(&input, &options)?;
     let scoring_seconds = start.elapsed().as_secs_f64();
-    eprintln!("scored {} queries × {} candidates in {scoring_seconds:.1} s", set.questions.len(), set.candidates.len());
+    eprintln!("scored {} queries × {} candidates in {scoring_seconds:.1} s", index.questions.len(), set.candidates.len());
     let table = report.markdown();
     println!("{table}");
 
     if let Some(path) = &args.trec_run {
-        write_trec(path, &input, &set, args.trec_depth)?;
+        write_trec(path, &input, set, index, args.trec_depth)?;
     }
     if let Some(out) = &args.out {
         let dataset = args.data.file_name().map_or("data".into(), |n| n.to_string_lossy().to_string());
-        let value = lareqa_json(&report, &common, &dataset, args, &encoder.stats, scoring_seconds, mode);
+        let mode = candidate_mode(args);
+        let value = lareqa_json(&report, common, &dataset, args, stats_json, scoring_seconds, mode);
+        let name = match &args.vectors {
+            Some(v) => v.file_name().map_or("vectors".into(), |n| n.to_string_lossy().to_string()),
+            None => args.model.file_name().map_or("model".into(), |n| n.to_string_lossy().to_string()),
+        };
         let mut md = format!(
             "# {} on {dataset} ({} split)\n\nCommand: `{}`\n\nModel: `{}` (sha256 {}). Candidates: {}. {} queries × {} candidates.\nmAP is full-depth; Mo./Mul. macro over query languages, Cr. over the {} ordered language pairs. Rank distance: mean of max − min rank of a query's parallel answers in the pooled ranking (lower is fairer).\n\n",
-            args.model.file_name().map_or("model".into(), |n| n.to_string_lossy().to_string()),
+            name,
             args.split,
             common["command"].as_str().unwrap_or(""),
-            args.model.display(),
+            common["model"].as_str().unwrap_or(""),
             &common["model_sha256"].as_str().unwrap_or("")[..16],
             value["candidates"].as_str().unwrap_or(""),
             report.n_queries,
             report.n_candidates,
             report.pairs.iter().filter(|p| p.query_lang != p.corpus_lang).count(),
         );
+        if let Some(n) = args.max_questions {
+            md += &format!("Questions: the first {n} question ids of the split, in every language.\n\n");
+        }
         if let Some(on) = &args.center_langs {
             md += &format!("Language centering: each language's mean query and mean candidate vector on the {on} articles subtracted, vectors re-normalised.\n\n");
         }
         md += &table;
-        md += &format!("\nEncoding: {}\n", encode_line(&encoder.stats));
+        md += &format!("\nEncoding: {stats_line}\n");
         write_outputs(out, &value, &md)?;
     }
     Ok(())
@@ -373,7 +447,7 @@ fn lareqa_json(
     common: &serde_json::Value,
     dataset: &str,
     args: &EvalArgs,
-    stats: &EncodeStats,
+    stats: serde_json::Value,
     scoring_seconds: f64,
     mode: CandidateText,
 ) -> serde_json::Value {
@@ -404,18 +478,19 @@ fn lareqa_json(
         "model_sha256": common["model_sha256"],
         "backend": common["backend"],
         "machine": common["machine"],
-        "encode": stats.json(),
+        "encode": stats,
+        "max_questions": args.max_questions,
         "scoring_seconds": scoring_seconds,
         "command": common["command"],
     })
 }
 
 /// The pooled (Mul.) ranking of every query as a TREC run, and the matching qrels.
-fn write_trec(path: &Path, input: &LareqaInput, set: &LareqaSet, depth: usize) -> Result<()> {
+fn write_trec(path: &Path, input: &LareqaInput, set: &LareqaSet, index: &EvalIndex, depth: usize) -> Result<()> {
     let nc = input.candidate_lang.len();
     let depth = if depth == 0 { nc } else { depth };
     let ties = tie_order(input.candidate_ids);
-    let qid = |q: usize| format!("{}-{}", set.langs[set.questions[q].lang], set.questions[q].id);
+    let qid = |q: usize| format!("{}-{}", set.langs[index.query_lang[q]], index.question_ids[q]);
     let mut run_file = std::io::BufWriter::new(std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?);
     let block = 256;
     let mut scores = vec![0f32; block * nc];

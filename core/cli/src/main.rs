@@ -6,6 +6,7 @@
 //! - `mlr eval` scores a model on a LAReQA-format set (mAP mono/cross/multi, Recall@k, language
 //!   bias) or on Tatoeba, with an embedding cache.
 //! - `mlr trec-eval` evaluates a TREC run against qrels with trec_eval's conventions.
+//! - `mlr demo build` writes what the web demo serves; `mlr search` is its search, natively.
 //! - `mlr train` fine-tunes a model with hybrid batches (or a baseline sampler), with dev
 //!   evaluation, checkpoints, Ctrl-C and `--resume`, and exports Hugging Face directories.
 //!
@@ -13,6 +14,7 @@
 
 mod cache;
 mod center;
+mod demo;
 mod eval;
 mod npy;
 mod train;
@@ -48,6 +50,19 @@ enum Command {
     TrecEval(TrecEvalArgs),
     /// Fine-tune a model with hybrid batches (or a baseline sampler) on a LAReQA-format set.
     Train(Box<train::TrainArgs>),
+    /// Build what the web demo serves (models in f16, corpus vectors, manifest).
+    Demo {
+        #[command(subcommand)]
+        action: DemoAction,
+    },
+    /// Search the demo's corpus (XQuAD-R, 11 languages) natively, as the web page does.
+    Search(demo::SearchArgs),
+}
+
+#[derive(Subcommand)]
+enum DemoAction {
+    /// Write models (f16 weights), corpus vectors, data and manifest.json for the web demo.
+    Build(demo::BuildArgs),
 }
 
 #[derive(clap::Args)]
@@ -174,6 +189,14 @@ fn main() -> Result<()> {
             BackendArg::Wgpu => eval::run::<burn::backend::Wgpu>(&args, &Default::default()),
         },
         Command::TrecEval(args) => trec_eval(&args),
+        Command::Demo { action: DemoAction::Build(args) } => match args.backend {
+            BackendArg::Cpu => demo::build::<burn::backend::NdArray<f32>>(&args, &Default::default()),
+            BackendArg::Wgpu => demo::build::<burn::backend::Wgpu>(&args, &Default::default()),
+        },
+        Command::Search(args) => match args.backend {
+            BackendArg::Cpu => demo::search::<burn::backend::NdArray<f32>>(&args, &Default::default()),
+            BackendArg::Wgpu => demo::search::<burn::backend::Wgpu>(&args, &Default::default()),
+        },
         Command::Train(args) => match args.backend {
             BackendArg::Cpu => train::run::<burn::backend::Autodiff<burn::backend::NdArray<f32>>>(&args, &Default::default()),
             BackendArg::Wgpu => train::run::<burn::backend::Autodiff<burn::backend::Wgpu>>(&args, &Default::default()),

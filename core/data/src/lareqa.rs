@@ -388,6 +388,101 @@ impl LareqaSet {
     }
 }
 
+/// A set laid out for scoring: owned arrays in the shape of `mlr_eval::lareqa::LareqaInput`
+/// (without the vectors). [`LareqaSet::eval_index`] builds it; `mlr eval`, `mlr train`'s dev
+/// evaluation and the browser evaluator all use it, so they score the same subset the same way.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EvalIndex {
+    /// Language codes.
+    pub langs: Vec<String>,
+    /// Candidate ids (every candidate of the set: the pool).
+    pub candidate_ids: Vec<String>,
+    /// Language index of each candidate.
+    pub candidate_lang: Vec<usize>,
+    /// Indices into [`LareqaSet::questions`] of the questions kept.
+    pub questions: Vec<usize>,
+    /// SQuAD id of each kept question.
+    pub question_ids: Vec<String>,
+    /// Language index of each kept question.
+    pub query_lang: Vec<usize>,
+    /// Group (distinct question id, numbered in order of appearance) of each kept question.
+    pub query_group: Vec<usize>,
+    /// Relevant candidates of each kept question (see [`LareqaSet::relevant`]).
+    pub relevant: Vec<Vec<usize>>,
+}
+
+impl LareqaSet {
+    /// The set laid out for scoring. With `max_questions = Some(n)` only the questions of the
+    /// first `n` distinct question ids (in the order of [`LareqaSet::questions`]) are kept, in
+    /// every language; the candidate pool stays whole.
+    pub fn eval_index(&self, max_questions: Option<usize>) -> EvalIndex {
+        let mut groups: HashMap<&str, usize> = HashMap::new();
+        let relevant_all = self.relevant();
+        let mut index = EvalIndex {
+            langs: self.langs.clone(),
+            candidate_ids: self.candidates.iter().map(|c| c.id.clone()).collect(),
+            candidate_lang: self.candidates.iter().map(|c| c.lang).collect(),
+            ..Default::default()
+        };
+        for (i, q) in self.questions.iter().enumerate() {
+            let next = groups.len();
+            let group = *groups.entry(q.id.as_str()).or_insert(next);
+            if max_questions.is_some_and(|n| group >= n) {
+                continue;
+            }
+            index.questions.push(i);
+            index.question_ids.push(q.id.clone());
+            index.query_lang.push(q.lang);
+            index.query_group.push(group);
+            index.relevant.push(relevant_all[i].clone());
+        }
+        index
+    }
+
+    /// The languages `langs` of this set, in that order, with everything renumbered (candidate
+    /// ids kept). Unknown codes are an error naming the languages there are.
+    pub fn restrict_langs(&self, langs: &[&str]) -> Result<LareqaSet, DataError> {
+        let mut lang_map = vec![None; self.langs.len()];
+        for (new, code) in langs.iter().enumerate() {
+            let Some(old) = self.langs.iter().position(|l| l == code) else {
+                return Err(DataError::invalid(
+                    "languages",
+                    format!("no language {code:?} (there are: {})", self.langs.join(", ")),
+                ));
+            };
+            if lang_map[old].is_some() {
+                return Err(DataError::invalid("languages", format!("language {code:?} given twice")));
+            }
+            lang_map[old] = Some(new);
+        }
+        let mut out = LareqaSet {
+            langs: langs.iter().map(|l| l.to_string()).collect(),
+            articles: self.articles.clone(),
+            ..Default::default()
+        };
+        // Keep the set's layout (grouped by language) in the new language order.
+        let mut paragraph_map = vec![None; self.paragraphs.len()];
+        let mut candidate_map = vec![None; self.candidates.len()];
+        for (new, code) in langs.iter().enumerate() {
+            let old = self.langs.iter().position(|l| l == code).expect("checked above");
+            for (i, p) in self.paragraphs.iter().enumerate().filter(|(_, p)| p.lang == old) {
+                paragraph_map[i] = Some(out.paragraphs.len());
+                out.paragraphs.push(Paragraph { lang: new, ..p.clone() });
+            }
+            for (i, c) in self.candidates.iter().enumerate().filter(|(_, c)| c.lang == old) {
+                candidate_map[i] = Some(out.candidates.len());
+                let paragraph = paragraph_map[c.paragraph].expect("a candidate's paragraph has its language");
+                out.candidates.push(Candidate { lang: new, paragraph, ..c.clone() });
+            }
+            for q in self.questions.iter().filter(|q| q.lang == old) {
+                let answer = candidate_map[q.answer].expect("an answer has its question's language");
+                out.questions.push(Question { lang: new, answer, ..q.clone() });
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// The sentence whose span `[start, end)` holds `answer_start`; if none does (an answer starting
 /// on the whitespace between two sentences), the last sentence starting before it.
 fn answer_sentence(breaks: &[[usize; 2]], answer_start: usize) -> Option<usize> {
@@ -453,6 +548,37 @@ mod tests {
         assert_eq!(only_b.questions.len(), 1);
         assert_eq!(only_b.candidates[only_b.questions[0].answer].sentence, "Three four.");
         assert_eq!(only_b.candidates[0].id, "en-000002");
+    }
+
+    #[test]
+    fn eval_index_keeps_the_first_question_ids_in_every_language() {
+        let two = |l: &str| {
+            serde_json::json!({"data": [article("A", "q1", 0), article("B", "q2", 10)]}).to_string().replace("q?", l)
+        };
+        let (en, de) = (two("en?"), two("de?"));
+        let set = LareqaSet::from_files(&[("en", "en.json", en.as_bytes()), ("de", "de.json", de.as_bytes())]).unwrap();
+        let all = set.eval_index(None);
+        assert_eq!(all.questions, vec![0, 1, 2, 3]);
+        assert_eq!(all.query_group, vec![0, 1, 0, 1]);
+        assert_eq!(all.relevant[0], vec![0, 4]);
+        let one = set.eval_index(Some(1));
+        assert_eq!(one.questions, vec![0, 2]);
+        assert_eq!(one.question_ids, vec!["q1", "q1"]);
+        assert_eq!(one.query_lang, vec![0, 1]);
+        assert_eq!(one.relevant, vec![vec![0, 4], vec![0, 4]]);
+        assert_eq!(one.candidate_ids.len(), 8, "the pool stays whole");
+
+        // Restricting to German then English renumbers but keeps ids and answers.
+        let de_en = set.restrict_langs(&["de", "en"]).unwrap();
+        assert_eq!(de_en.langs, vec!["de", "en"]);
+        assert_eq!(de_en.candidates[0].id, "de-000000");
+        assert_eq!(de_en.candidates[4].id, "en-000000");
+        assert_eq!(de_en.questions[0].text, "de?");
+        assert_eq!(de_en.candidates[de_en.questions[1].answer].sentence, "Three four.");
+        assert_eq!(de_en.paragraphs[de_en.candidates[5].paragraph].lang, 1);
+        let only_de = set.restrict_langs(&["de"]).unwrap();
+        assert_eq!(only_de, LareqaSet::from_files(&[("de", "de.json", de.as_bytes())]).unwrap().restrict(|_| true));
+        assert!(set.restrict_langs(&["fr"]).unwrap_err().to_string().contains("there are: en, de"));
     }
 
     #[test]

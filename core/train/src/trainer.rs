@@ -1,6 +1,6 @@
 //! The training loop.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -515,27 +515,15 @@ pub(crate) fn score_lareqa(
     queries: &[f32],
     dim: usize,
 ) -> Result<mlr_eval::lareqa::LareqaReport, TrainError> {
-    let mut groups: HashMap<&str, usize> = HashMap::new();
-    let query_group: Vec<usize> = set
-        .questions
-        .iter()
-        .map(|q| {
-            let next = groups.len();
-            *groups.entry(q.id.as_str()).or_insert(next)
-        })
-        .collect();
-    let relevant = set.relevant();
-    let candidate_ids: Vec<String> = set.candidates.iter().map(|c| c.id.clone()).collect();
-    let candidate_lang: Vec<usize> = set.candidates.iter().map(|c| c.lang).collect();
-    let query_lang: Vec<usize> = set.questions.iter().map(|q| q.lang).collect();
+    let index = set.eval_index(None);
     let input = LareqaInput {
-        langs: &set.langs,
-        candidate_ids: &candidate_ids,
-        candidate_lang: &candidate_lang,
+        langs: &index.langs,
+        candidate_ids: &index.candidate_ids,
+        candidate_lang: &index.candidate_lang,
         candidates,
-        query_lang: &query_lang,
-        query_group: &query_group,
-        relevant: &relevant,
+        query_lang: &index.query_lang,
+        query_group: &index.query_group,
+        relevant: &index.relevant,
         queries,
         dim,
     };

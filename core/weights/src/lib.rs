@@ -109,6 +109,31 @@ pub fn write_safetensors(tensors: &[NamedTensor]) -> Result<Vec<u8>, WeightsErro
     safetensors::serialize(views, Some(metadata)).map_err(|e| WeightsError::Format(e.to_string()))
 }
 
+/// Rewrites a safetensors file with every floating-point tensor stored as IEEE half floats
+/// (f32 and bf16 are rounded to the nearest f16; other dtypes are copied). Names, shapes and
+/// metadata are kept; the result is about half the size and loads with [`load_bert`].
+pub fn to_f16_safetensors(bytes: &[u8]) -> Result<Vec<u8>, WeightsError> {
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| WeightsError::Format(e.to_string()))?;
+    let file = SafeTensors::deserialize(bytes).map_err(|e| WeightsError::Format(e.to_string()))?;
+    let mut tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (name, view) in file.tensors() {
+        let (dtype, data) = match view.dtype() {
+            Dtype::F32 | Dtype::BF16 | Dtype::F16 => {
+                let values = to_f32(&view).map_err(|e| WeightsError::Tensor(format!("tensor `{name}`: {e}")))?;
+                (Dtype::F16, values.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()).collect())
+            }
+            other => (other, view.data().to_vec()),
+        };
+        tensors.push((name, dtype, view.shape().to_vec(), data));
+    }
+    let mut views = Vec::with_capacity(tensors.len());
+    for (name, dtype, shape, data) in &tensors {
+        let view = TensorView::new(*dtype, shape.clone(), data).map_err(|e| WeightsError::Format(e.to_string()))?;
+        views.push((name.clone(), view));
+    }
+    safetensors::serialize(views, header.metadata().clone()).map_err(|e| WeightsError::Format(e.to_string()))
+}
+
 /// Reads every tensor a model of `config` needs from `source` (e.g. seeded random weights) into
 /// [`NamedTensor`]s, in HF layout.
 pub fn collect_tensors(config: &BertConfig, source: &mut dyn WeightSource) -> Result<Vec<NamedTensor>, WeightsError> {
@@ -173,6 +198,24 @@ mod tests {
 
         let err = load_bert::<B>(&config, &full[..full.len() / 2], &Default::default()).unwrap_err();
         assert!(matches!(err, WeightsError::Format(_)), "{err}");
+    }
+
+    #[test]
+    fn f16_conversion_halves_the_file_and_rounds_each_value() {
+        let config = tiny();
+        let tensors = collect_tensors(&config, &mut SeededWeights::new(7, 0.5)).unwrap();
+        let f32_bytes = write_safetensors(&tensors).unwrap();
+        let f16_bytes = to_f16_safetensors(&f32_bytes).unwrap();
+        assert!(f16_bytes.len() < f32_bytes.len() / 2 + 4096, "{} vs {}", f16_bytes.len(), f32_bytes.len());
+        let mut source = SafetensorsSource::new(&f16_bytes).unwrap();
+        for t in &tensors {
+            let got = source.get(&t.name, &t.shape).unwrap();
+            for (g, w) in got.iter().zip(&t.values) {
+                assert_eq!(*g, half::f16::from_f32(*w).to_f32(), "{}", t.name);
+            }
+        }
+        // Converting again changes nothing.
+        assert_eq!(to_f16_safetensors(&f16_bytes).unwrap(), f16_bytes);
     }
 
     #[test]

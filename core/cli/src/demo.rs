@@ -1,0 +1,309 @@
+//! `mlr demo build`: everything the web demo serves, and `mlr search`: the demo's search, natively.
+//!
+//! `mlr demo build` writes, for each model, a copy with f16 weights (half the download), the
+//! vectors of every XQuAD-R candidate and question computed natively with exactly those weights
+//! (f16, [`mlr_demo::vectors`]), and the model's LAReQA report from those vectors; plus the data
+//! files and `manifest.json` listing every file with its size and sha256.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use burn::tensor::backend::Backend;
+use mlr_data::lareqa::LareqaSet;
+use mlr_demo::corpus::rank_distance;
+use mlr_demo::{Corpus, DatasetEntry, FileEntry, Manifest, ModelEntry, VectorFile};
+use mlr_embed::{Embedder, Role};
+use mlr_eval::lareqa::{evaluate, LareqaInput, LareqaOptions};
+use serde_json::json;
+
+use crate::eval::{command_line, open_encoder};
+use crate::{cache_root, default_model_dir, read_model_file, BackendArg};
+
+/// Arguments of `mlr demo build`.
+#[derive(clap::Args)]
+pub struct BuildArgs {
+    /// Models to ship, as `NAME=DIR` or `DIR` (the name is then the directory's name); the first
+    /// is the page's default. Default: the converted multilingual-e5-small as `e5-small`.
+    #[arg(long = "model")]
+    pub models: Vec<String>,
+    /// The LAReQA-format corpus.
+    #[arg(long, default_value = "data/xquad-r")]
+    pub data: PathBuf,
+    /// Output directory (served next to the page; `$MLR_CACHE/demo` by default).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Store weights as f32 instead of f16.
+    #[arg(long)]
+    pub f32: bool,
+    /// Compute backend for encoding the corpus.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub backend: BackendArg,
+    /// Texts per encoder batch.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+}
+
+/// Arguments of `mlr search`.
+#[derive(clap::Args)]
+pub struct SearchArgs {
+    /// The query (any language or mix of languages).
+    pub query: String,
+    /// A directory written by `mlr demo build` (or a trunk `dist/` that links one).
+    #[arg(long)]
+    pub demo: Option<PathBuf>,
+    /// Model name in the demo's manifest (default: its first model).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Results to print.
+    #[arg(short, long, default_value_t = 10)]
+    pub k: usize,
+    /// Only candidates of this language (default: the pooled corpus of all languages).
+    #[arg(long)]
+    pub lang: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Compute backend.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub backend: BackendArg,
+}
+
+/// `$MLR_CACHE/demo`.
+pub fn default_demo_dir() -> PathBuf {
+    cache_root().join("demo")
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    // Write beside, then rename: an interrupted build never leaves a half-written file.
+    let tmp = path.with_extension("partial");
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming {}", tmp.display()))?;
+    Ok(())
+}
+
+/// Writes `bytes` to `out/rel` and returns its manifest entry.
+fn ship(out: &Path, rel: &str, bytes: &[u8]) -> Result<FileEntry> {
+    let path = out.join(rel);
+    let unchanged = std::fs::read(&path).is_ok_and(|old| old == bytes);
+    if !unchanged {
+        write(&path, bytes)?;
+    }
+    Ok(FileEntry::of(rel, bytes))
+}
+
+fn parse_model(spec: &str) -> Result<(String, PathBuf)> {
+    let (name, dir) = match spec.split_once('=') {
+        Some((n, d)) => (n.to_string(), PathBuf::from(d)),
+        None => {
+            let dir = PathBuf::from(spec);
+            let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "model".into());
+            (name, dir)
+        }
+    };
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) || name.starts_with('.') {
+        bail!("model name {name:?}: use letters, digits, '-', '_' and '.'");
+    }
+    Ok((name, dir))
+}
+
+/// A label for people: what `mlr train` recorded, else the directory.
+fn model_label(name: &str, dir: &Path) -> String {
+    let training = std::fs::read(dir.join("mlr_training.json")).ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+    match training {
+        Some(t) => {
+            let sampler = t["config"]["sampler"].as_str().unwrap_or("?");
+            let alpha = t["config"]["alpha"].as_f64().map(|a| format!(" α {a}")).unwrap_or_default();
+            let steps = t["step"].as_u64().map(|s| format!(", {s} steps")).unwrap_or_default();
+            format!("{name}: fine-tuned by mlr train ({sampler}{alpha}{steps})")
+        }
+        None if dir == default_model_dir() => format!("{name}: multilingual-e5-small (base model)"),
+        None => format!("{name}: {}", dir.display()),
+    }
+}
+
+/// Runs `mlr demo build` on backend `B`.
+pub fn build<B: Backend>(args: &BuildArgs, device: &B::Device) -> Result<()> {
+    let out = args.out.clone().unwrap_or_else(default_demo_dir);
+    let specs = if args.models.is_empty() {
+        vec![format!("e5-small={}", default_model_dir().display())]
+    } else {
+        args.models.clone()
+    };
+    let models: Vec<(String, PathBuf)> = specs.iter().map(|s| parse_model(s)).collect::<Result<_>>()?;
+    for (i, (name, _)) in models.iter().enumerate() {
+        if models[..i].iter().any(|(n, _)| n == name) {
+            bail!("model name {name:?} given twice");
+        }
+    }
+
+    // The corpus: every language of the directory, every article.
+    let langs = LareqaSet::dir_langs(&args.data)?;
+    let lang_refs: Vec<&str> = langs.iter().map(String::as_str).collect();
+    let set = LareqaSet::load_dir(&args.data, &lang_refs)?;
+    let mut files = Vec::new();
+    for lang in &langs {
+        let name = format!("{lang}.json");
+        let bytes = std::fs::read(args.data.join(&name)).with_context(|| format!("reading {}", args.data.join(&name).display()))?;
+        files.push(ship(&out, &format!("data/{name}"), &bytes)?);
+    }
+    let split_path = args.data.join("split.json");
+    let split_bytes = std::fs::read(&split_path).with_context(|| format!("reading {}", split_path.display()))?;
+    let split = ship(&out, "data/split.json", &split_bytes)?;
+    for licence in std::fs::read_dir(&args.data)?.filter_map(|e| e.ok()) {
+        let n = licence.file_name().to_string_lossy().to_string();
+        if n.starts_with("LICENSE") {
+            ship(&out, &format!("data/{n}"), &std::fs::read(licence.path())?)?;
+        }
+    }
+    let dataset = DatasetEntry {
+        name: args.data.file_name().map_or("data".into(), |n| n.to_string_lossy().to_string()),
+        langs: langs.clone(),
+        files,
+        split,
+        n_candidates: set.candidates.len(),
+        n_questions: set.questions.len(),
+        licence: "XQuAD-R: CC BY-SA 4.0 (data/LICENSE-CC-BY-SA-4.0.txt)".into(),
+    };
+    eprintln!("{}: {} languages, {} candidates, {} questions", args.data.display(), langs.len(), set.candidates.len(), set.questions.len());
+
+    let candidate_texts: Vec<String> = set.candidates.iter().map(|c| c.sentence.clone()).collect();
+    let question_texts: Vec<String> = set.questions.iter().map(|q| q.text.clone()).collect();
+    let index = set.eval_index(None);
+    let mut entries = Vec::new();
+    for (name, dir) in &models {
+        let start = Instant::now();
+        eprintln!("model {name}: {}", dir.display());
+        let dtype = if args.f32 { "f32" } else { "f16" };
+        let weights = read_model_file(dir, "model.safetensors")?;
+        let weights = if args.f32 { weights } else { mlr_weights::to_f16_safetensors(&weights)? };
+        let model_files = vec![
+            ship(&out, &format!("models/{name}/config.json"), &read_model_file(dir, "config.json")?)?,
+            ship(&out, &format!("models/{name}/tokenizer.json"), &read_model_file(dir, "tokenizer.json")?)?,
+            ship(&out, &format!("models/{name}/model.safetensors"), &weights)?,
+        ];
+        drop(weights);
+        // Encode with the shipped weights, so the page's queries and the corpus match.
+        let (mut encoder, _) = open_encoder::<B>(&out.join("models").join(name), 512, false, None, args.batch_size, device)?;
+        let dim = encoder.embedder.dim();
+        let cands = encoder.encode(&candidate_texts, Role::Passage, "candidates")?.concat();
+        let questions = encoder.encode(&question_texts, Role::Query, "questions")?.concat();
+        let bytes = VectorFile::encode(dim, &cands, &questions);
+        let vectors = ship(&out, &format!("corpus/{name}.mlrv"), &bytes)?;
+        // The dataset report from the stored (f16) vectors: what the page shows.
+        let stored = VectorFile::decode(&bytes)?;
+        let input = LareqaInput {
+            langs: &index.langs,
+            candidate_ids: &index.candidate_ids,
+            candidate_lang: &index.candidate_lang,
+            candidates: &stored.candidates,
+            query_lang: &index.query_lang,
+            query_group: &index.query_group,
+            relevant: &index.relevant,
+            queries: &stored.questions,
+            dim,
+        };
+        let report = evaluate(&input, &LareqaOptions::default())?;
+        eprintln!(
+            "model {name}: Mo. {:.4}  Cr. {:.4}  Mul. {:.4}  rank distance {:.1}  ({:.0} s)",
+            report.mono.as_ref().map_or(f64::NAN, |s| s.map),
+            report.cross.as_ref().map_or(f64::NAN, |s| s.map),
+            report.multi.as_ref().map_or(f64::NAN, |s| s.map),
+            report.rank_distance.unwrap_or(f64::NAN),
+            start.elapsed().as_secs_f64()
+        );
+        entries.push(ModelEntry {
+            name: name.clone(),
+            label: model_label(name, dir),
+            files: model_files,
+            dtype: dtype.into(),
+            vectors,
+            dim,
+            report,
+        });
+    }
+    let manifest =
+        Manifest { version: mlr_demo::manifest::MANIFEST_VERSION, dataset, models: entries, command: command_line() };
+    let text = serde_json::to_string_pretty(&manifest)? + "\n";
+    ship(&out, "manifest.json", text.as_bytes())?;
+    let total: u64 = manifest.models.iter().flat_map(|m| m.files.iter().chain([&m.vectors])).map(|f| f.bytes).sum::<u64>()
+        + manifest.dataset.files.iter().map(|f| f.bytes).sum::<u64>();
+    eprintln!("wrote {} ({} models, {:.1} MB in all)", out.join("manifest.json").display(), manifest.models.len(), total as f64 / 1e6);
+    Ok(())
+}
+
+/// Runs `mlr search` on backend `B`.
+pub fn search<B: Backend>(args: &SearchArgs, device: &B::Device) -> Result<()> {
+    let demo = args.demo.clone().unwrap_or_else(default_demo_dir);
+    let read = |rel: &str| {
+        let p = demo.join(rel);
+        std::fs::read(&p).with_context(|| format!("reading {} (run `mlr demo build` first)", p.display()))
+    };
+    let manifest = Manifest::from_json(&read("manifest.json")?)?;
+    let entry = manifest.model(args.model.as_deref())?;
+    let mut data = Vec::new();
+    for f in manifest.dataset.files.iter() {
+        let bytes = read(&f.path)?;
+        f.verify(&bytes)?;
+        data.push(bytes);
+    }
+    let named: Vec<(&str, &str, &[u8])> = manifest
+        .dataset
+        .langs
+        .iter()
+        .zip(&manifest.dataset.files)
+        .zip(&data)
+        .map(|((l, f), b)| (l.as_str(), f.path.as_str(), b.as_slice()))
+        .collect();
+    let corpus = Corpus::new(LareqaSet::from_files(&named)?);
+    let vector_bytes = read(&entry.vectors.path)?;
+    entry.vectors.verify(&vector_bytes)?;
+    let vectors = VectorFile::decode(&vector_bytes)?;
+    let text = args.query.trim();
+    if text.is_empty() {
+        bail!("the query is empty");
+    }
+    let lang = match &args.lang {
+        Some(code) => Some(corpus.lang(code).with_context(|| format!("the corpus has no language {code:?}"))?),
+        None => None,
+    };
+    let files: Vec<Vec<u8>> = entry.files.iter().map(|f| read(&f.path)).collect::<Result<_>>()?;
+    let embedder = Embedder::<B>::from_bytes(&files[0], &files[1], &files[2], device)?;
+    let v = embedder.embed(&[text], Role::Query)?.remove(0);
+    let ranking = corpus.rank(&v, &vectors.candidates, vectors.dim);
+    let top = corpus.top(&ranking, args.k, lang);
+    let group = corpus.group(text, &ranking);
+    let ranks = group.as_ref().map(|g| corpus.lang_ranks(&ranking, &g.question_id)).unwrap_or_default();
+    if args.json {
+        let hits: Vec<serde_json::Value> = top
+            .iter()
+            .map(|h| {
+                let c = &corpus.set.candidates[h.candidate];
+                json!({"rank": h.rank, "pooled_rank": h.pooled_rank, "score": h.score, "id": c.id,
+                       "lang": corpus.set.langs[c.lang], "sentence": c.sentence})
+            })
+            .collect();
+        let bias: Vec<serde_json::Value> = ranks
+            .iter()
+            .map(|r| json!({"lang": corpus.set.langs[r.lang], "rank": r.rank, "score": r.score, "id": corpus.set.candidates[r.candidate].id}))
+            .collect();
+        let value = json!({"query": text, "model": entry.name, "hits": hits,
+            "group": group.as_ref().map(|g| &g.question_id), "bias": bias, "rank_distance": rank_distance(&ranks)});
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    println!("{:>4}  {:>6}  {:<4} sentence", "rank", "score", "lang");
+    for h in &top {
+        let c = &corpus.set.candidates[h.candidate];
+        let mark = if group.as_ref().is_some_and(|g| corpus.answers(h.candidate, &g.question_id)) { "◆" } else { " " };
+        println!("{:>4}  {:.4}  {:<4}{mark} {}", h.rank, h.score, corpus.set.langs[c.lang], c.sentence);
+    }
+    if let Some(g) = &group {
+        let per: Vec<String> = ranks.iter().map(|r| format!("{} {}", corpus.set.langs[r.lang], r.rank)).collect();
+        println!("\nparallel answers of question {} ({}): pooled ranks {}; rank distance {}", g.question_id, g.reason.describe(), per.join(", "), rank_distance(&ranks));
+    }
+    Ok(())
+}

@@ -1,0 +1,146 @@
+//! `mlr demo build`, `mlr search` and `mlr eval --vectors` on a tiny random-weight model (the
+//! e5-small architecture at width 32, the real tokenizer) and a two-language LAReQA set: the
+//! manifest describes every file, the stored vectors are the model's embeddings (to f16 precision),
+//! `mlr eval --vectors` reproduces the manifest's report, and `mlr search` ranks as a plain dot
+//! product + sort over those vectors does.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use burn::backend::NdArray;
+use mlr_embed::{Embedder, Role};
+use mlr_model::{BertConfig, SeededWeights};
+use serde_json::{json, Value};
+
+fn model_dir() -> PathBuf {
+    let dir = std::env::var_os("MLR_MODEL_DIR").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/mlr/models/multilingual-e5-small")
+    });
+    assert!(dir.join("tokenizer.json").exists(), "no converted model in {}: run scripts/setup.sh", dir.display());
+    dir
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn paragraph(sentences: &[&str], qid: &str, question: &str, answer: usize) -> Value {
+    let mut breaks = Vec::new();
+    let mut context = String::new();
+    for s in sentences {
+        if !context.is_empty() {
+            context.push(' ');
+        }
+        breaks.push([context.len(), context.len() + s.len()]);
+        context.push_str(s);
+    }
+    json!({"context": context, "sentences": sentences, "sentence_breaks": breaks,
+           "qas": [{"id": qid, "question": question, "answers": [{"text": "x", "answer_start": breaks[answer][0]}]}]})
+}
+
+fn write_data(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let en = json!({"data": [{"title": "Libraries", "paragraphs": [
+        paragraph(&["The library opens at nine.", "It holds old maps of the city.", "Entry is free."], "q1", "When does the library open?", 0),
+        paragraph(&["The river floods in spring.", "Boats stop running then."], "q2", "When does the river flood?", 0),
+    ]}]});
+    let de = json!({"data": [{"title": "Libraries", "paragraphs": [
+        paragraph(&["Die Bibliothek öffnet um neun.", "Sie hat alte Stadtpläne.", "Der Eintritt ist frei."], "q1", "Wann öffnet die Bibliothek?", 0),
+        paragraph(&["Der Fluss tritt im Frühling über die Ufer.", "Dann fahren keine Boote."], "q2", "Wann tritt der Fluss über die Ufer?", 0),
+    ]}]});
+    std::fs::write(dir.join("en.json"), en.to_string()).unwrap();
+    std::fs::write(dir.join("de.json"), de.to_string()).unwrap();
+    std::fs::write(dir.join("split.json"), r#"{"train": [], "dev": [], "test": ["Libraries"]}"#).unwrap();
+}
+
+fn write_model(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let config = BertConfig::new(250_037, 32, 2, 4, 64);
+    let tensors = mlr_weights::collect_tensors(&config, &mut SeededWeights::new(11, 0.5)).unwrap();
+    std::fs::write(dir.join("model.safetensors"), mlr_weights::write_safetensors(&tensors).unwrap()).unwrap();
+    std::fs::write(dir.join("config.json"), config.to_json()).unwrap();
+    std::fs::copy(model_dir().join("tokenizer.json"), dir.join("tokenizer.json")).unwrap();
+}
+
+fn mlr(cache: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_mlr")).args(args).env("MLR_CACHE", cache).output().unwrap();
+    assert!(out.status.success(), "mlr {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn demo_build_search_and_eval_agree_with_the_model() {
+    let tmp = std::env::temp_dir().join(format!("mlr-demo-test-{}", std::process::id()));
+    let (data, model, out, cache) = (tmp.join("data"), tmp.join("tiny"), tmp.join("out"), tmp.join("cache"));
+    write_data(&data);
+    write_model(&model);
+    let s = |p: &Path| p.display().to_string();
+    mlr(&cache, &["demo", "build", "--model", &format!("tiny={}", s(&model)), "--data", &s(&data), "--out", &s(&out)]);
+
+    // The manifest describes every file it lists.
+    let manifest: Value = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let m = &manifest["models"][0];
+    assert_eq!((m["name"].as_str(), m["dtype"].as_str(), m["dim"].as_u64()), (Some("tiny"), Some("f16"), Some(32)));
+    let entries = m["files"].as_array().unwrap().iter().chain([&m["vectors"], &manifest["dataset"]["split"]]).chain(manifest["dataset"]["files"].as_array().unwrap());
+    for f in entries {
+        let bytes = std::fs::read(out.join(f["path"].as_str().unwrap())).unwrap();
+        assert_eq!(bytes.len() as u64, f["bytes"].as_u64().unwrap(), "{f}");
+        assert_eq!(sha256(&bytes), f["sha256"].as_str().unwrap(), "{f}");
+    }
+    let f32_size = std::fs::metadata(model.join("model.safetensors")).unwrap().len();
+    let f16_size = std::fs::metadata(out.join("models/tiny/model.safetensors")).unwrap().len();
+    assert!(f16_size * 2 < f32_size + 8192, "f16 weights: {f16_size} vs {f32_size} bytes");
+
+    // The stored vectors are the shipped model's embeddings, in the set's order.
+    let read = |n: &str| std::fs::read(out.join("models/tiny").join(n)).unwrap();
+    let embedder = Embedder::<NdArray<f32>>::from_bytes(&read("config.json"), &read("tokenizer.json"), &read("model.safetensors"), &Default::default()).unwrap();
+    let vectors = mlr_demo::VectorFile::decode(&std::fs::read(out.join("corpus/tiny.mlrv")).unwrap()).unwrap();
+    let set = mlr_data::lareqa::LareqaSet::load_dir(&data, &["de", "en"]).unwrap();
+    assert_eq!((vectors.n_candidates(), vectors.n_questions()), (set.candidates.len(), set.questions.len()));
+    let sentences: Vec<&str> = set.candidates.iter().map(|c| c.sentence.as_str()).collect();
+    let questions: Vec<&str> = set.questions.iter().map(|q| q.text.as_str()).collect();
+    for (i, v) in embedder.embed(&sentences, Role::Passage).unwrap().iter().enumerate() {
+        let c = mlr_embed::cosine(v, vectors.candidate(i));
+        assert!(c > 0.9999, "candidate {i}: cosine {c}");
+    }
+    for (i, v) in embedder.embed(&questions, Role::Query).unwrap().iter().enumerate() {
+        assert!(mlr_embed::cosine(v, vectors.question(i)) > 0.9999, "question {i}");
+    }
+
+    // `mlr eval --vectors` gives the manifest's report; --max-questions keeps the first ids.
+    let eval_out = tmp.join("eval.json");
+    let vec_path = s(&out.join("corpus/tiny.mlrv"));
+    mlr(&cache, &["eval", "--vectors", &vec_path, "--data", &s(&data), "--out", &s(&eval_out)]);
+    let eval: Value = serde_json::from_slice(&std::fs::read(&eval_out).unwrap()).unwrap();
+    for (k, r) in [("mAP_mono", "mono"), ("mAP_cross", "cross"), ("mAP_multi", "multi")] {
+        assert_eq!(eval[k].as_f64(), m["report"][r]["map"].as_f64(), "{k}");
+    }
+    assert_eq!(eval["rank_distance"].as_f64(), m["report"]["rank_distance"].as_f64());
+    mlr(&cache, &["eval", "--vectors", &vec_path, "--data", &s(&data), "--max-questions", "1", "--out", &s(&eval_out)]);
+    let one: Value = serde_json::from_slice(&std::fs::read(&eval_out).unwrap()).unwrap();
+    assert_eq!(one["n_queries"].as_u64(), Some(2), "one question id in two languages");
+
+    // `mlr search` ranks by dot product with the stored vectors, ties by descending id.
+    let query = "When does the library open?";
+    let got: Value = serde_json::from_str(&mlr(&cache, &["search", "--demo", &s(&out), "--json", "-k", "10", query])).unwrap();
+    let q = embedder.embed(&[query], Role::Query).unwrap().remove(0);
+    let mut want: Vec<(f32, &str)> = set
+        .candidates
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (vectors.candidate(i).iter().zip(&q).map(|(a, b)| a * b).sum::<f32>(), c.id.as_str()))
+        .collect();
+    want.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(a.1)));
+    let got_ids: Vec<&str> = got["hits"].as_array().unwrap().iter().map(|h| h["id"].as_str().unwrap()).collect();
+    let want_ids: Vec<&str> = want.iter().map(|w| w.1).collect();
+    assert_eq!(got_ids, want_ids);
+    assert_eq!(got["group"].as_str(), Some("q1"), "the query is dataset question q1");
+    let ranks: Vec<u64> = got["bias"].as_array().unwrap().iter().map(|b| b["rank"].as_u64().unwrap()).collect();
+    let expect: Vec<u64> = ["de-000000", "en-000000"].iter().map(|id| 1 + want_ids.iter().position(|w| w == id).unwrap() as u64).collect();
+    assert_eq!(ranks, expect, "pooled ranks of q1's answers (de, en)");
+    assert_eq!(got["rank_distance"].as_u64(), Some(expect[0].abs_diff(expect[1])));
+    let de_only: Value = serde_json::from_str(&mlr(&cache, &["search", "--demo", &s(&out), "--json", "--lang", "de", query])).unwrap();
+    assert!(de_only["hits"].as_array().unwrap().iter().all(|h| h["lang"] == "de"));
+    std::fs::remove_dir_all(&tmp).ok();
+}

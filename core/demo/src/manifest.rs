@@ -1,0 +1,160 @@
+//! `manifest.json`: what the demo ships, so the browser can check every byte it downloads.
+
+use serde::{Deserialize, Serialize};
+
+use crate::DemoError;
+
+/// Version of the manifest layout.
+pub const MANIFEST_VERSION: u32 = 1;
+
+/// One shipped file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Path relative to the manifest's directory (`/`-separated).
+    pub path: String,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// Lower-case hex sha256 of the content.
+    pub sha256: String,
+}
+
+impl FileEntry {
+    /// Describes `content` stored at `path`.
+    pub fn of(path: &str, content: &[u8]) -> Self {
+        Self { path: path.to_string(), bytes: content.len() as u64, sha256: crate::sha256_hex(content) }
+    }
+
+    /// Checks `content` against the size and hash; the error names the file.
+    pub fn verify(&self, content: &[u8]) -> Result<(), DemoError> {
+        if content.len() as u64 != self.bytes {
+            return Err(DemoError::Mismatch(format!(
+                "{}: {} bytes, the manifest says {}",
+                self.path,
+                content.len(),
+                self.bytes
+            )));
+        }
+        let got = crate::sha256_hex(content);
+        if got != self.sha256 {
+            return Err(DemoError::Mismatch(format!(
+                "{}: sha256 {}…, the manifest says {}…",
+                self.path,
+                &got[..12],
+                &self.sha256[..self.sha256.len().min(12)]
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The LAReQA-format dataset of the corpus (XQuAD-R).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetEntry {
+    /// Name shown on the page.
+    pub name: String,
+    /// Language codes, in the order of the vector rows.
+    pub langs: Vec<String>,
+    /// One `<lang>.json` per language, in `langs` order.
+    pub files: Vec<FileEntry>,
+    /// The article split (`split.json`).
+    pub split: FileEntry,
+    /// Candidates of all languages.
+    pub n_candidates: usize,
+    /// Questions of all languages.
+    pub n_questions: usize,
+    /// Licence of the data, in words.
+    pub licence: String,
+}
+
+/// One model the page can load.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelEntry {
+    /// Short name (a directory name: `e5-small`, `hybrid`, …).
+    pub name: String,
+    /// What it is, for people.
+    pub label: String,
+    /// `config.json`, `tokenizer.json`, `model.safetensors` (in this order).
+    pub files: Vec<FileEntry>,
+    /// Storage type of the weights (`f16` or `f32`).
+    pub dtype: String,
+    /// The corpus vectors (see [`crate::vectors`]).
+    pub vectors: FileEntry,
+    /// Vector width.
+    pub dim: usize,
+    /// The model's LAReQA report on the whole dataset, from the shipped vectors.
+    pub report: mlr_eval::lareqa::LareqaReport,
+}
+
+/// Everything the demo ships.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// [`MANIFEST_VERSION`].
+    pub version: u32,
+    /// The corpus.
+    pub dataset: DatasetEntry,
+    /// The models; the first is the default.
+    pub models: Vec<ModelEntry>,
+    /// The command that wrote the manifest.
+    pub command: String,
+}
+
+impl Manifest {
+    /// Parses and checks `manifest.json`.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, DemoError> {
+        let m: Manifest = serde_json::from_slice(bytes).map_err(|e| DemoError::Manifest(e.to_string()))?;
+        if m.version != MANIFEST_VERSION {
+            return Err(DemoError::Manifest(format!("version {} (this build reads {MANIFEST_VERSION})", m.version)));
+        }
+        if m.models.is_empty() {
+            return Err(DemoError::Manifest("no models".into()));
+        }
+        if m.dataset.files.len() != m.dataset.langs.len() {
+            return Err(DemoError::Manifest(format!(
+                "{} languages but {} data files",
+                m.dataset.langs.len(),
+                m.dataset.files.len()
+            )));
+        }
+        for model in &m.models {
+            if model.files.len() != 3 {
+                return Err(DemoError::Manifest(format!("model {}: {} files, expected 3", model.name, model.files.len())));
+            }
+        }
+        Ok(m)
+    }
+
+    /// The model called `name`, or the default (first) one.
+    pub fn model(&self, name: Option<&str>) -> Result<&ModelEntry, DemoError> {
+        match name {
+            None => Ok(&self.models[0]),
+            Some(n) => self.models.iter().find(|m| m.name == n).ok_or_else(|| {
+                let names: Vec<&str> = self.models.iter().map(|m| m.name.as_str()).collect();
+                DemoError::Manifest(format!("no model {n:?} (there are: {})", names.join(", ")))
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verify_names_the_file_and_the_difference() {
+        let e = FileEntry::of("models/a/model.safetensors", b"abc");
+        assert_eq!(e.sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        e.verify(b"abc").unwrap();
+        assert!(e.verify(b"abd").unwrap_err().to_string().contains("models/a/model.safetensors: sha256"));
+        assert!(e.verify(b"ab").unwrap_err().to_string().contains("2 bytes, the manifest says 3"));
+    }
+
+    #[test]
+    fn bad_manifests_are_rejected() {
+        assert!(Manifest::from_json(b"{").unwrap_err().to_string().starts_with("manifest.json:"));
+        let m = serde_json::json!({"version": 99, "dataset": {"name": "x", "langs": [], "files": [],
+            "split": {"path": "s", "bytes": 0, "sha256": ""}, "n_candidates": 0, "n_questions": 0, "licence": ""},
+            "models": [], "command": ""});
+        let err = Manifest::from_json(m.to_string().as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("version 99"), "{err}");
+    }
+}

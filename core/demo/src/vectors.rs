@@ -1,0 +1,166 @@
+//! The corpus vector file: unit vectors of every candidate, then every question, of a LAReQA-format
+//! set, stored as f16 (half the bytes of f32; the evaluator's numbers with them are in the README).
+//!
+//! Layout (little-endian): `b"MLRV"`, `u32` version (1), `u32` dim, `u32` candidates, `u32`
+//! questions, then `(candidates + questions) × dim` IEEE half floats, row-major. Rows follow the
+//! set's order: [`mlr_data::lareqa::LareqaSet::candidates`], then its questions.
+
+use std::collections::HashMap;
+
+use half::f16;
+use mlr_data::lareqa::{EvalIndex, LareqaSet};
+
+use crate::DemoError;
+
+const MAGIC: &[u8; 4] = b"MLRV";
+const VERSION: u32 = 1;
+const HEADER: usize = 20;
+
+/// Decoded corpus vectors (f32, as the f16 values were stored).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VectorFile {
+    /// Vector width.
+    pub dim: usize,
+    /// Candidates, row-major `[n_candidates, dim]`.
+    pub candidates: Vec<f32>,
+    /// Questions, row-major `[n_questions, dim]`.
+    pub questions: Vec<f32>,
+}
+
+impl VectorFile {
+    /// Number of candidate rows.
+    pub fn n_candidates(&self) -> usize {
+        self.candidates.len() / self.dim.max(1)
+    }
+
+    /// Number of question rows.
+    pub fn n_questions(&self) -> usize {
+        self.questions.len() / self.dim.max(1)
+    }
+
+    /// Candidate row `i`.
+    pub fn candidate(&self, i: usize) -> &[f32] {
+        &self.candidates[i * self.dim..(i + 1) * self.dim]
+    }
+
+    /// Question row `i`.
+    pub fn question(&self, i: usize) -> &[f32] {
+        &self.questions[i * self.dim..(i + 1) * self.dim]
+    }
+
+    /// Encodes row-major f32 vectors as the file (values rounded to the nearest f16).
+    pub fn encode(dim: usize, candidates: &[f32], questions: &[f32]) -> Vec<u8> {
+        assert!(dim > 0 && candidates.len() % dim == 0 && questions.len() % dim == 0, "rows of width {dim}");
+        let mut out = Vec::with_capacity(HEADER + 2 * (candidates.len() + questions.len()));
+        out.extend_from_slice(MAGIC);
+        for v in [VERSION, dim as u32, (candidates.len() / dim) as u32, (questions.len() / dim) as u32] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        for &x in candidates.iter().chain(questions) {
+            out.extend_from_slice(&f16::from_f32(x).to_le_bytes());
+        }
+        out
+    }
+
+    /// Decodes a file; a wrong magic, version or length is an error saying which.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DemoError> {
+        if bytes.len() < HEADER || &bytes[..4] != MAGIC {
+            return Err(DemoError::Vectors("not an mlr vector file (no MLRV header)".into()));
+        }
+        let word = |i: usize| u32::from_le_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize;
+        let (version, dim, nc, nq) = (word(0), word(1), word(2), word(3));
+        if version != VERSION as usize {
+            return Err(DemoError::Vectors(format!("version {version} (this build reads {VERSION})")));
+        }
+        if dim == 0 {
+            return Err(DemoError::Vectors("dimension 0".into()));
+        }
+        let want = (nc + nq).checked_mul(dim).and_then(|n| n.checked_mul(2)).and_then(|n| n.checked_add(HEADER));
+        if want != Some(bytes.len()) {
+            return Err(DemoError::Vectors(format!(
+                "{} bytes, but {nc} candidates + {nq} questions of dimension {dim} need {}",
+                bytes.len(),
+                want.map_or("more than fit in memory".into(), |n| n.to_string())
+            )));
+        }
+        let values: Vec<f32> = bytes[HEADER..]
+            .chunks_exact(2)
+            .map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect();
+        let (candidates, questions) = values.split_at(nc * dim);
+        Ok(Self { dim, candidates: candidates.to_vec(), questions: questions.to_vec() })
+    }
+}
+
+/// Where each candidate and question of the full set sits in a [`VectorFile`], to gather the
+/// vectors of any subset of it (fewer languages, one split, the first N questions).
+#[derive(Debug, Clone)]
+pub struct Rows {
+    candidate: HashMap<String, usize>,
+    question: HashMap<(String, String), usize>,
+}
+
+impl Rows {
+    /// Indexes `full`, the set the file was written for (all its languages, every article).
+    pub fn new(full: &LareqaSet, file: &VectorFile) -> Result<Self, DemoError> {
+        if file.n_candidates() != full.candidates.len() || file.n_questions() != full.questions.len() {
+            return Err(DemoError::Mismatch(format!(
+                "the vectors hold {} candidates and {} questions, the dataset {} and {}",
+                file.n_candidates(),
+                file.n_questions(),
+                full.candidates.len(),
+                full.questions.len()
+            )));
+        }
+        let candidate = full.candidates.iter().enumerate().map(|(i, c)| (c.id.clone(), i)).collect();
+        let question = full
+            .questions
+            .iter()
+            .enumerate()
+            .map(|(i, q)| ((full.langs[q.lang].clone(), q.id.clone()), i))
+            .collect();
+        Ok(Self { candidate, question })
+    }
+
+    /// The candidate vectors of `set` and the question vectors of `index` (built from `set`),
+    /// row-major, ready for `mlr_eval::lareqa::evaluate`.
+    pub fn gather(&self, file: &VectorFile, set: &LareqaSet, index: &EvalIndex) -> Result<(Vec<f32>, Vec<f32>), DemoError> {
+        let mut cands = Vec::with_capacity(set.candidates.len() * file.dim);
+        for c in &set.candidates {
+            let row = self.candidate.get(&c.id).ok_or_else(|| DemoError::Mismatch(format!("candidate {} has no vector", c.id)))?;
+            cands.extend_from_slice(file.candidate(*row));
+        }
+        let mut queries = Vec::with_capacity(index.questions.len() * file.dim);
+        for (&lang, id) in index.query_lang.iter().zip(&index.question_ids) {
+            let key = (index.langs[lang].clone(), id.clone());
+            let row = self
+                .question
+                .get(&key)
+                .ok_or_else(|| DemoError::Mismatch(format!("question {} ({}) has no vector", key.1, key.0)))?;
+            queries.extend_from_slice(file.question(*row));
+        }
+        Ok((cands, queries))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_rounds_to_f16_and_checks_lengths() {
+        let c = [0.5f32, -0.25, 0.1, 1.0];
+        let q = [0.3f32, 0.7];
+        let bytes = VectorFile::encode(2, &c, &q);
+        assert_eq!(bytes.len(), 20 + 6 * 2);
+        let f = VectorFile::decode(&bytes).unwrap();
+        assert_eq!((f.dim, f.n_candidates(), f.n_questions()), (2, 2, 1));
+        assert_eq!(f.candidate(0), &[0.5, -0.25]);
+        // 0.1 is not a half float: the nearest one is 0.0999755859375.
+        assert_eq!(f.candidate(1)[0], 0.099975586);
+        assert!((f.question(0)[1] - 0.7).abs() < 4e-4);
+        let err = VectorFile::decode(&bytes[..bytes.len() - 1]).unwrap_err().to_string();
+        assert!(err.contains("31 bytes, but 2 candidates + 1 questions of dimension 2 need 32"), "{err}");
+        assert!(VectorFile::decode(b"NOPE").unwrap_err().to_string().contains("no MLRV header"));
+    }
+}
