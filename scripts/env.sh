@@ -29,12 +29,28 @@ export MLR_CACHE="${MLR_CACHE:-$HOME/.cache/mlr}"
 export MLR_WASM_TARGET_DIR="${MLR_WASM_TARGET_DIR:-$HOME/.cache/mlr/target-wasm}"
 export MLR_TRUNK_TARGET_DIR="${MLR_TRUNK_TARGET_DIR:-$HOME/.cache/mlr/target-trunk}"
 export MLR_MODEL_DIR="${MLR_MODEL_DIR:-$MLR_CACHE/models/multilingual-e5-small}"
+# What the web demo serves (`mlr demo build`; Trunk.toml links it into dist/).
+export MLR_DEMO_DIR="${MLR_DEMO_DIR:-$MLR_CACHE/demo}"
+# Builds the demo's data: the default model, plus every model `mlr train` exported under
+# $MLR_CACHE/runs/*/best (shown side by side in the language-bias view). Corpus vectors come from
+# the embedding cache after the first run (the first encodes 26,104 texts per model: ~30 min on 2 cores).
+mlr_demo_build() {
+    local args=(--model "e5-small=$MLR_MODEL_DIR") d
+    for d in "$MLR_CACHE"/runs/*/best; do
+        [ -f "$d/model.safetensors" ] && args+=(--model "$(basename "$(dirname "$d")")=$d")
+    done
+    "$CARGO_TARGET_DIR/release/mlr" demo build --data data/xquad-r --out "$MLR_DEMO_DIR" "${args[@]}"
+}
 # trunk calls cargo without -Z flags: give it build-std through cargo's environment config (only
 # for trunk: native builds have no --target and must not see it).
+# Trunk.toml has `offline = true`, so the crates (build-std's included: dlmalloc, …) are fetched
+# first; on a fresh machine nothing else would download them.
 mlr_trunk() {
     if [ -n "$MLR_BUILD_STD" ]; then
+        CARGO_TARGET_DIR="$MLR_TRUNK_TARGET_DIR" CARGO_UNSTABLE_BUILD_STD="std,panic_abort" cargo fetch -q --target wasm32-unknown-unknown
         CARGO_TARGET_DIR="$MLR_TRUNK_TARGET_DIR" CARGO_UNSTABLE_BUILD_STD="std,panic_abort" trunk "$@"
     else
+        cargo fetch -q --target wasm32-unknown-unknown
         CARGO_TARGET_DIR="$MLR_TRUNK_TARGET_DIR" trunk "$@"
     fi
 }

@@ -7,8 +7,11 @@
 #      the default model) with pytrec_eval/numpy/scipy recomputed from its TREC run;
 #   3. browser: tests/tests/browser.rs compiled to wasm32 and run in headless Chromium on WebGPU and
 #      on the wasm CPU backend (wasm-bindgen-test-runner + ChromeDriver);
-#   4. end to end: trunk builds the demo page, and tests/tests/e2e.rs drives it in headless Chromium
-#      with the full default model, comparing the page's similarity with the native one.
+#   4. end to end: `mlr demo build` and trunk build the demo page, and tests/tests/e2e.rs drives it
+#      in headless Chromium with the full default model: a mixed-language search compared with
+#      `mlr search`, the language-bias view, the evaluator against `mlr eval --vectors`, the
+#      in-browser encoder against the precomputed vectors, on the wasm CPU backend and on WebGPU
+#      (the software adapter, one short query).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -40,7 +43,8 @@ wasm_flags=()
         cargo test --release --target wasm32-unknown-unknown "${wasm_flags[@]}" --test browser
 )
 
-step "demo page: trunk build + end-to-end test with the full model"
+step "demo page: mlr demo build + trunk build + end-to-end test with the full model"
+mlr_demo_build
 mlr_trunk build
 cargo test --release -p mlr-tests --test e2e -- --ignored --nocapture
 

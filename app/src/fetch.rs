@@ -1,13 +1,24 @@
-//! Fetching model files in the worker: streamed with progress, kept in the browser's Cache API so
-//! a reload does not download them again.
+//! Fetching files in the worker: same-origin, streamed with progress, checked against the
+//! manifest's size and sha256, and kept in the browser's Cache API so a reload does not download
+//! them again. A cached copy that fails the check is deleted and fetched again.
 
 use js_sys::{Reflect, Uint8Array};
+use mlr_demo::FileEntry;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Cache, ReadableStreamDefaultReader, Response};
 
-/// Name of the Cache API bucket for model files.
-pub const CACHE_NAME: &str = "mlr-models-v1";
+/// Name of the Cache API bucket for the demo's files.
+pub const CACHE_NAME: &str = "mlr-demo-v1";
+
+/// A fetched, verified file.
+#[derive(Debug)]
+pub struct Fetched {
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+    /// Whether they came from the Cache API.
+    pub cached: bool,
+}
 
 fn js_err(context: &str, e: JsValue) -> String {
     let detail = e
@@ -36,48 +47,25 @@ async fn fetch_response(url: &str) -> Result<Response, String> {
         .map_err(|e| js_err(url, e))?
         .dyn_into()
         .map_err(|_| "fetch did not return a promise".to_string())?;
-    let response: Response = JsFuture::from(promise).await.map_err(|e| js_err(url, e))?.dyn_into().map_err(|_| "not a Response".to_string())?;
+    let response: Response = JsFuture::from(promise)
+        .await
+        .map_err(|e| js_err(&format!("{url} (network error)"), e))?
+        .dyn_into()
+        .map_err(|_| "not a Response".to_string())?;
     if !response.ok() {
-        return Err(format!("{url}: HTTP {} {}", response.status(), response.status_text()));
+        let hint = if response.status() == 404 { " (missing file: was the demo built with `mlr demo build`?)" } else { "" };
+        return Err(format!("{url}: HTTP {} {}{hint}", response.status(), response.status_text()));
     }
     Ok(response)
 }
 
-/// Fetches `url` (from the cache when present), calling `progress(loaded, total)` as bytes arrive.
-pub async fn fetch_bytes(url: &str, mut progress: impl AsyncFnMut(u64, u64)) -> Result<Vec<u8>, String> {
-    let cache = open_cache().await;
-    let cached = match &cache {
-        Some(c) => JsFuture::from(c.match_with_str(url)).await.ok().and_then(|r| r.dyn_into::<Response>().ok()),
-        None => None,
-    };
-    let response = match cached {
-        Some(r) => r,
-        None => {
-            let r = fetch_response(url).await?;
-            if let Some(c) = &cache {
-                // Store a copy while we read the original; a failed put only costs a re-download.
-                // Not awaited, so both branches of the body are read at the same pace.
-                if let Ok(copy) = r.clone() {
-                    let put = JsFuture::from(c.put_with_str(url, &copy));
-                    wasm_bindgen_futures::spawn_local(async move {
-                        let _ = put.await;
-                    });
-                }
-            }
-            r
-        }
-    };
-    let total = response
-        .headers()
-        .get("content-length")
-        .ok()
-        .flatten()
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0);
+/// Reads a response body, calling `progress(loaded)` as chunks arrive.
+async fn read_body(url: &str, response: &Response, capacity: usize, mut progress: impl AsyncFnMut(u64)) -> Result<Vec<u8>, String> {
     let body = response.body().ok_or_else(|| format!("{url}: empty body"))?;
     let reader: ReadableStreamDefaultReader =
         body.get_reader().dyn_into().map_err(|_| format!("{url}: body is not readable"))?;
-    let mut bytes = Vec::with_capacity(total as usize);
+    let mut bytes = Vec::new();
+    bytes.try_reserve_exact(capacity).map_err(|_| format!("{url}: out of memory for {} MB", capacity >> 20))?;
     loop {
         let chunk = JsFuture::from(reader.read()).await.map_err(|e| js_err(url, e))?;
         if Reflect::get(&chunk, &JsValue::from_str("done")).ok().and_then(|d| d.as_bool()).unwrap_or(true) {
@@ -86,12 +74,53 @@ pub async fn fetch_bytes(url: &str, mut progress: impl AsyncFnMut(u64, u64)) -> 
         let value = Reflect::get(&chunk, &JsValue::from_str("value")).map_err(|e| js_err(url, e))?;
         let array: Uint8Array = value.dyn_into().map_err(|_| format!("{url}: chunk is not bytes"))?;
         let start = bytes.len();
-        bytes.resize(start + array.length() as usize, 0);
+        let len = array.length() as usize;
+        bytes.try_reserve(len).map_err(|_| format!("{url}: out of memory after {} MB", start >> 20))?;
+        bytes.resize(start + len, 0);
         array.copy_to(&mut bytes[start..]);
-        progress(bytes.len() as u64, total).await;
-    }
-    if total != 0 && bytes.len() as u64 != total {
-        return Err(format!("{url}: received {} of {total} bytes", bytes.len()));
+        progress(bytes.len() as u64).await;
     }
     Ok(bytes)
+}
+
+/// Fetches the whole of `url` without the cache (the manifest: small, and must be fresh).
+pub async fn fetch_plain(url: &str) -> Result<Vec<u8>, String> {
+    let response = fetch_response(url).await?;
+    read_body(url, &response, 0, async |_| {}).await
+}
+
+/// Fetches `entry` under `base` (from the Cache API when a verified copy is there), calling
+/// `progress(loaded, total, cached)` as bytes arrive, and checks it against the manifest.
+pub async fn fetch_verified(
+    base: &str,
+    entry: &FileEntry,
+    mut progress: impl AsyncFnMut(u64, u64, bool),
+) -> Result<Fetched, String> {
+    // The hash in the URL makes a changed file a different cache entry.
+    let url = format!("{base}/{}?sha256={}", entry.path, entry.sha256);
+    let total = entry.bytes;
+    let cache = open_cache().await;
+    if let Some(c) = &cache {
+        let hit = JsFuture::from(c.match_with_str(&url)).await.ok().and_then(|r| r.dyn_into::<Response>().ok());
+        if let Some(response) = hit {
+            if let Ok(bytes) = read_body(&url, &response, total as usize, async |n| progress(n, total, true).await).await {
+                if entry.verify(&bytes).is_ok() {
+                    return Ok(Fetched { bytes, cached: true });
+                }
+            }
+            // A damaged or stale copy: drop it and download again.
+            let _ = JsFuture::from(c.delete_with_str(&url)).await;
+        }
+    }
+    let response = fetch_response(&url).await?;
+    let bytes = read_body(&url, &response, total as usize, async |n| progress(n, total, false).await).await?;
+    entry.verify(&bytes).map_err(|e| format!("{e} (the download is damaged or the demo was rebuilt: reload the page)"))?;
+    if let Some(c) = &cache {
+        // Store the verified bytes; a failed put (quota) only costs a download next time.
+        let array = Uint8Array::from(bytes.as_slice());
+        if let Ok(copy) = Response::new_with_opt_buffer_source(Some(&array)) {
+            let _ = JsFuture::from(c.put_with_str(&url, &copy)).await;
+        }
+    }
+    Ok(Fetched { bytes, cached: false })
 }

@@ -1,6 +1,13 @@
-//! The mlr web demo: a yew single-page app; the tokenizer and the encoder live in a web worker
-//! (`bin/worker.rs`) so the page never blocks. The worker runs burn's wgpu backend on WebGPU when
-//! the browser has a hardware adapter, else burn's ndarray backend on the wasm CPU, and says which.
+//! The mlr web demo: a yew single-page app; the tokenizer, the encoder, the XQuAD-R corpus and its
+//! vectors live in a web worker (`bin/worker.rs`) so the page never blocks. The worker runs burn's
+//! wgpu backend on WebGPU when the browser has a hardware adapter, else burn's ndarray backend on
+//! the wasm CPU, and says which.
+//!
+//! - [`app`]: the page (search, language-bias view, evaluator, encoder check).
+//! - [`worker`]: the worker's request loop (load, search, re-embed, evaluate).
+//! - [`protocol`]: the messages between them.
+//! - [`fetch`]: sha256-checked downloads kept in the Cache API.
+//! - [`gpu`]: what WebGPU adapter the browser offers.
 #![deny(missing_docs)]
 
 pub mod app;

@@ -1,32 +1,131 @@
 //! Messages between the page and the encoder worker, and the codec that carries them.
 //!
 //! Messages cross the worker boundary as plain JavaScript objects (serde-wasm-bindgen), so they can
-//! be read in the browser's devtools.
+//! be read in the browser's devtools. The worker answers requests one at a time, in the order they
+//! were sent; every answer to a request carries the request's `id`.
 
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
 
+pub use mlr_demo::{Manifest, ModelEntry};
+
 /// What the page asks the worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Request {
-    /// Fetch and load the model under `base_url` (`config.json`, `tokenizer.json`,
-    /// `model.safetensors`). A software WebGPU adapter is used only if `allow_software_gpu`.
+    /// Fetch `manifest.json` under `base_url`, then the data, the model `model` (an entry of the
+    /// manifest; the first one if `None`) and its corpus vectors, all sha256-checked and kept in
+    /// the Cache API. A software WebGPU adapter is used only if `allow_software_gpu`; `force_cpu`
+    /// skips WebGPU altogether.
     Load {
-        /// Directory URL, e.g. `models/multilingual-e5-small`.
+        /// URL of the directory holding `manifest.json` (absolute: the worker runs from a blob URL).
         base_url: String,
+        /// Name of the model in the manifest.
+        model: Option<String>,
         /// Use a fallback (software) WebGPU adapter if that is all there is.
         allow_software_gpu: bool,
+        /// Use the wasm CPU backend even when WebGPU is available (after a GPU failure).
+        force_cpu: bool,
     },
-    /// Cosine similarity of two texts, both embedded as queries.
-    Similarity {
+    /// Rank the corpus for a query.
+    Search {
         /// Request id, echoed in the answer.
         id: u32,
-        /// First text.
-        a: String,
-        /// Second text.
-        b: String,
+        /// The query, in any language or mix of languages (embedded with the `query: ` prefix).
+        query: String,
+        /// Results to return.
+        k: usize,
+        /// Only candidates of this corpus language (cross-lingual view); `None` = the pooled corpus.
+        lang: Option<String>,
+    },
+    /// Embed the first `count` corpus sentences in the browser and compare them with the
+    /// precomputed vectors.
+    Reembed {
+        /// Request id.
+        id: u32,
+        /// Sentences to embed (spread over all languages).
+        count: usize,
+    },
+    /// Run the LAReQA evaluation (mlr-eval) on a subset, with the precomputed vectors.
+    Evaluate {
+        /// Request id.
+        id: u32,
+        /// Languages (codes); empty = all.
+        langs: Vec<String>,
+        /// `all`, `train`, `dev` or `test` (the committed article split).
+        split: String,
+        /// The first N distinct questions of the subset (`None` = all).
+        max_questions: Option<usize>,
     },
 }
+
+/// One ranked candidate sentence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hit {
+    /// 1-based rank in the ranking that was asked for (pooled or one language).
+    pub rank: usize,
+    /// 1-based rank in the pooled ranking of all languages.
+    pub pooled_rank: usize,
+    /// Cosine similarity.
+    pub score: f32,
+    /// Candidate index in the full corpus.
+    pub candidate: usize,
+    /// Stable candidate id (`<lang>-<number>`).
+    pub id: String,
+    /// Language code.
+    pub lang: String,
+    /// The sentence.
+    pub sentence: String,
+    /// Its paragraph (shown on demand).
+    pub paragraph: String,
+    /// Title of its article.
+    pub article: String,
+    /// Ids of the questions this sentence answers (shared by all languages).
+    pub answers: Vec<String>,
+    /// Whether it answers the question of the parallel group shown in the bias view.
+    pub parallel: bool,
+}
+
+/// Where one language's answer sentence lands in the pooled ranking.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LangRank {
+    /// Language code.
+    pub lang: String,
+    /// 1-based pooled rank of the best-ranked answer sentence of this language.
+    pub rank: usize,
+    /// Its score.
+    pub score: f32,
+    /// The sentence.
+    pub sentence: String,
+}
+
+/// The language-bias view of one query under one model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BiasView {
+    /// Model name.
+    pub model: String,
+    /// How the vector of the query was obtained (`"encoded in the browser"` or
+    /// `"precomputed: dataset question"`).
+    pub source: String,
+    /// Pooled ranks of the parallel answers, one per language.
+    pub ranks: Vec<LangRank>,
+    /// max − min of `ranks` (the paper's rank distance for this query).
+    pub rank_distance: usize,
+}
+
+/// The parallel answer group a search is measured against.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnswerGroup {
+    /// Question id (shared by the languages).
+    pub question: String,
+    /// The question in the query's language, else English, else any language.
+    pub text: String,
+    /// Why this group: `"the query is this dataset question"` or `"the top result answers it"`.
+    pub reason: String,
+}
+
+/// Mean of a measure over a dataset, per language (the manifest's precomputed table, or the
+/// browser evaluator's).
+pub type Report = mlr_eval::lareqa::LareqaReport;
 
 /// What the worker tells the page.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,27 +138,94 @@ pub enum Event {
         loaded: u64,
         /// Bytes expected.
         total: u64,
+        /// Whether the file came from the Cache API (no download).
+        cached: bool,
     },
     /// A step of loading, in words.
     Status(String),
+    /// The manifest was read: the models the page can offer.
+    Manifest(Manifest),
     /// The model is ready on `backend` (adapter name, or why it is the CPU).
     Ready {
+        /// Model name.
+        model: String,
         /// Human-readable backend label.
         backend: String,
+        /// Whether the backend is WebGPU.
+        gpu: bool,
         /// Milliseconds spent loading.
         load_ms: f64,
+        /// Bytes downloaded (0 when everything came from the cache).
+        downloaded: u64,
+        /// Candidates in the corpus.
+        candidates: usize,
     },
-    /// A similarity answer.
-    Similarity {
+    /// The answer to a search.
+    Results {
         /// The request id.
         id: u32,
-        /// Cosine similarity.
-        value: f32,
-        /// Milliseconds for both embeddings.
+        /// The query as embedded (trimmed; cut to the encoder's 512 tokens).
+        query: String,
+        /// Tokens of the query fed to the encoder, and whether it was cut.
+        tokens: usize,
+        /// Whether the query was longer than the encoder input and was truncated.
+        truncated: bool,
+        /// Ranked candidates.
+        hits: Vec<Hit>,
+        /// The parallel answer group of the bias view, if any candidate answers a question.
+        group: Option<AnswerGroup>,
+        /// The bias view for the current model and, when the query is a dataset question, for
+        /// every other model of the manifest (from their precomputed vectors).
+        bias: Vec<BiasView>,
+        /// Milliseconds: encoding the query.
+        encode_ms: f64,
+        /// Milliseconds: scoring and ranking.
+        rank_ms: f64,
+    },
+    /// Progress of a long job (re-embedding, evaluation).
+    JobProgress {
+        /// The request id.
+        id: u32,
+        /// Units done.
+        done: usize,
+        /// Units in all.
+        total: usize,
+        /// What is being done.
+        what: String,
+    },
+    /// The browser's vectors against the precomputed ones.
+    Reembedded {
+        /// The request id.
+        id: u32,
+        /// Sentences compared.
+        count: usize,
+        /// Smallest cosine between a browser vector and its precomputed (native, f16-stored) one.
+        min_cosine: f32,
+        /// Mean of those cosines.
+        mean_cosine: f32,
+        /// Milliseconds spent encoding.
         ms: f64,
     },
-    /// Something failed; the message says what.
-    Error(String),
+    /// A finished evaluation.
+    Evaluated {
+        /// The request id.
+        id: u32,
+        /// The mlr-eval report.
+        report: Box<Report>,
+        /// The paper-style markdown table of the report.
+        table: String,
+        /// Milliseconds spent scoring.
+        ms: f64,
+    },
+    /// Something failed; the message says what. `id` is the failed request's, if any.
+    Error {
+        /// The request id, if the error answers a request.
+        id: Option<u32>,
+        /// What went wrong, for the user.
+        message: String,
+        /// Whether switching to the CPU backend may help (a GPU error).
+        gpu: bool,
+    },
 }
 
 /// A worker codec that posts messages as structured JavaScript values (serde-wasm-bindgen).

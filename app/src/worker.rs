@@ -1,18 +1,25 @@
-//! The encoder worker: owns the tokenizer and the model, answers one request at a time.
+//! The encoder worker: owns the tokenizer, the encoder, the corpus and its vectors, and answers the
+//! page's requests one at a time, in order (so inference never runs twice at once).
 //!
-//! Backend choice: burn's wgpu backend on WebGPU when the browser has a hardware adapter (or a
-//! software one and the user asked for it), else burn's ndarray backend on the wasm CPU. The
-//! `Ready` event says which, with the adapter's name or the reason for the CPU.
+//! Backend: burn's wgpu backend on WebGPU when `navigator.gpu` gives a hardware adapter (or a
+//! software one the user asked for), else burn's ndarray backend on the wasm CPU.
+
+use std::collections::HashMap;
+use std::rc::Rc;
 
 use burn::backend::wgpu::{graphics::WebGpu, init_setup_async, RuntimeOptions, WgpuDevice};
 use burn::backend::{NdArray, Wgpu};
 use futures::{SinkExt, StreamExt};
+use mlr_data::lareqa::{ArticleSplit, LareqaSet, Split};
+use mlr_demo::corpus::{rank_distance, Ranking};
+use mlr_demo::{Corpus, Manifest, ModelEntry, Rows, VectorFile};
 use mlr_embed::{cosine, Embedder, Role};
+use mlr_eval::lareqa::{evaluate, LareqaInput, LareqaOptions};
 use yew_agent::reactor::{reactor, ReactorScope};
 
-use crate::fetch::fetch_bytes;
+use crate::fetch::{fetch_plain, fetch_verified};
 use crate::gpu::{probe_webgpu, GpuProbe};
-use crate::protocol::{Event, Request};
+use crate::protocol::{AnswerGroup, BiasView, Event, Hit, LangRank, Request};
 
 /// The model on the backend that was chosen.
 pub enum Engine {
@@ -23,18 +30,42 @@ pub enum Engine {
 }
 
 impl Engine {
-    /// Embeds texts as queries.
-    pub async fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, String> {
+    /// Embeds texts in one batch.
+    pub async fn embed(&self, texts: &[&str], role: Role) -> Result<Vec<Vec<f32>>, String> {
         let result = match self {
-            Engine::Cpu(e) => e.embed_async(texts, Role::Query).await,
-            Engine::Gpu(e) => e.embed_async(texts, Role::Query).await,
+            Engine::Cpu(e) => e.embed_async(texts, role).await,
+            Engine::Gpu(e) => e.embed_async(texts, role).await,
         };
         result.map_err(|e| e.to_string())
+    }
+
+    /// Token count of `text` as a query (special tokens included), before truncation.
+    pub fn query_tokens(&self, text: &str) -> Result<usize, String> {
+        let tokenizer = match self {
+            Engine::Cpu(e) => e.tokenizer(),
+            Engine::Gpu(e) => e.tokenizer(),
+        };
+        tokenizer.ids(text, Role::Query).map(|ids| ids.len()).map_err(|e| e.to_string())
+    }
+
+    /// The longest encoder input.
+    pub fn max_tokens(&self) -> usize {
+        match self {
+            Engine::Cpu(e) => e.options().max_tokens,
+            Engine::Gpu(e) => e.options().max_tokens,
+        }
+    }
+
+    fn is_gpu(&self) -> bool {
+        matches!(self, Engine::Gpu(_))
     }
 }
 
 /// Which backend to use given the probe, and the label to show.
-pub async fn choose_backend(allow_software_gpu: bool) -> (Option<WgpuDevice>, String) {
+pub async fn choose_backend(allow_software_gpu: bool, force_cpu: bool) -> (Option<WgpuDevice>, String) {
+    if force_cpu {
+        return (None, "CPU (chosen after a WebGPU error)".into());
+    }
     let probe = probe_webgpu().await;
     match &probe {
         GpuProbe::Hardware(name) => (Some(WgpuDevice::default()), format!("WebGPU: {name}")),
@@ -49,60 +80,367 @@ fn now_ms() -> f64 {
     js_sys::Date::now()
 }
 
-async fn load(scope: &mut ReactorScope<Request, Event>, base: &str, allow_software_gpu: bool) -> Result<(Engine, String), String> {
-    let base = base.trim_end_matches('/');
-    let mut files = Vec::new();
-    for name in ["config.json", "tokenizer.json", "model.safetensors"] {
-        let mut last = 0u64;
-        let bytes = fetch_bytes(&format!("{base}/{name}"), async |loaded, total| {
-            // One event per 4 MB keeps the page responsive without flooding it.
-            if loaded - last >= 4 << 20 || (total != 0 && loaded == total) {
-                last = loaded;
-                let _ = scope.send(Event::Progress { file: name.into(), loaded, total }).await;
-            }
-        })
-        .await?;
-        files.push(bytes);
-    }
-    let _ = scope.send(Event::Status("probing WebGPU".into())).await;
-    let (device, label) = choose_backend(allow_software_gpu).await;
-    let _ = scope.send(Event::Status(format!("building the encoder ({label})"))).await;
-    let engine = match device {
-        Some(device) => {
-            init_setup_async::<WebGpu>(&device, RuntimeOptions::default()).await;
-            Engine::Gpu(Embedder::from_bytes(&files[0], &files[1], &files[2], &device).map_err(|e| e.to_string())?)
-        }
-        None => Engine::Cpu(Embedder::from_bytes(&files[0], &files[1], &files[2], &Default::default()).map_err(|e| e.to_string())?),
-    };
-    Ok((engine, label))
+/// What the worker holds once a model is loaded.
+struct Loaded {
+    manifest: Manifest,
+    model: String,
+    engine: Engine,
 }
 
-/// The worker's event loop.
-#[reactor(EncoderReactor)]
-pub async fn encoder_reactor(mut scope: ReactorScope<Request, Event>) {
-    let mut engine: Option<Engine> = None;
-    while let Some(request) = scope.next().await {
-        let reply = match request {
-            Request::Load { base_url, allow_software_gpu } => {
-                engine = None; // free the previous model before loading another
-                let start = now_ms();
-                match load(&mut scope, &base_url, allow_software_gpu).await {
-                    Ok((e, backend)) => {
-                        engine = Some(e);
-                        Event::Ready { backend, load_ms: now_ms() - start }
-                    }
-                    Err(message) => Event::Error(format!("loading the model failed: {message}")),
+/// Data that survives switching models: the corpus, and the vectors of every model fetched so far.
+#[derive(Default)]
+struct Shared {
+    /// Corpus and its row index, keyed by the sha256 of the first data file.
+    corpus: Option<(String, Rc<Corpus>, Rc<Rows>)>,
+    /// Vectors by sha256.
+    vectors: HashMap<String, Rc<VectorFile>>,
+    /// The article split.
+    split: Option<ArticleSplit>,
+    /// Whether burn's WebGPU runtime was set up (once per worker).
+    gpu_ready: bool,
+}
+
+type Scope = ReactorScope<Request, Event>;
+
+async fn say(scope: &mut Scope, event: Event) {
+    let _ = scope.send(event).await;
+}
+
+/// Fetches one file with progress events (one per 4 MB and one at the end).
+async fn fetch_file(scope: &mut Scope, base: &str, entry: &mlr_demo::FileEntry, downloaded: &mut u64) -> Result<Vec<u8>, String> {
+    let mut last = 0u64;
+    let name = entry.path.clone();
+    let fetched = fetch_verified(base, entry, async |loaded, total, cached| {
+        if loaded - last >= 4 << 20 || loaded == total {
+            last = loaded;
+            say(scope, Event::Progress { file: name.clone(), loaded, total, cached }).await;
+        }
+    })
+    .await?;
+    if !fetched.cached {
+        *downloaded += fetched.bytes.len() as u64;
+    }
+    Ok(fetched.bytes)
+}
+
+async fn load_vectors(
+    scope: &mut Scope,
+    shared: &mut Shared,
+    base: &str,
+    model: &ModelEntry,
+    downloaded: &mut u64,
+) -> Result<Rc<VectorFile>, String> {
+    if let Some(v) = shared.vectors.get(&model.vectors.sha256) {
+        return Ok(v.clone());
+    }
+    let bytes = fetch_file(scope, base, &model.vectors, downloaded).await?;
+    let file = Rc::new(VectorFile::decode(&bytes).map_err(|e| format!("{}: {e}", model.vectors.path))?);
+    if file.dim != model.dim {
+        return Err(format!("{}: vectors of width {}, the model has {}", model.vectors.path, file.dim, model.dim));
+    }
+    shared.vectors.insert(model.vectors.sha256.clone(), file.clone());
+    Ok(file)
+}
+
+async fn load(
+    scope: &mut Scope,
+    shared: &mut Shared,
+    base: &str,
+    model_name: Option<&str>,
+    allow_software_gpu: bool,
+    force_cpu: bool,
+) -> Result<(Loaded, String, u64), String> {
+    let base = base.trim_end_matches('/');
+    say(scope, Event::Status("reading manifest.json".into())).await;
+    let manifest = Manifest::from_json(&fetch_plain(&format!("{base}/manifest.json")).await?).map_err(|e| e.to_string())?;
+    say(scope, Event::Manifest(manifest.clone())).await;
+    let entry = manifest.model(model_name).map_err(|e| e.to_string())?.clone();
+    let mut downloaded = 0u64;
+
+    // The corpus (shared by every model).
+    let data_key = manifest.dataset.files.first().map(|f| f.sha256.clone()).unwrap_or_default();
+    if shared.corpus.as_ref().is_none_or(|(k, _, _)| *k != data_key) {
+        let mut files = Vec::new();
+        for f in &manifest.dataset.files {
+            files.push(fetch_file(scope, base, f, &mut downloaded).await?);
+        }
+        let split = fetch_file(scope, base, &manifest.dataset.split, &mut downloaded).await?;
+        say(scope, Event::Status("reading the corpus".into())).await;
+        let named: Vec<(&str, &str, &[u8])> = manifest
+            .dataset
+            .langs
+            .iter()
+            .zip(&manifest.dataset.files)
+            .zip(&files)
+            .map(|((l, f), b)| (l.as_str(), f.path.as_str(), b.as_slice()))
+            .collect();
+        let set = LareqaSet::from_files(&named).map_err(|e| e.to_string())?;
+        if set.candidates.len() != manifest.dataset.n_candidates {
+            return Err(format!("the corpus has {} candidates, the manifest says {}", set.candidates.len(), manifest.dataset.n_candidates));
+        }
+        shared.split = Some(ArticleSplit::from_json(&split, &manifest.dataset.split.path).map_err(|e| e.to_string())?);
+        let corpus = Corpus::new(set);
+        let vectors = load_vectors(scope, shared, base, &entry, &mut downloaded).await?;
+        let rows = Rows::new(&corpus.set, &vectors).map_err(|e| format!("{}: {e}", entry.vectors.path))?;
+        shared.corpus = Some((data_key, Rc::new(corpus), Rc::new(rows)));
+    }
+    // Vectors of every model: the current one for search, the others for the side-by-side bias view.
+    for m in &manifest.models {
+        load_vectors(scope, shared, base, m, &mut downloaded).await?;
+    }
+
+    let mut bytes = Vec::new();
+    for f in &entry.files {
+        bytes.push(fetch_file(scope, base, f, &mut downloaded).await?);
+    }
+    say(scope, Event::Status("probing WebGPU".into())).await;
+    let (device, label) = choose_backend(allow_software_gpu, force_cpu).await;
+    say(scope, Event::Status(format!("building the encoder ({label})"))).await;
+    let engine = match device {
+        Some(device) => {
+            if !shared.gpu_ready {
+                init_setup_async::<WebGpu>(&device, RuntimeOptions::default()).await;
+                shared.gpu_ready = true;
+            }
+            Engine::Gpu(Embedder::from_bytes(&bytes[0], &bytes[1], &bytes[2], &device).map_err(|e| e.to_string())?)
+        }
+        None => Engine::Cpu(Embedder::from_bytes(&bytes[0], &bytes[1], &bytes[2], &Default::default()).map_err(|e| e.to_string())?),
+    };
+    drop(bytes);
+    // Warm up (first-use shader compilation on WebGPU) with a one-word query.
+    say(scope, Event::Status(format!("warming up the encoder ({label})"))).await;
+    engine.embed(&["warm-up"], Role::Query).await.map_err(|e| format!("the encoder failed on {label}: {e}"))?;
+    Ok((Loaded { manifest, model: entry.name.clone(), engine }, label, downloaded))
+}
+
+fn bias_view(corpus: &Corpus, ranking: &Ranking, group: &str, model: &str, source: &str) -> BiasView {
+    let ranks = corpus.lang_ranks(ranking, group);
+    BiasView {
+        model: model.to_string(),
+        source: source.to_string(),
+        rank_distance: rank_distance(&ranks),
+        ranks: ranks
+            .iter()
+            .map(|r| LangRank {
+                lang: corpus.set.langs[r.lang].clone(),
+                rank: r.rank,
+                score: r.score,
+                sentence: corpus.set.candidates[r.candidate].sentence.clone(),
+            })
+            .collect(),
+    }
+}
+
+async fn search(loaded: &Loaded, shared: &Shared, id: u32, query: &str, k: usize, lang: Option<&str>) -> Result<Event, String> {
+    let (_, corpus, _) = shared.corpus.as_ref().ok_or("the corpus is not loaded")?;
+    let text = query.trim();
+    if text.is_empty() {
+        return Err("the query is empty: type a question first".into());
+    }
+    let lang = match lang.filter(|l| !l.is_empty()) {
+        Some(code) => Some(corpus.lang(code).ok_or_else(|| format!("the corpus has no language {code:?}"))?),
+        None => None,
+    };
+    let entry = loaded.manifest.model(Some(&loaded.model)).map_err(|e| e.to_string())?;
+    let vectors = shared.vectors.get(&entry.vectors.sha256).ok_or("the model's vectors are not loaded")?;
+    let tokens = loaded.engine.query_tokens(text)?;
+    let max = loaded.engine.max_tokens();
+    let start = now_ms();
+    let v = loaded.engine.embed(&[text], Role::Query).await?.remove(0);
+    let encode_ms = now_ms() - start;
+    let start = now_ms();
+    let ranking = corpus.rank(&v, &vectors.candidates, vectors.dim);
+    let top = corpus.top(&ranking, k.clamp(1, 1000), lang);
+    let group = corpus.group(text, &ranking);
+    let mut bias = Vec::new();
+    if let Some(g) = &group {
+        bias.push(bias_view(corpus, &ranking, &g.question_id, &entry.name, "query encoded in the browser"));
+        if g.reason == mlr_demo::corpus::GroupReason::DatasetQuestion {
+            for other in loaded.manifest.models.iter().filter(|m| m.name != entry.name) {
+                if let Some(ov) = shared.vectors.get(&other.vectors.sha256) {
+                    let r = corpus.rank(ov.question(g.question), &ov.candidates, ov.dim);
+                    bias.push(bias_view(corpus, &r, &g.question_id, &other.name, "precomputed vector of this dataset question"));
                 }
             }
-            Request::Similarity { id, a, b } => match &engine {
-                None => Event::Error("the model is not loaded yet".into()),
-                Some(engine) => {
-                    let start = now_ms();
-                    match engine.embed(&[a.as_str(), b.as_str()]).await {
-                        Ok(v) => Event::Similarity { id, value: cosine(&v[0], &v[1]), ms: now_ms() - start },
-                        Err(message) => Event::Error(format!("embedding failed: {message}")),
+        }
+    }
+    let hits = top
+        .iter()
+        .map(|h| {
+            let c = &corpus.set.candidates[h.candidate];
+            let p = &corpus.set.paragraphs[c.paragraph];
+            let mut answers: Vec<String> =
+                corpus.answered_by(h.candidate).iter().map(|&q| corpus.set.questions[q].id.clone()).collect();
+            answers.dedup();
+            Hit {
+                rank: h.rank,
+                pooled_rank: h.pooled_rank,
+                score: h.score,
+                candidate: h.candidate,
+                id: c.id.clone(),
+                lang: corpus.set.langs[c.lang].clone(),
+                sentence: c.sentence.clone(),
+                paragraph: p.context.clone(),
+                article: corpus.set.articles[p.article].clone(),
+                answers,
+                parallel: group.as_ref().is_some_and(|g| corpus.answers(h.candidate, &g.question_id)),
+            }
+        })
+        .collect();
+    let group = group.map(|g| {
+        // The question in the language of the best hit, else English, else the group's own.
+        let qs = &corpus.set.questions;
+        let best_lang = top.first().map(|h| corpus.set.candidates[h.candidate].lang);
+        let en = corpus.lang("en");
+        let pick = [best_lang, en]
+            .into_iter()
+            .flatten()
+            .find_map(|l| qs.iter().find(|q| q.id == g.question_id && q.lang == l))
+            .unwrap_or(&qs[g.question]);
+        AnswerGroup { question: g.question_id.clone(), text: pick.text.clone(), reason: g.reason.describe().into() }
+    });
+    Ok(Event::Results {
+        id,
+        query: text.to_string(),
+        tokens: tokens.min(max),
+        truncated: tokens > max,
+        hits,
+        group,
+        bias,
+        encode_ms,
+        rank_ms: now_ms() - start,
+    })
+}
+
+async fn reembed(scope: &mut Scope, loaded: &Loaded, shared: &Shared, id: u32, count: usize) -> Result<Event, String> {
+    let (_, corpus, _) = shared.corpus.as_ref().ok_or("the corpus is not loaded")?;
+    let entry = loaded.manifest.model(Some(&loaded.model)).map_err(|e| e.to_string())?;
+    let vectors = shared.vectors.get(&entry.vectors.sha256).ok_or("the model's vectors are not loaded")?;
+    let n = corpus.set.candidates.len();
+    let count = count.clamp(1, n);
+    // Evenly spread over the corpus, so every language is in the sample.
+    let picks: Vec<usize> = (0..count).map(|i| i * n / count).collect();
+    let (mut min, mut sum) = (f32::INFINITY, 0f64);
+    let start = now_ms();
+    let batch = if loaded.engine.is_gpu() { 4 } else { 8 };
+    for (done, chunk) in picks.chunks(batch).enumerate() {
+        let texts: Vec<&str> = chunk.iter().map(|&c| corpus.set.candidates[c].sentence.as_str()).collect();
+        let got = loaded.engine.embed(&texts, Role::Passage).await?;
+        for (&c, v) in chunk.iter().zip(&got) {
+            let cos = cosine(v, vectors.candidate(c));
+            min = min.min(cos);
+            sum += cos as f64;
+        }
+        let what = format!("re-embedding {count} sentences in the browser");
+        say(scope, Event::JobProgress { id, done: ((done + 1) * batch).min(count), total: count, what }).await;
+    }
+    Ok(Event::Reembedded { id, count, min_cosine: min, mean_cosine: (sum / count as f64) as f32, ms: now_ms() - start })
+}
+
+async fn run_eval(
+    scope: &mut Scope,
+    loaded: &Loaded,
+    shared: &Shared,
+    id: u32,
+    langs: &[String],
+    split: &str,
+    max_questions: Option<usize>,
+) -> Result<Event, String> {
+    let (_, corpus, rows) = shared.corpus.as_ref().ok_or("the corpus is not loaded")?;
+    let entry = loaded.manifest.model(Some(&loaded.model)).map_err(|e| e.to_string())?;
+    let vectors = shared.vectors.get(&entry.vectors.sha256).ok_or("the model's vectors are not loaded")?;
+    let what = |s: &str| s.to_string();
+    say(scope, Event::JobProgress { id, done: 0, total: 3, what: what("selecting the questions") }).await;
+    let codes: Vec<&str> = if langs.is_empty() { corpus.set.langs.iter().map(String::as_str).collect() } else { langs.iter().map(String::as_str).collect() };
+    let set = corpus.set.restrict_langs(&codes).map_err(|e| e.to_string())?;
+    let part: Split = split.parse()?;
+    let set = if part == Split::All {
+        set
+    } else {
+        set.split(shared.split.as_ref().ok_or("the article split is not loaded")?, part)
+    };
+    if set.questions.is_empty() {
+        return Err(format!("no questions in the {split} split for {}", codes.join(", ")));
+    }
+    if max_questions == Some(0) {
+        return Err("the number of questions must be at least 1".into());
+    }
+    let index = set.eval_index(max_questions);
+    let (cands, queries) = rows.gather(vectors, &set, &index).map_err(|e| e.to_string())?;
+    let scoring = format!("scoring {} queries × {} candidates", index.questions.len(), set.candidates.len());
+    say(scope, Event::JobProgress { id, done: 1, total: 3, what: scoring }).await;
+    let input = LareqaInput {
+        langs: &index.langs,
+        candidate_ids: &index.candidate_ids,
+        candidate_lang: &index.candidate_lang,
+        candidates: &cands,
+        query_lang: &index.query_lang,
+        query_group: &index.query_group,
+        relevant: &index.relevant,
+        queries: &queries,
+        dim: vectors.dim,
+    };
+    let start = now_ms();
+    // `mlr eval`'s defaults; one thread in the browser.
+    let report = evaluate(&input, &LareqaOptions { threads: 1, ..LareqaOptions::default() }).map_err(|e| e.to_string())?;
+    let ms = now_ms() - start;
+    say(scope, Event::JobProgress { id, done: 3, total: 3, what: what("done") }).await;
+    let table = report.markdown();
+    Ok(Event::Evaluated { id, report: Box::new(report), table, ms })
+}
+
+/// The worker's event loop: one request at a time, in the order they arrive.
+#[reactor(EncoderReactor)]
+pub async fn encoder_reactor(mut scope: ReactorScope<Request, Event>) {
+    let mut loaded: Option<Loaded> = None;
+    let mut shared = Shared::default();
+    while let Some(request) = scope.next().await {
+        let reply = match request {
+            Request::Load { base_url, model, allow_software_gpu, force_cpu } => {
+                loaded = None; // free the previous model before loading another
+                let start = now_ms();
+                match load(&mut scope, &mut shared, &base_url, model.as_deref(), allow_software_gpu, force_cpu).await {
+                    Ok((l, backend, downloaded)) => {
+                        let gpu = l.engine.is_gpu();
+                        let event = Event::Ready {
+                            model: l.model.clone(),
+                            backend,
+                            gpu,
+                            load_ms: now_ms() - start,
+                            downloaded,
+                            candidates: shared.corpus.as_ref().map_or(0, |(_, c, _)| c.set.candidates.len()),
+                        };
+                        loaded = Some(l);
+                        event
                     }
+                    Err(message) => Event::Error {
+                        id: None,
+                        message: format!("loading the model failed: {message}"),
+                        gpu: !force_cpu && message.contains("encoder failed on WebGPU"),
+                    },
                 }
+            }
+            Request::Search { id, query, k, lang } => match &loaded {
+                None => Event::Error { id: Some(id), message: "the model is not loaded yet".into(), gpu: false },
+                Some(l) => search(l, &shared, id, &query, k, lang.as_deref()).await.unwrap_or_else(|message| Event::Error {
+                    id: Some(id),
+                    message: format!("search failed: {message}"),
+                    gpu: l.engine.is_gpu(),
+                }),
+            },
+            Request::Reembed { id, count } => match &loaded {
+                None => Event::Error { id: Some(id), message: "the model is not loaded yet".into(), gpu: false },
+                Some(l) => reembed(&mut scope, l, &shared, id, count).await.unwrap_or_else(|message| Event::Error {
+                    id: Some(id),
+                    message: format!("re-embedding failed: {message}"),
+                    gpu: l.engine.is_gpu(),
+                }),
+            },
+            Request::Evaluate { id, langs, split, max_questions } => match &loaded {
+                None => Event::Error { id: Some(id), message: "the model is not loaded yet".into(), gpu: false },
+                Some(l) => run_eval(&mut scope, l, &shared, id, &langs, &split, max_questions).await.unwrap_or_else(|message| {
+                    Event::Error { id: Some(id), message: format!("evaluation failed: {message}"), gpu: false }
+                }),
             },
         };
         if scope.send(reply).await.is_err() {

@@ -1,10 +1,14 @@
-//! End-to-end test of the demo page with the full default model: serves the trunk build (`dist/`),
-//! drives headless Chromium through ChromeDriver (WebDriver), waits for the worker to load
-//! multilingual-e5-small, and checks the similarity the page computed in the browser against the
-//! native CPU result for the same two texts.
+//! End-to-end test of the demo page with the full default model: serves the trunk build (`dist/`,
+//! which links the output of `mlr demo build`) under the page's Content-Security-Policy, drives
+//! headless Chromium through ChromeDriver (WebDriver) and checks, on the wasm CPU backend:
+//! a typed mixed-language query ranks the corpus as `mlr search` does natively; the
+//! language-bias view shows the same ranks; the browser evaluator gives `mlr eval --vectors`'s
+//! numbers on the same subset; the in-browser encoder reproduces the precomputed vectors; a reload
+//! comes from the Cache API. Then the same page on WebGPU (the software adapter, one short query)
+//! ranks like native.
 //!
-//! Needs `trunk build` output and ChromeDriver, so it is `#[ignore]`d in a plain `cargo test`;
-//! `scripts/test.sh` builds the page and runs it with `--ignored`.
+//! Needs `trunk build` output, the `mlr` binary and ChromeDriver, so it is `#[ignore]`d in a plain
+//! `cargo test`; `scripts/test.sh` builds the page and runs it with `--ignored`.
 #![cfg(not(target_arch = "wasm32"))]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -13,8 +17,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use burn::backend::NdArray;
-use mlr_embed::{Embedder, Role};
 use serde_json::{json, Value};
 
 fn env_path(var: &str, default: impl FnOnce() -> PathBuf) -> PathBuf {
@@ -32,22 +34,33 @@ fn content_type(path: &Path) -> &'static str {
     }
 }
 
-/// A static file server for `root` on a free loopback port; one thread per connection.
-fn serve(root: PathBuf) -> u16 {
+/// The page's Content-Security-Policy, read from Trunk.toml's `[serve] csp` (what `trunk serve`
+/// sends), with `{{NONCE}}` left in.
+fn page_csp(repo: &Path) -> String {
+    let text = std::fs::read_to_string(repo.join("Trunk.toml")).unwrap();
+    let config: toml::Value = text.parse().unwrap();
+    let parts = config["serve"]["csp"].as_array().expect("Trunk.toml has [serve] csp");
+    parts.iter().map(|p| p.as_str().unwrap()).collect::<Vec<_>>().join("; ")
+}
+
+/// A static file server for `root` on a free loopback port; one thread per connection. HTML gets
+/// the page's CSP header with a fresh nonce put in place of trunk's placeholder, as `trunk serve`
+/// does.
+fn serve(root: PathBuf, csp: String) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let root = root.clone();
+        for (n, stream) in listener.incoming().flatten().enumerate() {
+            let (root, csp) = (root.clone(), csp.clone());
             std::thread::spawn(move || {
-                let _ = handle(stream, &root);
+                let _ = handle(stream, &root, &csp, n);
             });
         }
     });
     port
 }
 
-fn handle(mut stream: TcpStream, root: &Path) -> std::io::Result<()> {
+fn handle(mut stream: TcpStream, root: &Path, csp: &str, n: usize) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut request_line = String::new();
     reader.read_line(&mut request_line)?;
@@ -62,6 +75,17 @@ fn handle(mut stream: TcpStream, root: &Path) -> std::io::Result<()> {
     let file = root.join(rel);
     if rel.split('/').any(|p| p == "..") || !file.is_file() {
         return stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    }
+    if rel.ends_with(".html") {
+        let nonce = format!("e2e{n}x{}", std::process::id());
+        let body = std::fs::read_to_string(&file)?.replace("{{__TRUNK NONCE__}}", &nonce);
+        write!(
+            stream,
+            "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Security-Policy: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            csp.replace("{{NONCE}}", &nonce),
+            body.len()
+        )?;
+        return stream.write_all(body.as_bytes());
     }
     let mut f = std::fs::File::open(&file)?;
     let len = f.metadata()?.len();
@@ -129,7 +153,7 @@ impl Driver {
         let caps = json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": {"args": [
             "--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--enable-unsafe-webgpu",
             "--no-first-run", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--disable-quic", "--window-size=1100,800",
+            "--disable-sync", "--disable-quic", "--window-size=1280,1500",
             format!("--user-data-dir={}", profile.display()),
         ]}}}});
         let answer = http(port, "POST", "/session", Some(&caps));
@@ -156,62 +180,261 @@ impl Drop for Driver {
     }
 }
 
+impl Driver {
+    fn find(&self, css: &str) -> String {
+        let v = self.cmd("POST", "element", Some(json!({"using": "css selector", "value": css})));
+        v.as_object()
+            .and_then(|o| o.values().next())
+            .and_then(|id| id.as_str())
+            .unwrap_or_else(|| panic!("no element {css}: {v}"))
+            .to_string()
+    }
+
+    fn click(&self, css: &str) {
+        let id = self.find(css);
+        let v = self.cmd("POST", &format!("element/{id}/click"), Some(json!({})));
+        assert!(v.is_null(), "clicking {css}: {v}");
+    }
+
+    fn type_into(&self, css: &str, text: &str) {
+        let id = self.find(css);
+        self.cmd("POST", &format!("element/{id}/clear"), Some(json!({})));
+        let v = self.cmd("POST", &format!("element/{id}/value"), Some(json!({"text": text})));
+        assert!(v.is_null(), "typing into {css}: {v}");
+    }
+
+    /// Runs `js` (which returns a value or null) every 250 ms until it returns non-null; fails on a
+    /// page error or after `limit`.
+    fn wait_for(&self, what: &str, js: &str, limit: Duration) -> Value {
+        let started = Instant::now();
+        loop {
+            let error = self.script("return document.querySelector('#error')?.textContent ?? null;");
+            if let Some(e) = error.as_str() {
+                panic!("while waiting for {what}, the page reports an error: {e}");
+            }
+            let v = self.script(js);
+            if !v.is_null() {
+                return v;
+            }
+            let status = self.script("return document.querySelector('#status')?.textContent ?? null;");
+            assert!(started.elapsed() < limit, "{what}: not there after {limit:?} (status {status})");
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    fn screenshot(&self, path: &Path) {
+        use base64::Engine;
+        let png = self.cmd("GET", "screenshot", None);
+        let bytes = base64::engine::general_purpose::STANDARD.decode(png.as_str().expect("a screenshot")).unwrap();
+        std::fs::write(path, bytes).unwrap();
+        println!("e2e: screenshot written to {}", path.display());
+    }
+}
+
+/// Waits until the model is ready on a backend whose label starts with `prefix`; returns (backend
+/// label, seconds).
+fn wait_ready(driver: &Driver, prefix: &str, limit: Duration) -> (String, f64) {
+    let started = Instant::now();
+    let v = driver.wait_for(
+        &format!("the model on {prefix}"),
+        &format!(
+            "const b = document.querySelector('#search'); const l = document.querySelector('#backend')?.textContent; \
+             return (b && !b.disabled && l && l.startsWith({})) ? l : null;",
+            json!(prefix)
+        ),
+        limit,
+    );
+    (v.as_str().unwrap().to_string(), started.elapsed().as_secs_f64())
+}
+
+/// Submits `query` and returns the page's hits (id, score) once the results of that search are in.
+fn search(driver: &Driver, query: &str) -> (Vec<(String, f64)>, f64) {
+    let before = driver.script("return document.querySelector('#results')?.dataset.request ?? '';");
+    // An empty `query` submits what the box already holds.
+    if !query.is_empty() {
+        driver.type_into("#query", query);
+    }
+    let started = Instant::now();
+    driver.click("#search");
+    let js = format!(
+        "const r = document.querySelector('#results'); if (!r || r.dataset.request === {before}) return null; \
+         return [...r.querySelectorAll('li.hit')].map(h => [h.dataset.id, Number(h.dataset.score)]);"
+    );
+    let hits = driver.wait_for(&format!("results for {query:?}"), &js, Duration::from_secs(900));
+    let hits = hits.as_array().unwrap().iter().map(|h| (h[0].as_str().unwrap().to_string(), h[1].as_f64().unwrap())).collect();
+    (hits, started.elapsed().as_secs_f64())
+}
+
+fn mlr(args: &[&str]) -> String {
+    let bin = std::env::var_os("MLR_BIN").map(PathBuf::from).unwrap_or_else(|| {
+        let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("target"));
+        target.join("release/mlr")
+    });
+    let out = Command::new(&bin).args(args).stderr(Stdio::inherit()).output().unwrap_or_else(|e| panic!("running {}: {e}", bin.display()));
+    assert!(out.status.success(), "mlr {args:?} failed");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The browser's ranking equals the native one: the same ids in the same order, except that two
+/// candidates whose native scores are within 1e-4 may swap; scores agree within 2e-3.
+fn check_ranking(label: &str, page: &[(String, f64)], native: &Value) {
+    let native: Vec<(String, f64)> = native["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["id"].as_str().unwrap().to_string(), h["score"].as_f64().unwrap()))
+        .collect();
+    assert_eq!(page.len(), native.len(), "{label}: number of results");
+    let native_score = |id: &str| native.iter().find(|(n, _)| n == id).map(|(_, s)| *s);
+    for (i, ((pid, pscore), (nid, nscore))) in page.iter().zip(&native).enumerate() {
+        assert!((pscore - nscore).abs() < 2e-3, "{label}: rank {}: browser score {pscore} vs native {nscore}", i + 1);
+        if pid != nid {
+            let other = native_score(pid).unwrap_or(f64::NEG_INFINITY);
+            assert!((other - nscore).abs() < 1e-4, "{label}: rank {}: browser {pid} vs native {nid} ({other} vs {nscore})", i + 1);
+        }
+    }
+    println!("e2e: {label}: top {} equal to `mlr search` (top 1 {} at {:.4})", page.len(), page[0].0, page[0].1);
+}
+
+const MIXED_QUERY: &str = "¿cuándo fue fundada la Universidad de Chicago 大学?";
+
 #[test]
-#[ignore = "needs the trunk build (dist/) and ChromeDriver: run by scripts/test.sh"]
-fn demo_page_computes_similarity_in_the_browser() {
+#[ignore = "needs the trunk build (dist/), the mlr binary and ChromeDriver: run by scripts/test.sh"]
+fn demo_page_end_to_end() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
     let dist = env_path("MLR_DIST", || repo.join("dist"));
     assert!(dist.join("index.html").exists(), "{} has no index.html: run `trunk build`", dist.display());
-    assert!(
-        dist.join("models/multilingual-e5-small/model.safetensors").exists(),
-        "the trunk build does not link the model (MLR_MODEL_DIR unset at build time?)"
-    );
-    let port = serve(dist.clone());
+    assert!(dist.join("manifest.json").exists(), "the trunk build does not link the demo data (run `mlr demo build`; MLR_DEMO_DIR set at build time?)");
+    let manifest: Value = serde_json::from_slice(&std::fs::read(dist.join("manifest.json")).unwrap()).unwrap();
+    let model = manifest["models"][0]["name"].as_str().unwrap().to_string();
+    let vectors = dist.join(manifest["models"][0]["vectors"]["path"].as_str().unwrap());
+    let download: u64 = manifest["models"][0]["files"].as_array().unwrap().iter().chain([&manifest["models"][0]["vectors"]])
+        .chain(manifest["dataset"]["files"].as_array().unwrap())
+        .map(|f| f["bytes"].as_u64().unwrap())
+        .sum();
+    let port = serve(dist.clone(), page_csp(&repo));
     let driver = Driver::start();
-    driver.cmd("POST", "url", Some(json!({"url": format!("http://127.0.0.1:{port}/")})));
+    let page = format!("http://127.0.0.1:{port}/");
+    let dist_s = dist.display().to_string();
 
-    let read = "return { status: document.querySelector('#status')?.textContent ?? null, \
-                backend: document.querySelector('#backend')?.textContent ?? null, \
-                value: document.querySelector('#similarity')?.dataset.value ?? null, \
-                error: document.querySelector('#error')?.textContent ?? null };";
-    let started = Instant::now();
-    let state = loop {
-        let state = driver.script(read);
-        if let Some(error) = state["error"].as_str() {
-            panic!("the page reports an error: {error}");
-        }
-        if state["value"].as_str().is_some_and(|v| !v.is_empty()) {
-            break state;
-        }
-        assert!(started.elapsed() < Duration::from_secs(600), "page not ready after 10 min: {state}");
-        std::thread::sleep(Duration::from_millis(500));
-    };
-    let browser: f32 = state["value"].as_str().unwrap().parse().unwrap();
-    let backend = state["backend"].as_str().unwrap_or_default().to_string();
+    // 1. Cold start on the wasm CPU backend (headless Chromium has only a software WebGPU adapter).
+    driver.cmd("POST", "url", Some(json!({"url": page})));
+    let (backend, cold) = wait_ready(&driver, "CPU", Duration::from_secs(900));
+    println!("e2e: cold start: model ready in {cold:.1} s on {backend:?} ({:.1} MB to download)", download as f64 / 1e6);
+    assert!(backend.starts_with("CPU"), "headless Chromium has no hardware adapter, so the CPU backend: {backend:?}");
+    let (hits, first) = search(&driver, MIXED_QUERY);
+    println!("e2e: first result {first:.1} s after the model was ready ({:.1} s after opening the page)", cold + first);
+    let native: Value = serde_json::from_str(&mlr(&["search", "--demo", &dist_s, "--json", "-k", "10", MIXED_QUERY])).unwrap();
+    check_ranking("mixed es+zh query on wasm CPU", &hits, &native);
+    let shot = env_path("MLR_SCREENSHOT", || std::env::temp_dir().join("mlr-demo.png"));
+    driver.screenshot(&shot);
+    let url = driver.script("return location.search;");
+    assert!(url.as_str().unwrap().contains("q="), "the query is in the URL: {url}");
 
-    // The same two texts natively.
-    let model = env_path("MLR_MODEL_DIR", || dist.join("models/multilingual-e5-small"));
-    let read_file = |n: &str| std::fs::read(model.join(n)).unwrap();
-    let native = Embedder::<NdArray<f32>>::from_bytes(
-        &read_file("config.json"),
-        &read_file("tokenizer.json"),
-        &read_file("model.safetensors"),
-        &Default::default(),
-    )
-    .unwrap();
-    let v = native.embed(&["¿Dónde está la biblioteca?", "Where is the library?"], Role::Query).unwrap();
-    let expected = mlr_embed::cosine(&v[0], &v[1]);
-    println!(
-        "e2e: page ready in {:.1} s on backend {backend:?}; similarity in the browser {browser:.6}, native {expected:.6}",
-        started.elapsed().as_secs_f64()
+    // 2. The language-bias view of that query.
+    driver.click("#bias-tab");
+    let distance = driver.wait_for(
+        "the bias view",
+        "const d = document.querySelector('#bias-panel .rank-distance'); \
+         return (d && document.querySelector('#bias-panel svg.bias-bars')) ? Number(d.dataset.value) : null;",
+        Duration::from_secs(30),
     );
-    if let Some(png) = driver.cmd("GET", "screenshot", None).as_str() {
-        use base64::Engine;
-        let out = env_path("MLR_SCREENSHOT", || std::env::temp_dir().join("mlr-demo.png"));
-        std::fs::write(&out, base64::engine::general_purpose::STANDARD.decode(png).unwrap()).unwrap();
-        println!("e2e: screenshot written to {}", out.display());
+    assert_eq!(distance.as_u64(), native["rank_distance"].as_u64(), "rank distance in the bias view vs mlr search");
+    let bars = driver.script("return document.querySelectorAll('#bias-panel svg.bias-bars')[0].querySelectorAll('rect.bar').length;");
+    assert_eq!(bars.as_u64(), Some(manifest["dataset"]["langs"].as_array().unwrap().len() as u64), "a bar per language");
+    let shot = env_path("MLR_SCREENSHOT", || std::env::temp_dir().join("mlr-demo.png"));
+    driver.screenshot(&shot.with_file_name(format!("{}-bias.png", shot.file_stem().unwrap().to_string_lossy())));
+
+    // 3. The evaluator in the worker vs `mlr eval --vectors` on the same subset.
+    driver.click("#eval-tab");
+    for lang in manifest["dataset"]["langs"].as_array().unwrap() {
+        let lang = lang.as_str().unwrap();
+        if !["en", "de", "zh"].contains(&lang) {
+            driver.click(&format!("input.eval-lang[value='{lang}']"));
+        }
     }
-    assert!(backend.starts_with("CPU") || backend.starts_with("WebGPU"), "backend label {backend:?}");
-    assert!((browser - expected).abs() < 1e-3, "browser {browser} vs native {expected}");
-    assert!(browser > 0.8, "a Spanish question and its English translation are similar ({browser})");
+    driver.type_into("#eval-questions", "40");
+    driver.click("#eval-run");
+    let report = driver.wait_for(
+        "the browser evaluation",
+        "return document.querySelector('#eval-report')?.dataset.json ?? null;",
+        Duration::from_secs(300),
+    );
+    let browser: Value = serde_json::from_str(report.as_str().unwrap()).unwrap();
+    let out = std::env::temp_dir().join(format!("mlr-e2e-eval-{port}.json"));
+    let data = dist.join("data").display().to_string();
+    mlr(&["eval", "--vectors", &vectors.display().to_string(), "--data", &data, "--langs", "de,en,zh", "--split", "test",
+          "--max-questions", "40", "--out", &out.display().to_string()]);
+    let native_eval: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let mut diff = 0f64;
+    for key in ["per_lang", "pairs", "correlation_pairs"] {
+        diff = diff.max(mlr_tests::json_max_diff(&browser[key], &native_eval[key], key).unwrap());
+    }
+    for (b, n) in [("mono", "mAP_mono"), ("cross", "mAP_cross"), ("multi", "mAP_multi")] {
+        diff = diff.max((browser[b]["map"].as_f64().unwrap() - native_eval[n].as_f64().unwrap()).abs());
+    }
+    diff = diff.max((browser["rank_distance"].as_f64().unwrap() - native_eval["rank_distance"].as_f64().unwrap()).abs());
+    assert_eq!(browser["n_queries"], native_eval["n_queries"]);
+    println!(
+        "e2e: evaluator in the browser (en,de,zh, test, 40 questions: {} queries): Mul. mAP {:.4}, max |browser − mlr eval| = {diff:.1e}",
+        browser["n_queries"], browser["multi"]["map"].as_f64().unwrap()
+    );
+    assert!(diff < 1e-9, "browser evaluator differs from mlr eval by {diff}");
+
+    // 4. The in-browser encoder reproduces the precomputed (native) vectors.
+    driver.click("#check-tab");
+    driver.type_into("#reembed-count", "22");
+    driver.click("#reembed-run");
+    let min_cos = driver.wait_for(
+        "re-embedding",
+        "const r = document.querySelector('#reembed-result'); return r?.dataset.minCosine ? Number(r.dataset.minCosine) : null;",
+        Duration::from_secs(600),
+    );
+    println!("e2e: 22 corpus sentences re-embedded in the browser: min cosine {min_cos} to the precomputed vectors");
+    assert!(min_cos.as_f64().unwrap() > 0.9995, "in-browser vectors vs precomputed: {min_cos}");
+
+    // 5. A reload loads from the Cache API; a search from the URL runs by itself.
+    let shared = format!("{page}?q={}&k=5", "Warsaw%20university%20founded");
+    driver.cmd("POST", "url", Some(json!({"url": shared})));
+    let (_, cached) = wait_ready(&driver, "CPU", Duration::from_secs(900));
+    let downloaded = driver.script("return document.querySelector('#downloaded')?.dataset.bytes ?? null;");
+    println!("e2e: reload: model ready in {cached:.1} s, {downloaded} bytes downloaded (cold: {cold:.1} s)");
+    assert_eq!(downloaded.as_str(), Some("0"), "a reload downloads nothing: everything comes from the Cache API");
+    let hits = driver.wait_for(
+        "the search from the URL",
+        "const r = document.querySelectorAll('#results li.hit'); return r.length ? [...r].map(h => [h.dataset.id, Number(h.dataset.score)]) : null;",
+        Duration::from_secs(300),
+    );
+    let hits: Vec<(String, f64)> = hits.as_array().unwrap().iter().map(|h| (h[0].as_str().unwrap().into(), h[1].as_f64().unwrap())).collect();
+    let native: Value = serde_json::from_str(&mlr(&["search", "--demo", &dist_s, "--json", "-k", "5", "Warsaw university founded"])).unwrap();
+    check_ranking("query from the URL", &hits, &native);
+
+    // Empty and 10,000-character queries.
+    driver.type_into("#query", "   ");
+    driver.click("#search");
+    let hint = driver.wait_for("the empty-query hint", "return document.querySelector('#query-hint')?.textContent || null;", Duration::from_secs(10));
+    println!("e2e: whitespace-only query: {hint}");
+    // 10,000 characters, put in the box at once (typing them key by key takes minutes).
+    let long = "Warsaw ".repeat(1430);
+    driver.script(&format!(
+        "const q = document.querySelector('#query'); q.value = {}; q.dispatchEvent(new Event('input', {{bubbles: true}})); return null;",
+        json!(long)
+    ));
+    let (hits, t) = search(&driver, "");
+    let truncated = driver.script("return document.querySelector('#truncated')?.textContent ?? null;");
+    println!("e2e: a {}-character query: {} results in {t:.1} s; {truncated}", long.len(), hits.len());
+    assert!(!hits.is_empty() && truncated.is_string(), "the long query is cut to 512 tokens and says so");
+
+    // 6. WebGPU: the software adapter, one short query.
+    driver.click("#search-tab");
+    driver.click("#software-gpu");
+    let (backend, gpu_load) = wait_ready(&driver, "WebGPU", Duration::from_secs(1800));
+    println!("e2e: WebGPU: model ready in {gpu_load:.1} s on {backend:?}");
+    assert!(backend.starts_with("WebGPU"), "the toggle moves the encoder to WebGPU: {backend:?}");
+    let (hits, t) = search(&driver, "Warsaw");
+    let native: Value = serde_json::from_str(&mlr(&["search", "--demo", &dist_s, "--json", "-k", "5", "Warsaw"])).unwrap();
+    let hits: Vec<(String, f64)> = hits.into_iter().take(5).collect();
+    println!("e2e: WebGPU search took {t:.1} s");
+    check_ranking(&format!("one-word query on {backend}"), &hits, &native);
+    let _ = model;
 }
