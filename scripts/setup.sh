@@ -13,7 +13,8 @@ say() { printf '\033[1msetup:\033[0m %s\n' "$*" >&2; }
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 
 # ---- Debian packages
-pkgs=(chromium chromium-driver mesa-vulkan-drivers libvulkan1 binaryen lld-19 python3-venv)
+# fonts-noto-*: glyphs for the 11 scripts of XQuAD-R in the headless browser (screenshots).
+pkgs=(chromium chromium-driver mesa-vulkan-drivers libvulkan1 binaryen lld-19 python3-venv fonts-noto-core fonts-noto-cjk)
 if [ "$MLR_TOOLCHAIN" = debian ]; then pkgs+=(rustc-web cargo-web rust-web-src rust-web-llvm); fi
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done

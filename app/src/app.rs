@@ -148,8 +148,9 @@ pub struct LoadSettings {
 
 impl LoadSettings {
     /// The request; the manifest is in the page's own directory.
-    fn request(&self) -> Request {
+    fn request(&self, id: u32) -> Request {
         Request::Load {
+            id,
             base_url: absolute_url("."),
             model: self.model.clone(),
             allow_software_gpu: self.allow_software_gpu,
@@ -329,8 +330,19 @@ pub struct Failure {
     pub message: String,
     /// Whether the CPU backend may help.
     pub gpu: bool,
-    /// The failed request, if the error answers one (`None`: loading failed).
-    pub request: Option<u32>,
+    /// What failed.
+    pub kind: FailureKind,
+}
+
+/// What a [`Failure`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Loading the model failed: nothing is loaded ("Retry" loads again).
+    Load,
+    /// A search or a job failed; the model is still loaded.
+    Request,
+    /// The worker stopped (a panic); only a reload of the page helps.
+    Crashed,
 }
 
 /// What the page shows.
@@ -346,6 +358,8 @@ pub struct State {
     pub force_cpu: bool,
     /// The last load request.
     pub last_load: Option<LoadSettings>,
+    /// Id of the newest `Load`; answers to older ones are ignored.
+    pub load_id: u32,
     /// A load was sent and is not answered yet.
     pub loading: bool,
     /// Loading, ready or failed, in words.
@@ -398,6 +412,7 @@ impl Default for State {
             allow_software_gpu: false,
             force_cpu: false,
             last_load: None,
+            load_id: 0,
             loading: false,
             status: "starting the worker".into(),
             download: None,
@@ -435,6 +450,8 @@ impl State {
                 state.run_when_ready = !state.query.trim().is_empty();
             }
             state.lang = params.get("lang").filter(|lang| !lang.is_empty());
+            // `cpu=1`: the worker stopped on WebGPU before; stay on the CPU backend.
+            state.force_cpu = params.get("cpu").is_some_and(|v| v == "1");
             if let Some(k) = params.get("k").and_then(|k| k.trim().parse::<usize>().ok()).filter(|k| TOP_K.contains(k))
             {
                 state.k = k;
@@ -481,7 +498,10 @@ impl State {
                 self.status = text;
                 self.download = None;
             }
-            Event::Ready { model, backend, gpu, load_ms, downloaded, candidates } => {
+            Event::Ready { id, model, backend, gpu, load_ms, downloaded, candidates } => {
+                if id != self.load_id {
+                    return;
+                }
                 self.status = "ready".into();
                 self.download = None;
                 self.loading = false;
@@ -526,24 +546,31 @@ impl State {
                     self.evaluation = Some(Rc::new(Evaluation { settings, report: Rc::from(report), json, table, ms }));
                 }
             }
-            Event::Error { id, message, gpu } => {
-                match id {
-                    None => {
-                        self.status = "error".into();
-                        self.loading = false;
-                        self.loaded = None;
-                        self.download = None;
+            Event::Error { id, load, message, gpu } => {
+                let kind = if load {
+                    if id != self.load_id {
+                        return; // a superseded load
                     }
-                    Some(id) => {
-                        if self.search.as_ref().is_some_and(|p| p.id == id) {
-                            self.search = None;
-                        }
-                        if self.job.as_ref().is_some_and(|job| job.id == id) {
-                            self.job = None;
-                        }
+                    self.status = "error".into();
+                    self.loading = false;
+                    self.loaded = None;
+                    self.download = None;
+                    FailureKind::Load
+                } else {
+                    let search = self.search.as_ref().is_some_and(|p| p.id == id);
+                    let job = self.job.as_ref().is_some_and(|job| job.id == id);
+                    if !search && !job {
+                        return; // the answer to a request the page no longer waits for
                     }
-                }
-                self.error = Some(Failure { message, gpu, request: id });
+                    if search {
+                        self.search = None;
+                    }
+                    if job {
+                        self.job = None;
+                    }
+                    FailureKind::Request
+                };
+                self.error = Some(Failure { message, gpu, kind });
             }
         }
     }
@@ -567,7 +594,9 @@ pub enum Action {
     /// A query to run once the model is ready (an example clicked while loading).
     Defer(String),
     /// A load request was sent.
-    Loading(LoadSettings),
+    Loading(LoadSettings, u32),
+    /// The worker stopped (its panic message).
+    WorkerCrashed(String),
     /// A search request was sent.
     Searching {
         /// Its id.
@@ -609,7 +638,22 @@ impl Reducible for State {
                 s.hint = false;
                 s.run_when_ready = true;
             }
-            Action::Loading(settings) => {
+            Action::WorkerCrashed(message) => {
+                s.loading = false;
+                s.loaded = None;
+                s.download = None;
+                s.search = None;
+                s.job = None;
+                s.status = "the worker stopped".into();
+                let gpu = s.last_load.as_ref().is_some_and(|l| !l.force_cpu);
+                s.error = Some(Failure {
+                    message: format!("The encoder worker stopped: {message}. Reload the page to start it again."),
+                    gpu,
+                    kind: FailureKind::Crashed,
+                });
+            }
+            Action::Loading(settings, id) => {
+                s.load_id = id;
                 s.allow_software_gpu = settings.allow_software_gpu;
                 s.force_cpu = settings.force_cpu;
                 if settings.model.is_some() {
@@ -785,39 +829,56 @@ fn Demo() -> Html {
             }
         })
     };
+    // One counter for every request id, outside the render state, so two clicks in one frame
+    // never share an id.
+    let next_id = use_mut_ref(|| 0u32);
+    let take_id = {
+        let next_id = next_id.clone();
+        move || {
+            let mut n = next_id.borrow_mut();
+            *n += 1;
+            *n
+        }
+    };
+    // The worker's last words, if it panics.
+    {
+        let dispatcher = state.dispatcher();
+        use_effect_with((), move |_| crate::crash::listen(move |m| dispatcher.dispatch(Action::WorkerCrashed(m))));
+    }
     let load = {
-        let (bridge, dispatcher) = (bridge.clone(), state.dispatcher());
+        let (bridge, dispatcher, take_id) = (bridge.clone(), state.dispatcher(), take_id.clone());
         Callback::from(move |settings: LoadSettings| {
-            dispatcher.dispatch(Action::Loading(settings.clone()));
-            bridge.send(settings.request());
+            let id = take_id();
+            dispatcher.dispatch(Action::Loading(settings.clone(), id));
+            bridge.send(settings.request(id));
         })
     };
     let search = {
-        let (bridge, state) = (bridge.clone(), state.clone());
+        let (bridge, state, take_id) = (bridge.clone(), state.clone(), take_id.clone());
         Callback::from(move |query: Query| {
             if query.text.trim().is_empty() {
                 state.dispatch(Action::EmptyQuery);
                 return;
             }
             let query = Query { text: clip(&query.text), ..query };
-            let id = state.last_id + 1;
+            let id = take_id();
             replace_url(&query);
             bridge.send(Request::Search { id, query: query.text.clone(), k: query.k, lang: query.lang.clone() });
             state.dispatch(Action::Searching { id, query });
         })
     };
     let reembed = {
-        let (bridge, state) = (bridge.clone(), state.clone());
+        let (bridge, state, take_id) = (bridge.clone(), state.clone(), take_id.clone());
         Callback::from(move |count: usize| {
-            let id = state.last_id + 1;
+            let id = take_id();
             bridge.send(Request::Reembed { id, count });
             state.dispatch(Action::Started(Job { id, kind: JobKind::Reembed { count }, progress: None }));
         })
     };
     let evaluate = {
-        let (bridge, state) = (bridge.clone(), state.clone());
+        let (bridge, state, take_id) = (bridge.clone(), state.clone(), take_id.clone());
         Callback::from(move |settings: EvalSettings| {
-            let id = state.last_id + 1;
+            let id = take_id();
             bridge.send(Request::Evaluate {
                 id,
                 langs: settings.langs.clone(),
@@ -830,7 +891,8 @@ fn Demo() -> Html {
     // Load the default model once, on start.
     {
         let load = load.clone();
-        use_effect_with((), move |_| load.emit(LoadSettings::default()));
+        let force_cpu = state.force_cpu;
+        use_effect_with((), move |_| load.emit(LoadSettings { force_cpu, ..LoadSettings::default() }));
     }
     // Run the query of the address (or of an example clicked while loading) once the model is ready.
     {
@@ -888,7 +950,7 @@ fn header(s: &State, h: &Handlers) -> Html {
             <div class="controls">
                 <div class="field">
                     <label for="model">{ "Model" }</label>
-                    <select id="model" onchange={on_model} disabled={models.is_empty()}>
+                    <select id="model" onchange={on_model} disabled={models.is_empty() || s.loading}>
                         if models.is_empty() {
                             <option value="">{ "reading the manifest…" }</option>
                         }
@@ -919,7 +981,7 @@ fn header(s: &State, h: &Handlers) -> Html {
                     { download_view(download) }
                 }
                 <label class="check">
-                    <input id="software-gpu" type="checkbox" checked={s.allow_software_gpu} onchange={on_software} />
+                    <input id="software-gpu" type="checkbox" checked={s.allow_software_gpu} onchange={on_software} disabled={s.loading} />
                     { " use a software WebGPU adapter if there is no GPU (slow)" }
                 </label>
             </div>
@@ -981,12 +1043,32 @@ fn error_box(failure: &Failure, s: &State, h: &Handlers) -> Html {
             LoadSettings { model: s.model.clone(), allow_software_gpu: s.allow_software_gpu, force_cpu: true };
         Callback::from(move |_: MouseEvent| load.emit(settings.clone()))
     };
+    let reload = |cpu: bool| {
+        Callback::from(move |_: MouseEvent| {
+            let Some(window) = web_sys::window() else { return };
+            if cpu {
+                if let Some(url) = page_url() {
+                    url.search_params().set("cpu", "1");
+                    let _ = window.location().set_href(&url.href());
+                    return;
+                }
+            }
+            let _ = window.location().reload();
+        })
+    };
     html! {
         <div id="error" class="error" role="alert">
             <p class="error-message">{ failure.message.clone() }</p>
             <div class="actions">
-                <button id="retry" type="button" onclick={retry}>{ "Retry" }</button>
-                if failure.gpu {
+                if failure.kind == FailureKind::Load {
+                    <button id="retry" type="button" onclick={retry}>{ "Retry" }</button>
+                }
+                if failure.kind == FailureKind::Crashed {
+                    <button id="reload" type="button" onclick={reload(false)}>{ "Reload the page" }</button>
+                    if failure.gpu {
+                        <button id="use-cpu" type="button" onclick={reload(true)}>{ "Reload on the CPU" }</button>
+                    }
+                } else if failure.gpu {
                     <button id="use-cpu" type="button" onclick={use_cpu}>{ "Use the CPU" }</button>
                 }
             </div>
@@ -1260,7 +1342,7 @@ fn HitItem(props: &HitProps) -> Html {
             <div class="hit-meta">
                 <span class="rank">{ format!("#{}", hit.rank) }</span>
                 <span class="score" title="cosine similarity">{ format!("{:.4}", hit.score) }</span>
-                <span class="lang" lang={hit.lang.clone()}>{ hit.lang.to_uppercase() }</span>
+                <span class="lang">{ hit.lang.to_uppercase() }</span>
                 if hit.parallel {
                     <span class="parallel-mark" role="img" title={PARALLEL_TITLE} aria-label={PARALLEL_TITLE}>{ "◆" }</span>
                 }
@@ -1428,7 +1510,11 @@ fn dataset_table(s: &State) -> Html {
     let n_langs = manifest.dataset.langs.len();
     html! {
         <section class="dataset-bias" aria-labelledby="dataset-bias-heading">
-            <h3 id="dataset-bias-heading">{ format!("The whole dataset: {}", manifest.dataset.name) }</h3>
+            <h3 id="dataset-bias-heading">{ format!(
+                "The dataset: {}, {} articles",
+                manifest.dataset.name,
+                models.first().map_or("test", |m| m.report_split.as_str())
+            ) }</h3>
             <p class="muted">
                 { format!(
                     "Mul. mAP (×100): questions of each language against the pooled corpus. \
@@ -1667,8 +1753,11 @@ fn eval_report(evaluation: &Evaluation, manifest: Option<&Manifest>) -> Html {
     let vectors = manifest
         .and_then(|m| m.models.iter().find(|m| m.name == settings.model))
         .map_or_else(|| "…".to_string(), |m| m.vectors.path.clone());
-    let mut command =
-        format!("mlr eval --vectors {vectors} --split {} --langs {}", settings.split, settings.langs.join(","));
+    let mut command = format!(
+        "mlr eval --vectors $MLR_DEMO_DIR/{vectors} --data $MLR_DEMO_DIR/data --split {} --langs {}",
+        settings.split,
+        settings.langs.join(",")
+    );
     if let Some(n) = settings.max_questions {
         command.push_str(&format!(" --max-questions {n}"));
     }

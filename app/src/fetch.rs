@@ -36,14 +36,19 @@ async fn open_cache() -> Option<Cache> {
     cache.dyn_into().ok()
 }
 
-async fn fetch_response(url: &str) -> Result<Response, String> {
+async fn fetch_response(url: &str, no_cache: bool) -> Result<Response, String> {
     let global = js_sys::global();
     let fetch: js_sys::Function = Reflect::get(&global, &JsValue::from_str("fetch"))
         .map_err(|e| js_err("fetch", e))?
         .dyn_into()
         .map_err(|_| "fetch is not available".to_string())?;
+    // `cache: "no-cache"` revalidates with the server instead of trusting the HTTP cache.
+    let init = js_sys::Object::new();
+    if no_cache {
+        Reflect::set(&init, &JsValue::from_str("cache"), &JsValue::from_str("no-cache")).map_err(|e| js_err("fetch", e))?;
+    }
     let promise: js_sys::Promise = fetch
-        .call1(&global, &JsValue::from_str(url))
+        .call2(&global, &JsValue::from_str(url), &init)
         .map_err(|e| js_err(url, e))?
         .dyn_into()
         .map_err(|_| "fetch did not return a promise".to_string())?;
@@ -83,9 +88,9 @@ async fn read_body(url: &str, response: &Response, capacity: usize, mut progress
     Ok(bytes)
 }
 
-/// Fetches the whole of `url` without the cache (the manifest: small, and must be fresh).
+/// Fetches the whole of `url`, revalidated with the server (the manifest: small, and must be fresh).
 pub async fn fetch_plain(url: &str) -> Result<Vec<u8>, String> {
-    let response = fetch_response(url).await?;
+    let response = fetch_response(url, true).await?;
     read_body(url, &response, 0, async |_| {}).await
 }
 
@@ -96,8 +101,7 @@ pub async fn fetch_verified(
     entry: &FileEntry,
     mut progress: impl AsyncFnMut(u64, u64, bool),
 ) -> Result<Fetched, String> {
-    // The hash in the URL makes a changed file a different cache entry.
-    let url = format!("{base}/{}?sha256={}", entry.path, entry.sha256);
+    let url = cache_url(base, entry);
     let total = entry.bytes;
     let cache = open_cache().await;
     if let Some(c) = &cache {
@@ -112,7 +116,7 @@ pub async fn fetch_verified(
             let _ = JsFuture::from(c.delete_with_str(&url)).await;
         }
     }
-    let response = fetch_response(&url).await?;
+    let response = fetch_response(&url, false).await?;
     let bytes = read_body(&url, &response, total as usize, async |n| progress(n, total, false).await).await?;
     entry.verify(&bytes).map_err(|e| format!("{e} (the download is damaged or the demo was rebuilt: reload the page)"))?;
     if let Some(c) = &cache {
@@ -123,4 +127,30 @@ pub async fn fetch_verified(
         }
     }
     Ok(Fetched { bytes, cached: false })
+}
+
+/// The URL of `entry` under `base`: the hash in it makes a changed file a different cache entry.
+pub fn cache_url(base: &str, entry: &FileEntry) -> String {
+    format!("{base}/{}?sha256={}", entry.path, entry.sha256)
+}
+
+/// Deletes every cached file whose URL is not in `keep` (copies from earlier builds of the demo).
+/// Returns how many were deleted; failures are ignored (the cache is only an optimisation).
+pub async fn prune_cache(keep: &[String]) -> usize {
+    let Some(cache) = open_cache().await else {
+        return 0;
+    };
+    let Ok(keys) = JsFuture::from(cache.keys()).await else {
+        return 0;
+    };
+    let mut deleted = 0;
+    for request in js_sys::Array::from(&keys).iter() {
+        let Some(url) = Reflect::get(&request, &JsValue::from_str("url")).ok().and_then(|u| u.as_string()) else {
+            continue;
+        };
+        if !keep.contains(&url) && JsFuture::from(cache.delete_with_str(&url)).await.is_ok() {
+            deleted += 1;
+        }
+    }
+    deleted
 }

@@ -8,9 +8,11 @@
 //! - [`protocol`]: the messages between them.
 //! - [`fetch`]: sha256-checked downloads kept in the Cache API.
 //! - [`gpu`]: what WebGPU adapter the browser offers.
+//! - [`crash`]: the worker's last words when it panics, for the page.
 #![deny(missing_docs)]
 
 pub mod app;
+pub mod crash;
 pub mod fetch;
 pub mod gpu;
 pub mod protocol;

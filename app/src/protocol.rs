@@ -9,7 +9,8 @@ use wasm_bindgen::JsValue;
 
 pub use mlr_demo::{Manifest, ModelEntry};
 
-/// What the page asks the worker.
+/// What the page asks the worker. Every request carries an id (one counter for all kinds),
+/// echoed by its answer, so the page can drop answers to requests it has superseded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Request {
     /// Fetch `manifest.json` under `base_url`, then the data, the model `model` (an entry of the
@@ -17,6 +18,8 @@ pub enum Request {
     /// the Cache API. A software WebGPU adapter is used only if `allow_software_gpu`; `force_cpu`
     /// skips WebGPU altogether.
     Load {
+        /// Request id, echoed by `Ready` (or by the `Error` saying why loading failed).
+        id: u32,
         /// URL of the directory holding `manifest.json` (absolute: the worker runs from a blob URL).
         base_url: String,
         /// Name of the model in the manifest.
@@ -37,8 +40,8 @@ pub enum Request {
         /// Only candidates of this corpus language (cross-lingual view); `None` = the pooled corpus.
         lang: Option<String>,
     },
-    /// Embed the first `count` corpus sentences in the browser and compare them with the
-    /// precomputed vectors.
+    /// Embed `count` corpus sentences (spread evenly over the corpus, so over every language) in
+    /// the browser and compare them with the precomputed vectors.
     Reembed {
         /// Request id.
         id: u32,
@@ -117,7 +120,7 @@ pub struct BiasView {
 pub struct AnswerGroup {
     /// Question id (shared by the languages).
     pub question: String,
-    /// The question in the query's language, else English, else any language.
+    /// The question in the language of the best-ranked result, else English, else the group's own.
     pub text: String,
     /// Why this group: `"the query is this dataset question"` or `"the top result answers it"`.
     pub reason: String,
@@ -147,6 +150,8 @@ pub enum Event {
     Manifest(Manifest),
     /// The model is ready on `backend` (adapter name, or why it is the CPU).
     Ready {
+        /// The `Load` request's id.
+        id: u32,
         /// Model name.
         model: String,
         /// Human-readable backend label.
@@ -164,9 +169,9 @@ pub enum Event {
     Results {
         /// The request id.
         id: u32,
-        /// The query as embedded (trimmed; cut to the encoder's 512 tokens).
+        /// The query as embedded (trimmed; the encoder reads its first 512 tokens).
         query: String,
-        /// Tokens of the query fed to the encoder, and whether it was cut.
+        /// Tokens of the query fed to the encoder (at most 512).
         tokens: usize,
         /// Whether the query was longer than the encoder input and was truncated.
         truncated: bool,
@@ -217,10 +222,12 @@ pub enum Event {
         /// Milliseconds spent scoring.
         ms: f64,
     },
-    /// Something failed; the message says what. `id` is the failed request's, if any.
+    /// A request failed; the message says what.
     Error {
-        /// The request id, if the error answers a request.
-        id: Option<u32>,
+        /// The failed request's id.
+        id: u32,
+        /// Whether it was a `Load` (then no model is loaded).
+        load: bool,
         /// What went wrong, for the user.
         message: String,
         /// Whether switching to the CPU backend may help (a GPU error).

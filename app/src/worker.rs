@@ -10,14 +10,14 @@ use std::rc::Rc;
 use burn::backend::wgpu::{graphics::WebGpu, init_setup_async, RuntimeOptions, WgpuDevice};
 use burn::backend::{NdArray, Wgpu};
 use futures::{SinkExt, StreamExt};
-use mlr_data::lareqa::{ArticleSplit, LareqaSet, Split};
+use mlr_data::lareqa::{ArticleSplit, Split};
 use mlr_demo::corpus::{rank_distance, Ranking};
 use mlr_demo::{Corpus, Manifest, ModelEntry, Rows, VectorFile};
 use mlr_embed::{cosine, Embedder, Role};
 use mlr_eval::lareqa::{evaluate, LareqaInput, LareqaOptions};
 use yew_agent::reactor::{reactor, ReactorScope};
 
-use crate::fetch::{fetch_plain, fetch_verified};
+use crate::fetch::{cache_url, fetch_plain, fetch_verified, prune_cache};
 use crate::gpu::{probe_webgpu, GpuProbe};
 use crate::protocol::{AnswerGroup, BiasView, Event, Hit, LangRank, Request};
 
@@ -53,6 +53,14 @@ impl Engine {
         match self {
             Engine::Cpu(e) => e.options().max_tokens,
             Engine::Gpu(e) => e.options().max_tokens,
+        }
+    }
+
+    /// Width of the vectors.
+    pub fn dim(&self) -> usize {
+        match self {
+            Engine::Cpu(e) => e.dim(),
+            Engine::Gpu(e) => e.dim(),
         }
     }
 
@@ -111,7 +119,8 @@ async fn fetch_file(scope: &mut Scope, base: &str, entry: &mlr_demo::FileEntry, 
     let mut last = 0u64;
     let name = entry.path.clone();
     let fetched = fetch_verified(base, entry, async |loaded, total, cached| {
-        if loaded - last >= 4 << 20 || loaded == total {
+        // A cached copy that failed its check is fetched again from 0.
+        if loaded < last || loaded - last >= 4 << 20 || loaded == total {
             last = loaded;
             say(scope, Event::Progress { file: name.clone(), loaded, total, cached }).await;
         }
@@ -127,6 +136,7 @@ async fn load_vectors(
     scope: &mut Scope,
     shared: &mut Shared,
     base: &str,
+    dataset: &mlr_demo::DatasetEntry,
     model: &ModelEntry,
     downloaded: &mut u64,
 ) -> Result<Rc<VectorFile>, String> {
@@ -137,6 +147,16 @@ async fn load_vectors(
     let file = Rc::new(VectorFile::decode(&bytes).map_err(|e| format!("{}: {e}", model.vectors.path))?);
     if file.dim != model.dim {
         return Err(format!("{}: vectors of width {}, the model has {}", model.vectors.path, file.dim, model.dim));
+    }
+    if file.n_candidates() != dataset.n_candidates || file.n_questions() != dataset.n_questions {
+        return Err(format!(
+            "{}: {} candidates and {} questions, the corpus has {} and {}",
+            model.vectors.path,
+            file.n_candidates(),
+            file.n_questions(),
+            dataset.n_candidates,
+            dataset.n_questions
+        ));
     }
     shared.vectors.insert(model.vectors.sha256.clone(), file.clone());
     Ok(file)
@@ -158,7 +178,8 @@ async fn load(
     let mut downloaded = 0u64;
 
     // The corpus (shared by every model).
-    let data_key = manifest.dataset.files.first().map(|f| f.sha256.clone()).unwrap_or_default();
+    let data_key: String =
+        manifest.dataset.files.iter().chain([&manifest.dataset.split]).map(|f| f.sha256.as_str()).collect();
     if shared.corpus.as_ref().is_none_or(|(k, _, _)| *k != data_key) {
         let mut files = Vec::new();
         for f in &manifest.dataset.files {
@@ -166,27 +187,15 @@ async fn load(
         }
         let split = fetch_file(scope, base, &manifest.dataset.split, &mut downloaded).await?;
         say(scope, Event::Status("reading the corpus".into())).await;
-        let named: Vec<(&str, &str, &[u8])> = manifest
-            .dataset
-            .langs
-            .iter()
-            .zip(&manifest.dataset.files)
-            .zip(&files)
-            .map(|((l, f), b)| (l.as_str(), f.path.as_str(), b.as_slice()))
-            .collect();
-        let set = LareqaSet::from_files(&named).map_err(|e| e.to_string())?;
-        if set.candidates.len() != manifest.dataset.n_candidates {
-            return Err(format!("the corpus has {} candidates, the manifest says {}", set.candidates.len(), manifest.dataset.n_candidates));
-        }
+        let corpus = Corpus::from_dataset(&manifest.dataset, &files).map_err(|e| e.to_string())?;
         shared.split = Some(ArticleSplit::from_json(&split, &manifest.dataset.split.path).map_err(|e| e.to_string())?);
-        let corpus = Corpus::new(set);
-        let vectors = load_vectors(scope, shared, base, &entry, &mut downloaded).await?;
+        let vectors = load_vectors(scope, shared, base, &manifest.dataset, &entry, &mut downloaded).await?;
         let rows = Rows::new(&corpus.set, &vectors).map_err(|e| format!("{}: {e}", entry.vectors.path))?;
         shared.corpus = Some((data_key, Rc::new(corpus), Rc::new(rows)));
     }
     // Vectors of every model: the current one for search, the others for the side-by-side bias view.
     for m in &manifest.models {
-        load_vectors(scope, shared, base, m, &mut downloaded).await?;
+        load_vectors(scope, shared, base, &manifest.dataset, m, &mut downloaded).await?;
     }
 
     let mut bytes = Vec::new();
@@ -207,9 +216,22 @@ async fn load(
         None => Engine::Cpu(Embedder::from_bytes(&bytes[0], &bytes[1], &bytes[2], &Default::default()).map_err(|e| e.to_string())?),
     };
     drop(bytes);
+    if engine.dim() != entry.dim {
+        return Err(format!("model {}: the encoder gives vectors of width {}, the manifest says {}", entry.name, engine.dim(), entry.dim));
+    }
     // Warm up (first-use shader compilation on WebGPU) with a one-word query.
     say(scope, Event::Status(format!("warming up the encoder ({label})"))).await;
     engine.embed(&["warm-up"], Role::Query).await.map_err(|e| format!("the encoder failed on {label}: {e}"))?;
+    // Drop cached files of earlier builds of the demo (everything the manifest no longer lists).
+    let keep: Vec<String> = manifest
+        .dataset
+        .files
+        .iter()
+        .chain([&manifest.dataset.split])
+        .chain(manifest.models.iter().flat_map(|m| m.files.iter().chain([&m.vectors])))
+        .map(|f| cache_url(base, f))
+        .collect();
+    prune_cache(&keep).await;
     Ok((Loaded { manifest, model: entry.name.clone(), engine }, label, downloaded))
 }
 
@@ -396,13 +418,14 @@ pub async fn encoder_reactor(mut scope: ReactorScope<Request, Event>) {
     let mut shared = Shared::default();
     while let Some(request) = scope.next().await {
         let reply = match request {
-            Request::Load { base_url, model, allow_software_gpu, force_cpu } => {
+            Request::Load { id, base_url, model, allow_software_gpu, force_cpu } => {
                 loaded = None; // free the previous model before loading another
                 let start = now_ms();
                 match load(&mut scope, &mut shared, &base_url, model.as_deref(), allow_software_gpu, force_cpu).await {
                     Ok((l, backend, downloaded)) => {
                         let gpu = l.engine.is_gpu();
                         let event = Event::Ready {
+                            id,
                             model: l.model.clone(),
                             backend,
                             gpu,
@@ -414,32 +437,35 @@ pub async fn encoder_reactor(mut scope: ReactorScope<Request, Event>) {
                         event
                     }
                     Err(message) => Event::Error {
-                        id: None,
+                        id,
+                        load: true,
                         message: format!("loading the model failed: {message}"),
                         gpu: !force_cpu && message.contains("encoder failed on WebGPU"),
                     },
                 }
             }
             Request::Search { id, query, k, lang } => match &loaded {
-                None => Event::Error { id: Some(id), message: "the model is not loaded yet".into(), gpu: false },
+                None => Event::Error { id, load: false, message: "the model is not loaded yet".into(), gpu: false },
                 Some(l) => search(l, &shared, id, &query, k, lang.as_deref()).await.unwrap_or_else(|message| Event::Error {
-                    id: Some(id),
+                    id,
+                    load: false,
                     message: format!("search failed: {message}"),
                     gpu: l.engine.is_gpu(),
                 }),
             },
             Request::Reembed { id, count } => match &loaded {
-                None => Event::Error { id: Some(id), message: "the model is not loaded yet".into(), gpu: false },
+                None => Event::Error { id, load: false, message: "the model is not loaded yet".into(), gpu: false },
                 Some(l) => reembed(&mut scope, l, &shared, id, count).await.unwrap_or_else(|message| Event::Error {
-                    id: Some(id),
+                    id,
+                    load: false,
                     message: format!("re-embedding failed: {message}"),
                     gpu: l.engine.is_gpu(),
                 }),
             },
             Request::Evaluate { id, langs, split, max_questions } => match &loaded {
-                None => Event::Error { id: Some(id), message: "the model is not loaded yet".into(), gpu: false },
+                None => Event::Error { id, load: false, message: "the model is not loaded yet".into(), gpu: false },
                 Some(l) => run_eval(&mut scope, l, &shared, id, &langs, &split, max_questions).await.unwrap_or_else(|message| {
-                    Event::Error { id: Some(id), message: format!("evaluation failed: {message}"), gpu: false }
+                    Event::Error { id, load: false, message: format!("evaluation failed: {message}"), gpu: false }
                 }),
             },
         };

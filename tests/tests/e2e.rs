@@ -316,6 +316,9 @@ fn demo_page_end_to_end() {
     let driver = Driver::start();
     let page = format!("http://127.0.0.1:{port}/");
     let dist_s = dist.display().to_string();
+    // Measurements, written to $MLR_E2E_REPORT (JSON) when set.
+    let mut measured = serde_json::Map::new();
+    measured.insert("download_bytes".into(), json!(download));
 
     // 1. Cold start on the wasm CPU backend (headless Chromium has only a software WebGPU adapter).
     driver.cmd("POST", "url", Some(json!({"url": page})));
@@ -324,6 +327,10 @@ fn demo_page_end_to_end() {
     assert!(backend.starts_with("CPU"), "headless Chromium has no hardware adapter, so the CPU backend: {backend:?}");
     let (hits, first) = search(&driver, MIXED_QUERY);
     println!("e2e: first result {first:.1} s after the model was ready ({:.1} s after opening the page)", cold + first);
+    measured.insert("cpu_backend".into(), json!(backend));
+    measured.insert("cold_ready_s".into(), json!(cold));
+    measured.insert("cold_first_result_s".into(), json!(cold + first));
+    measured.insert("cpu_search_s".into(), json!(first));
     let native: Value = serde_json::from_str(&mlr(&["search", "--demo", &dist_s, "--json", "-k", "10", MIXED_QUERY])).unwrap();
     check_ranking("mixed es+zh query on wasm CPU", &hits, &native);
     let shot = env_path("MLR_SCREENSHOT", || std::env::temp_dir().join("mlr-demo.png"));
@@ -380,6 +387,8 @@ fn demo_page_end_to_end() {
         browser["n_queries"], browser["multi"]["map"].as_f64().unwrap()
     );
     assert!(diff < 1e-9, "browser evaluator differs from mlr eval by {diff}");
+    measured.insert("evaluator_max_abs_diff".into(), json!(diff));
+    measured.insert("evaluator_queries".into(), browser["n_queries"].clone());
 
     // 4. The in-browser encoder reproduces the precomputed (native) vectors.
     driver.click("#check-tab");
@@ -391,11 +400,13 @@ fn demo_page_end_to_end() {
         Duration::from_secs(600),
     );
     println!("e2e: 22 corpus sentences re-embedded in the browser: min cosine {min_cos} to the precomputed vectors");
+    measured.insert("reembed_min_cosine".into(), min_cos.clone());
     assert!(min_cos.as_f64().unwrap() > 0.9995, "in-browser vectors vs precomputed: {min_cos}");
 
     // 5. A reload loads from the Cache API; a search from the URL runs by itself.
     let shared = format!("{page}?q={}&k=5", "Warsaw%20university%20founded");
     driver.cmd("POST", "url", Some(json!({"url": shared})));
+    let reload = Instant::now();
     let (_, cached) = wait_ready(&driver, "CPU", Duration::from_secs(900));
     let downloaded = driver.script("return document.querySelector('#downloaded')?.dataset.bytes ?? null;");
     println!("e2e: reload: model ready in {cached:.1} s, {downloaded} bytes downloaded (cold: {cold:.1} s)");
@@ -405,6 +416,8 @@ fn demo_page_end_to_end() {
         "const r = document.querySelectorAll('#results li.hit'); return r.length ? [...r].map(h => [h.dataset.id, Number(h.dataset.score)]) : null;",
         Duration::from_secs(300),
     );
+    measured.insert("cached_ready_s".into(), json!(cached));
+    measured.insert("cached_first_result_s".into(), json!(reload.elapsed().as_secs_f64()));
     let hits: Vec<(String, f64)> = hits.as_array().unwrap().iter().map(|h| (h[0].as_str().unwrap().into(), h[1].as_f64().unwrap())).collect();
     let native: Value = serde_json::from_str(&mlr(&["search", "--demo", &dist_s, "--json", "-k", "5", "Warsaw university founded"])).unwrap();
     check_ranking("query from the URL", &hits, &native);
@@ -435,6 +448,14 @@ fn demo_page_end_to_end() {
     let native: Value = serde_json::from_str(&mlr(&["search", "--demo", &dist_s, "--json", "-k", "5", "Warsaw"])).unwrap();
     let hits: Vec<(String, f64)> = hits.into_iter().take(5).collect();
     println!("e2e: WebGPU search took {t:.1} s");
+    measured.insert("gpu_backend".into(), json!(backend));
+    measured.insert("gpu_ready_s".into(), json!(gpu_load));
+    measured.insert("gpu_search_s".into(), json!(t));
     check_ranking(&format!("one-word query on {backend}"), &hits, &native);
-    let _ = model;
+    measured.insert("model".into(), json!(model));
+    measured.insert("candidates".into(), manifest["dataset"]["n_candidates"].clone());
+    if let Some(path) = std::env::var_os("MLR_E2E_REPORT") {
+        std::fs::write(&path, serde_json::to_string_pretty(&Value::Object(measured)).unwrap() + "\n").unwrap();
+        println!("e2e: measurements written to {}", PathBuf::from(path).display());
+    }
 }

@@ -10,9 +10,9 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use burn::tensor::backend::Backend;
-use mlr_data::lareqa::LareqaSet;
+use mlr_data::lareqa::{ArticleSplit, LareqaSet, Split};
 use mlr_demo::corpus::rank_distance;
-use mlr_demo::{Corpus, DatasetEntry, FileEntry, Manifest, ModelEntry, VectorFile};
+use mlr_demo::{Corpus, DatasetEntry, FileEntry, Manifest, ModelEntry, Rows, VectorFile};
 use mlr_embed::{Embedder, Role};
 use mlr_eval::lareqa::{evaluate, LareqaInput, LareqaOptions};
 use serde_json::json;
@@ -42,6 +42,9 @@ pub struct BuildArgs {
     /// Texts per encoder batch.
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
+    /// The corpus licence, as the page's footer states it.
+    #[arg(long, default_value = "XQuAD-R: CC BY-SA 4.0 (data/LICENSE-CC-BY-SA-4.0.txt)")]
+    pub licence: String,
 }
 
 /// Arguments of `mlr search`.
@@ -166,13 +169,18 @@ pub fn build<B: Backend>(args: &BuildArgs, device: &B::Device) -> Result<()> {
         split,
         n_candidates: set.candidates.len(),
         n_questions: set.questions.len(),
-        licence: "XQuAD-R: CC BY-SA 4.0 (data/LICENSE-CC-BY-SA-4.0.txt)".into(),
+        licence: args.licence.clone(),
     };
     eprintln!("{}: {} languages, {} candidates, {} questions", args.data.display(), langs.len(), set.candidates.len(), set.questions.len());
 
     let candidate_texts: Vec<String> = set.candidates.iter().map(|c| c.sentence.clone()).collect();
     let question_texts: Vec<String> = set.questions.iter().map(|q| q.text.clone()).collect();
-    let index = set.eval_index(None);
+    // The page's dataset table: the held-out test articles, where a fine-tuned model has not
+    // seen the questions (all articles if the split has no test part).
+    let article_split = ArticleSplit::from_json(&split_bytes, &split_path.display().to_string())?;
+    let test = set.split(&article_split, Split::Test);
+    let (report_set, report_split) = if test.questions.is_empty() { (set.clone(), "all") } else { (test, "test") };
+    let index = report_set.eval_index(None);
     let mut entries = Vec::new();
     for (name, dir) in &models {
         let start = Instant::now();
@@ -195,20 +203,21 @@ pub fn build<B: Backend>(args: &BuildArgs, device: &B::Device) -> Result<()> {
         let vectors = ship(&out, &format!("corpus/{name}.mlrv"), &bytes)?;
         // The dataset report from the stored (f16) vectors: what the page shows.
         let stored = VectorFile::decode(&bytes)?;
+        let (report_cands, report_queries) = Rows::new(&set, &stored)?.gather(&stored, &report_set, &index)?;
         let input = LareqaInput {
             langs: &index.langs,
             candidate_ids: &index.candidate_ids,
             candidate_lang: &index.candidate_lang,
-            candidates: &stored.candidates,
+            candidates: &report_cands,
             query_lang: &index.query_lang,
             query_group: &index.query_group,
             relevant: &index.relevant,
-            queries: &stored.questions,
+            queries: &report_queries,
             dim,
         };
         let report = evaluate(&input, &LareqaOptions::default())?;
         eprintln!(
-            "model {name}: Mo. {:.4}  Cr. {:.4}  Mul. {:.4}  rank distance {:.1}  ({:.0} s)",
+            "model {name} ({report_split} articles): Mo. {:.4}  Cr. {:.4}  Mul. {:.4}  rank distance {:.1}  ({:.0} s)",
             report.mono.as_ref().map_or(f64::NAN, |s| s.map),
             report.cross.as_ref().map_or(f64::NAN, |s| s.map),
             report.multi.as_ref().map_or(f64::NAN, |s| s.map),
@@ -223,6 +232,7 @@ pub fn build<B: Backend>(args: &BuildArgs, device: &B::Device) -> Result<()> {
             vectors,
             dim,
             report,
+            report_split: report_split.into(),
         });
     }
     let manifest =
@@ -244,24 +254,15 @@ pub fn search<B: Backend>(args: &SearchArgs, device: &B::Device) -> Result<()> {
     };
     let manifest = Manifest::from_json(&read("manifest.json")?)?;
     let entry = manifest.model(args.model.as_deref())?;
-    let mut data = Vec::new();
-    for f in manifest.dataset.files.iter() {
+    // Every file is checked against the manifest, as the page checks what it downloads.
+    let verified = |f: &FileEntry| -> Result<Vec<u8>> {
         let bytes = read(&f.path)?;
         f.verify(&bytes)?;
-        data.push(bytes);
-    }
-    let named: Vec<(&str, &str, &[u8])> = manifest
-        .dataset
-        .langs
-        .iter()
-        .zip(&manifest.dataset.files)
-        .zip(&data)
-        .map(|((l, f), b)| (l.as_str(), f.path.as_str(), b.as_slice()))
-        .collect();
-    let corpus = Corpus::new(LareqaSet::from_files(&named)?);
-    let vector_bytes = read(&entry.vectors.path)?;
-    entry.vectors.verify(&vector_bytes)?;
-    let vectors = VectorFile::decode(&vector_bytes)?;
+        Ok(bytes)
+    };
+    let data: Vec<Vec<u8>> = manifest.dataset.files.iter().map(verified).collect::<Result<_>>()?;
+    let corpus = Corpus::from_dataset(&manifest.dataset, &data)?;
+    let vectors = VectorFile::decode(&verified(&entry.vectors)?)?;
     let text = args.query.trim();
     if text.is_empty() {
         bail!("the query is empty");
@@ -270,7 +271,7 @@ pub fn search<B: Backend>(args: &SearchArgs, device: &B::Device) -> Result<()> {
         Some(code) => Some(corpus.lang(code).with_context(|| format!("the corpus has no language {code:?}"))?),
         None => None,
     };
-    let files: Vec<Vec<u8>> = entry.files.iter().map(|f| read(&f.path)).collect::<Result<_>>()?;
+    let files: Vec<Vec<u8>> = entry.files.iter().map(verified).collect::<Result<_>>()?;
     let embedder = Embedder::<B>::from_bytes(&files[0], &files[1], &files[2], device)?;
     let v = embedder.embed(&[text], Role::Query)?.remove(0);
     let ranking = corpus.rank(&v, &vectors.candidates, vectors.dim);

@@ -237,6 +237,9 @@ pub fn run<B: Backend>(args: &EvalArgs, device: &B::Device) -> Result<()> {
         if tatoeba {
             bail!("--vectors holds the vectors of a LAReQA-format set (from `mlr demo build`), not Tatoeba's");
         }
+        if matches!(args.candidates, CandidatesArg::SentenceContext) {
+            bail!("--vectors holds sentence vectors (`mlr demo build`): --candidates sentence-context needs encoding");
+        }
         return run_precomputed(args, vectors);
     }
     let (mut encoder, model_sha) =

@@ -122,6 +122,32 @@ impl Corpus {
         Self { set, ties, answered_by, answers, by_text }
     }
 
+    /// The corpus of a manifest's dataset from the bytes of its files (in the manifest's order),
+    /// checked against the manifest's counts.
+    pub fn from_dataset(dataset: &crate::DatasetEntry, files: &[Vec<u8>]) -> Result<Self, crate::DemoError> {
+        if files.len() != dataset.files.len() {
+            return Err(crate::DemoError::Mismatch(format!("{} data files, the manifest lists {}", files.len(), dataset.files.len())));
+        }
+        let named: Vec<(&str, &str, &[u8])> = dataset
+            .langs
+            .iter()
+            .zip(&dataset.files)
+            .zip(files)
+            .map(|((l, f), b)| (l.as_str(), f.path.as_str(), b.as_slice()))
+            .collect();
+        let set = LareqaSet::from_files(&named).map_err(|e| crate::DemoError::Mismatch(e.to_string()))?;
+        if set.candidates.len() != dataset.n_candidates || set.questions.len() != dataset.n_questions {
+            return Err(crate::DemoError::Mismatch(format!(
+                "the corpus has {} candidates and {} questions, the manifest says {} and {}",
+                set.candidates.len(),
+                set.questions.len(),
+                dataset.n_candidates,
+                dataset.n_questions
+            )));
+        }
+        Ok(Self::new(set))
+    }
+
     /// Index of language `code`.
     pub fn lang(&self, code: &str) -> Option<usize> {
         self.set.langs.iter().position(|l| l == code)

@@ -40,7 +40,7 @@ impl FileEntry {
                 "{}: sha256 {}…, the manifest says {}…",
                 self.path,
                 &got[..12],
-                &self.sha256[..self.sha256.len().min(12)]
+                self.sha256.chars().take(12).collect::<String>()
             )));
         }
         Ok(())
@@ -81,8 +81,10 @@ pub struct ModelEntry {
     pub vectors: FileEntry,
     /// Vector width.
     pub dim: usize,
-    /// The model's LAReQA report on the whole dataset, from the shipped vectors.
+    /// The model's LAReQA report from the shipped vectors, on the articles of `report_split`.
     pub report: mlr_eval::lareqa::LareqaReport,
+    /// `test` (the held-out articles: fair to fine-tuned models) or `all` (no split file).
+    pub report_split: String,
 }
 
 /// Everything the demo ships.

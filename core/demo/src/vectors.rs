@@ -83,12 +83,12 @@ impl VectorFile {
                 want.map_or("more than fit in memory".into(), |n| n.to_string())
             )));
         }
-        let values: Vec<f32> = bytes[HEADER..]
+        let mut candidates: Vec<f32> = bytes[HEADER..]
             .chunks_exact(2)
             .map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32())
             .collect();
-        let (candidates, questions) = values.split_at(nc * dim);
-        Ok(Self { dim, candidates: candidates.to_vec(), questions: questions.to_vec() })
+        let questions = candidates.split_off(nc * dim);
+        Ok(Self { dim, candidates, questions })
     }
 }
 

@@ -120,6 +120,9 @@ pub fn to_f16_safetensors(bytes: &[u8]) -> Result<Vec<u8>, WeightsError> {
         let (dtype, data) = match view.dtype() {
             Dtype::F32 | Dtype::BF16 | Dtype::F16 => {
                 let values = to_f32(&view).map_err(|e| WeightsError::Tensor(format!("tensor `{name}`: {e}")))?;
+                if let Some(v) = values.iter().find(|v| v.is_finite() && half::f16::from_f32(**v).is_infinite()) {
+                    return Err(WeightsError::Tensor(format!("tensor `{name}`: {v} does not fit in f16 (max 65504)")));
+                }
                 (Dtype::F16, values.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()).collect())
             }
             other => (other, view.data().to_vec()),
@@ -216,6 +219,11 @@ mod tests {
         }
         // Converting again changes nothing.
         assert_eq!(to_f16_safetensors(&f16_bytes).unwrap(), f16_bytes);
+        // A value beyond f16's range is an error naming the tensor, not a silent infinity.
+        let mut big = tensors.clone();
+        big[0].values[3] = 1e6;
+        let err = to_f16_safetensors(&write_safetensors(&big).unwrap()).unwrap_err().to_string();
+        assert!(err.contains(&big[0].name) && err.contains("does not fit in f16"), "{err}");
     }
 
     #[test]
