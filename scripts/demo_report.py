@@ -41,7 +41,7 @@ for split in ["all", "test"]:
     base = next(r for r in rows if r["split"] == split and r["setting"].startswith("f32"))
     page = next(r for r in rows if r["split"] == split and "page" in r["setting"])
     worst = max(keys, key=lambda k: abs(page[k] - base[k]))
-    md.append(f"- {split}: {worst} {page[worst] - base[worst]:+.4f}; rank distance {page['rank_distance'] - base['rank_distance']:+.1f}")
+    md.append(f"- {split}: {worst} {page[worst] - base[worst]:+.1e}; rank distance {page['rank_distance'] - base['rank_distance']:+.2f}")
 md += ["", "Commands:", ""] + [f"- `{r['command']}`" for r in rows]
 md += ["", "## The page in headless Chromium (this machine; `tests/tests/e2e.rs`)", "",
        "| what | value |", "|---|---|",
@@ -52,10 +52,10 @@ md += ["", "## The page in headless Chromium (this machine; `tests/tests/e2e.rs`
        f"| one search on the wasm CPU backend (encode + rank 13,014) | {e2e['cpu_search_s']:.2f} s |",
        f"| reload (Cache API, nothing downloaded): model ready | {e2e['cached_ready_s']:.1f} s |",
        f"| reload: first result of a query in the URL | {e2e['cached_first_result_s']:.1f} s |",
-       f"| WebGPU ({e2e['gpu_backend']}): model ready | {e2e['gpu_ready_s']:.1f} s |",
+       f"| {e2e['gpu_backend']}: model ready | {e2e['gpu_ready_s']:.1f} s |",
        f"| WebGPU (software adapter): one one-word search | {e2e['gpu_search_s']:.1f} s |",
        f"| browser evaluator vs `mlr eval --vectors` ({e2e['evaluator_queries']} queries) | max abs diff {e2e['evaluator_max_abs_diff']:.1e} |",
-       f"| 22 sentences re-embedded in the browser vs the precomputed vectors | min cosine {e2e['reembed_min_cosine']:.6f} |",
+       f"| 22 sentences re-embedded in the browser vs the precomputed vectors | min cosine {e2e['reembed_min_cosine']:.7f} |",
        ""]
 (out / "README.md").write_text("\n".join(md))
 print((out / "README.md").read_text())

@@ -15,6 +15,6 @@ for split in all test; do
     # What the page scores with: f16 weights and the vectors stored as f16.
     "$mlr" eval --vectors "$MLR_DEMO_DIR/corpus/e5-small.mlrv" --split "$split" --out "$out/e5-small-page-xquad-r-$split.json" >/dev/null
 done
-MLR_E2E_REPORT="$out/e2e.json" MLR_SCREENSHOT="$PWD/docs/screenshot.png" \
+MLR_E2E_REPORT="$PWD/$out/e2e.json" MLR_SCREENSHOT="$PWD/docs/screenshot.png" \
     cargo test --release -p mlr-tests --test e2e -- --ignored --nocapture
 "$MLR_CACHE/venv/bin/python" scripts/demo_report.py

@@ -752,9 +752,9 @@ fn clip(text: &str) -> String {
     text.chars().take(MAX_QUERY_CHARS).collect()
 }
 
-/// Bytes in MB, one decimal.
+/// Bytes in MB (10^6 bytes, as the README and `mlr demo build` count), one decimal.
 fn mb(bytes: u64) -> String {
-    format!("{:.1}", bytes as f64 / 1_048_576.0)
+    format!("{:.1}", bytes as f64 / 1e6)
 }
 
 /// A share in 0–1 as a score ×100, one decimal.

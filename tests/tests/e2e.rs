@@ -352,6 +352,24 @@ fn demo_page_end_to_end() {
     let shot = env_path("MLR_SCREENSHOT", || std::env::temp_dir().join("mlr-demo.png"));
     driver.screenshot(&shot.with_file_name(format!("{}-bias.png", shot.file_stem().unwrap().to_string_lossy())));
 
+    // A dataset question: with several models shipped (`mlr train` exports), one view per model.
+    let models = manifest["models"].as_array().unwrap().len();
+    if models > 1 {
+        let en: Value = serde_json::from_slice(&std::fs::read(dist.join("data/en.json")).unwrap()).unwrap();
+        let question = en["data"][0]["paragraphs"][0]["qas"][0]["question"].as_str().unwrap().to_string();
+        driver.click("#search-tab");
+        search(&driver, &question);
+        driver.click("#bias-tab");
+        let views = driver.wait_for(
+            "one bias view per model",
+            "const n = document.querySelectorAll('#bias-panel svg.bias-bars').length; return n > 1 ? n : null;",
+            Duration::from_secs(30),
+        );
+        assert_eq!(views.as_u64(), Some(models as u64), "a dataset question is shown under every model");
+        driver.screenshot(&shot.with_file_name(format!("{}-models.png", shot.file_stem().unwrap().to_string_lossy())));
+        println!("e2e: the dataset question {question:?}: bias views side by side for {models} models");
+    }
+
     // 3. The evaluator in the worker vs `mlr eval --vectors` on the same subset.
     driver.click("#eval-tab");
     for lang in manifest["dataset"]["langs"].as_array().unwrap() {
