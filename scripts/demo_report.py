@@ -45,7 +45,7 @@ for split in ["all", "test"]:
 md += ["", "Commands:", ""] + [f"- `{r['command']}`" for r in rows]
 md += ["", "## The page in headless Chromium (this machine; `tests/tests/e2e.rs`)", "",
        "| what | value |", "|---|---|",
-       f"| download (model f16 + corpus vectors f16 + XQuAD-R JSON) | {e2e['download_bytes'] / 1e6:.1f} MB |",
+       f"| first visit's download (default model f16, every model's corpus vectors f16, XQuAD-R JSON) | {e2e['download_bytes'] / 1e6:.1f} MB |",
        f"| backend | {e2e['cpu_backend']} |",
        f"| cold start: model ready | {e2e['cold_ready_s']:.1f} s |",
        f"| cold start: first result (page opened → ranked list) | {e2e['cold_first_result_s']:.1f} s |",

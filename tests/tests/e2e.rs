@@ -308,8 +308,16 @@ fn demo_page_end_to_end() {
     let manifest: Value = serde_json::from_slice(&std::fs::read(dist.join("manifest.json")).unwrap()).unwrap();
     let model = manifest["models"][0]["name"].as_str().unwrap().to_string();
     let vectors = dist.join(manifest["models"][0]["vectors"]["path"].as_str().unwrap());
-    let download: u64 = manifest["models"][0]["files"].as_array().unwrap().iter().chain([&manifest["models"][0]["vectors"]])
+    // What a first visit downloads: the first model's files, every model's vectors (the bias
+    // view compares models), the data files and the split.
+    let models_json = manifest["models"].as_array().unwrap();
+    let download: u64 = models_json[0]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(models_json.iter().map(|m| &m["vectors"]))
         .chain(manifest["dataset"]["files"].as_array().unwrap())
+        .chain([&manifest["dataset"]["split"]])
         .map(|f| f["bytes"].as_u64().unwrap())
         .sum();
     let port = serve(dist.clone(), page_csp(&repo));
@@ -456,8 +464,25 @@ fn demo_page_end_to_end() {
     println!("e2e: a {}-character query: {} results in {t:.1} s; {truncated}", long.len(), hits.len());
     assert!(!hits.is_empty() && truncated.is_string(), "the long query is cut to 512 tokens and says so");
 
-    // 6. WebGPU: the software adapter, one short query.
+    // A phone-sized window: one column, nothing wider than the screen.
     driver.click("#search-tab");
+    driver.cmd("POST", "window/rect", Some(json!({"width": 390, "height": 844})));
+    std::thread::sleep(Duration::from_millis(500));
+    let overflow = driver.script("return [document.documentElement.scrollWidth, document.documentElement.clientWidth];");
+    println!("e2e: phone-sized window: page width {} px in a {} px viewport", overflow[0], overflow[1]);
+    if overflow[0].as_u64() > overflow[1].as_u64() {
+        let wide = driver.script(
+            "const w = document.documentElement.clientWidth; return [...document.querySelectorAll('body *')] \
+             .filter(e => e.getBoundingClientRect().right > w + 0.5 && !(e.parentElement.getBoundingClientRect().right > w + 0.5)).slice(0, 8) \
+             .map(e => e.tagName + (e.id ? '#' + e.id : '') + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right));",
+        );
+        panic!("the page scrolls sideways on a phone: {overflow}; too wide: {wide}");
+    }
+    let phone = env_path("MLR_SCREENSHOT", || std::env::temp_dir().join("mlr-demo.png"));
+    driver.screenshot(&phone.with_file_name(format!("{}-phone.png", phone.file_stem().unwrap().to_string_lossy())));
+    driver.cmd("POST", "window/rect", Some(json!({"width": 1280, "height": 1500})));
+
+    // 6. WebGPU: the software adapter, one short query.
     driver.click("#software-gpu");
     let (backend, gpu_load) = wait_ready(&driver, "WebGPU", Duration::from_secs(1800));
     println!("e2e: WebGPU: model ready in {gpu_load:.1} s on {backend:?}");
