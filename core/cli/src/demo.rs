@@ -12,9 +12,9 @@ use anyhow::{bail, Context, Result};
 use burn::tensor::backend::Backend;
 use mlr_data::lareqa::{ArticleSplit, LareqaSet, Split};
 use mlr_demo::corpus::rank_distance;
-use mlr_demo::{Corpus, DatasetEntry, FileEntry, Manifest, ModelEntry, Rows, VectorFile};
+use mlr_demo::{lareqa_input, Corpus, DatasetEntry, FileEntry, Manifest, ModelEntry, Rows, VectorFile};
 use mlr_embed::{Embedder, Role};
-use mlr_eval::lareqa::{evaluate, LareqaInput, LareqaOptions};
+use mlr_eval::lareqa::{evaluate, LareqaOptions};
 use serde_json::json;
 
 use crate::eval::{command_line, open_encoder};
@@ -146,13 +146,18 @@ pub fn build<B: Backend>(args: &BuildArgs, device: &B::Device) -> Result<()> {
     // The corpus: every language of the directory, every article.
     let langs = LareqaSet::dir_langs(&args.data)?;
     let lang_refs: Vec<&str> = langs.iter().map(String::as_str).collect();
-    let set = LareqaSet::load_dir(&args.data, &lang_refs)?;
+    // Each data file is read once: parsed here and shipped as it is.
     let mut files = Vec::new();
+    let mut contents = Vec::new();
     for lang in &langs {
-        let name = format!("{lang}.json");
-        let bytes = std::fs::read(args.data.join(&name)).with_context(|| format!("reading {}", args.data.join(&name).display()))?;
-        files.push(ship(&out, &format!("data/{name}"), &bytes)?);
+        let path = args.data.join(format!("{lang}.json"));
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        files.push(ship(&out, &format!("data/{lang}.json"), &bytes)?);
+        contents.push((path.display().to_string(), bytes));
     }
+    let named: Vec<(&str, &str, &[u8])> =
+        lang_refs.iter().zip(&contents).map(|(l, (p, b))| (*l, p.as_str(), b.as_slice())).collect();
+    let set = LareqaSet::from_files(&named)?;
     let split_path = args.data.join("split.json");
     let split_bytes = std::fs::read(&split_path).with_context(|| format!("reading {}", split_path.display()))?;
     let split = ship(&out, "data/split.json", &split_bytes)?;
@@ -204,18 +209,7 @@ pub fn build<B: Backend>(args: &BuildArgs, device: &B::Device) -> Result<()> {
         // The dataset report from the stored (f16) vectors: what the page shows.
         let stored = VectorFile::decode(&bytes)?;
         let (report_cands, report_queries) = Rows::new(&set, &stored)?.gather(&stored, &report_set, &index)?;
-        let input = LareqaInput {
-            langs: &index.langs,
-            candidate_ids: &index.candidate_ids,
-            candidate_lang: &index.candidate_lang,
-            candidates: &report_cands,
-            query_lang: &index.query_lang,
-            query_group: &index.query_group,
-            relevant: &index.relevant,
-            queries: &report_queries,
-            dim,
-        };
-        let report = evaluate(&input, &LareqaOptions::default())?;
+        let report = evaluate(&lareqa_input(&index, &report_cands, &report_queries, dim), &LareqaOptions::default())?;
         eprintln!(
             "model {name} ({report_split} articles): Mo. {:.4}  Cr. {:.4}  Mul. {:.4}  rank distance {:.1}  ({:.0} s)",
             report.mono.as_ref().map_or(f64::NAN, |s| s.map),

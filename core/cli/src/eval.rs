@@ -370,17 +370,7 @@ fn score_and_report(
     common: &serde_json::Value,
     (stats_json, stats_line): (serde_json::Value, String),
 ) -> Result<()> {
-    let input = LareqaInput {
-        langs: &index.langs,
-        candidate_ids: &index.candidate_ids,
-        candidate_lang: &index.candidate_lang,
-        candidates: cand_vecs,
-        query_lang: &index.query_lang,
-        query_group: &index.query_group,
-        relevant: &index.relevant,
-        queries: query_vecs,
-        dim,
-    };
+    let input = mlr_demo::lareqa_input(index, cand_vecs, query_vecs, dim);
     let options = LareqaOptions {
         preference_at: args.preference_k,
         rank_correlation: !args.no_rank_correlation,

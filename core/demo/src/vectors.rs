@@ -9,6 +9,7 @@ use std::collections::HashMap;
 
 use half::f16;
 use mlr_data::lareqa::{EvalIndex, LareqaSet};
+use mlr_eval::lareqa::LareqaInput;
 
 use crate::DemoError;
 
@@ -140,6 +141,21 @@ impl Rows {
             queries.extend_from_slice(file.question(*row));
         }
         Ok((cands, queries))
+    }
+}
+
+/// The evaluator's input for `index` with vectors in its layout (as [`Rows::gather`] returns them).
+pub fn lareqa_input<'a>(index: &'a EvalIndex, candidates: &'a [f32], queries: &'a [f32], dim: usize) -> LareqaInput<'a> {
+    LareqaInput {
+        langs: &index.langs,
+        candidate_ids: &index.candidate_ids,
+        candidate_lang: &index.candidate_lang,
+        candidates,
+        query_lang: &index.query_lang,
+        query_group: &index.query_group,
+        relevant: &index.relevant,
+        queries,
+        dim,
     }
 }
 
