@@ -6,15 +6,18 @@
 //!   **WebGPU** through burn's wgpu backend. The WebGPU test fails when the browser gives no
 //!   adapter: it never falls back silently.
 //!
+//! - every WGSL kernel of `mlr-shaders` on WebGPU equals its plain-burn reference on the same
+//!   device (the tiny model above runs with the kernels on, as the demo does).
+//!
 //! Tolerances: cosine ≥ 0.99999 and max abs difference ≤ 1e-4 per component, against native.
 #![cfg(target_arch = "wasm32")]
 
 use burn::backend::wgpu::{graphics::WebGpu, init_setup_async, RuntimeOptions, WgpuDevice};
 use burn::backend::{NdArray, Wgpu};
-use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor, TensorData};
 use mlr_app::gpu::{probe_webgpu, GpuProbe};
 use mlr_embed::{Embedder, Role};
-use mlr_model::{BertModel, SeededWeights};
+use mlr_model::{BertModel, Kernels, SeededWeights};
 use mlr_tests::*;
 use mlr_tokenize::TextTokenizer;
 use wasm_bindgen_test::*;
@@ -27,13 +30,13 @@ const TOKENIZER_JSON: &[u8] = include_bytes!(concat!(
     "/tokenizer.json"
 ));
 
-fn tiny_embedder<B: Backend>(device: &B::Device) -> Embedder<B> {
+fn tiny_embedder<B: Kernels>(device: &B::Device) -> Embedder<B> {
     let config = tiny_config();
     let model = BertModel::from_source(&config, &mut SeededWeights::new(TINY_SEED, TINY_SCALE), device).unwrap();
     Embedder::new(model, TextTokenizer::from_bytes(TOKENIZER_JSON).unwrap(), config, device).unwrap()
 }
 
-async fn check_tiny<B: Backend>(name: &str, device: &B::Device) {
+async fn check_tiny<B: Kernels>(name: &str, device: &B::Device) {
     let embedder = tiny_embedder::<B>(device);
     let want = tiny_fixture();
     assert_eq!(want.seed, TINY_SEED);
@@ -90,4 +93,82 @@ fn evaluator_in_wasm_matches_native() {
     let diff = json_max_diff(&got, &eval_fixture(), "").unwrap();
     console_log!("evaluator in wasm: max |wasm − native fixture| = {diff:.1e}");
     assert!(diff < 1e-9, "evaluator in wasm differs from native by {diff}");
+}
+
+async fn read<const D: usize>(t: Tensor<Wgpu, D>) -> Vec<f32> {
+    t.into_data_async().await.unwrap().convert::<f32>().into_vec().unwrap()
+}
+
+async fn read_int(t: Tensor<Wgpu, 2, Int>) -> Vec<i64> {
+    t.into_data_async().await.unwrap().convert::<i64>().into_vec().unwrap()
+}
+
+fn values(n: usize, seed: u32, scale: f32) -> Vec<f32> {
+    // A small LCG: reproducible inputs without a rand dependency.
+    let mut state = seed.wrapping_mul(747796405).wrapping_add(2891336453);
+    (0..n)
+        .map(|_| {
+            state = state.wrapping_mul(747796405).wrapping_add(2891336453);
+            ((state >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0) * scale
+        })
+        .collect()
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| {
+        assert!(x.is_finite() && y.is_finite(), "non-finite: {x} vs {y}");
+        (x - y).abs()
+    }).fold(0.0, f32::max)
+}
+
+/// Each kernel on WebGPU against its reference on the same device.
+#[wasm_bindgen_test]
+async fn kernels_on_webgpu_match_their_references() {
+    match probe_webgpu().await {
+        GpuProbe::NoApi | GpuProbe::NoAdapter => panic!("no WebGPU adapter in this browser"),
+        GpuProbe::Software(name) | GpuProbe::Hardware(name) => console_log!("kernel parity on WebGPU: {name}"),
+    }
+    let device = WgpuDevice::default();
+    init_setup_async::<WebGpu>(&device, RuntimeOptions::default()).await;
+    let t = |v: &[f32], shape: [usize; 3]| Tensor::<Wgpu, 3>::from_data(TensorData::new(v.to_vec(), shape), &device);
+    let (b, s, heads, d) = (3usize, 20usize, 4usize, 8usize);
+    let h = heads * d;
+    let mask_v: Vec<f32> = [20usize, 7, 1].iter().flat_map(|&l| (0..s).map(move |j| if j < l { 1.0 } else { 0.0 })).collect();
+    let mask = || Tensor::<Wgpu, 2>::from_data(TensorData::new(mask_v.clone(), [b, s]), &device);
+    let [q, k, v, x, r] = [1, 2, 3, 4, 5].map(|seed| values(b * s * h, seed, 2.0));
+    let [bias, gamma, beta] = [6, 7, 8].map(|seed| values(h, seed, 1.0));
+    let vec1 = |v: &[f32]| Tensor::<Wgpu, 1>::from_data(TensorData::new(v.to_vec(), [v.len()]), &device);
+
+    let attn = |fused| mlr_shaders::attention(t(&q, [b, s, h]), t(&k, [b, s, h]), t(&v, [b, s, h]), mask(), heads, fused);
+    let diff = max_diff(&read(attn(true)).await, &read(attn(false)).await);
+    console_log!("attention: max |fused - plain| {diff:.2e}");
+    assert!(diff < 2e-5);
+
+    let gelu = |fused| mlr_shaders::bias_gelu(t(&x, [b, s, h]), vec1(&bias), fused);
+    let diff = max_diff(&read(gelu(true)).await, &read(gelu(false)).await);
+    console_log!("bias_gelu: max |fused - plain| {diff:.2e}");
+    assert!(diff < 1e-5);
+
+    let ln = |fused| mlr_shaders::layer_norm(t(&x, [b, s, h]), vec1(&bias), Some(t(&r, [b, s, h])), vec1(&gamma), vec1(&beta), 1e-12, fused);
+    let diff = max_diff(&read(ln(true)).await, &read(ln(false)).await);
+    console_log!("layer_norm: max |fused - plain| {diff:.2e}");
+    assert!(diff < 1e-5);
+
+    for normalize in [true, false] {
+        let pool = |fused| mlr_shaders::mean_pool(t(&x, [b, s, h]), mask(), normalize, fused);
+        let diff = max_diff(&read(pool(true)).await, &read(pool(false)).await);
+        console_log!("mean_pool (normalize {normalize}): max |fused - plain| {diff:.2e}");
+        assert!(diff < 1e-5);
+    }
+
+    let corpus = values(500 * h, 9, 1.0);
+    let queries = values(3 * h, 10, 1.0);
+    let m2 = |v: &[f32], rows: usize| Tensor::<Wgpu, 2>::from_data(TensorData::new(v.to_vec(), [rows, h]), &device);
+    let (fs, fi) = mlr_shaders::cosine_top_k(m2(&queries, 3), m2(&corpus, 500), 10, true);
+    let (ps, pi) = mlr_shaders::cosine_top_k(m2(&queries, 3), m2(&corpus, 500), 10, false);
+    assert_eq!(read_int(fi).await, read_int(pi).await, "top-10 ids");
+    let diff = max_diff(&read(fs).await, &read(ps).await);
+    console_log!("cosine_top_k: ids equal, max score diff {diff:.2e}");
+    assert!(diff < 1e-5);
 }

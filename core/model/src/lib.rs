@@ -1,5 +1,5 @@
 //! The encoder of mlr: a BERT / XLM-R family transformer written once with burn, generic over the
-//! backend (`B: Backend`), so the same code runs on the native CPU (ndarray), natively on wgpu and in
+//! backend (`B: Backend`, plus the [`Kernels`] extension for the forward pass), so the same code runs on the native CPU (ndarray), natively on wgpu and in
 //! the browser on WebGPU or the wasm CPU backend.
 //!
 //! Design: this crate does no I/O and names no backend. A [`BertModel`] is built from a
@@ -34,3 +34,9 @@ pub use bert::{
 pub use config::{BertConfig, ConfigError};
 pub use pool::{l2_normalize, masked_mean};
 pub use random::SeededWeights;
+/// The backend extension the encoder's forward pass needs (fused kernels on wgpu, plain-burn
+/// references elsewhere).
+pub use mlr_shaders::Kernels;
+/// An autodiff backend with [`Kernels`] on it and on its inner backend (native only).
+#[cfg(not(target_arch = "wasm32"))]
+pub use mlr_shaders::AutodiffKernels;

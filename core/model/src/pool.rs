@@ -1,4 +1,5 @@
-//! Sentence vectors from token states: masked mean pooling and L2 normalisation.
+//! Sentence vectors from token states: masked mean pooling and L2 normalisation (the plain-burn
+//! references of `mlr-shaders`; `mlr_shaders::mean_pool` is the fused form).
 
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
@@ -9,11 +10,7 @@ use burn::tensor::Tensor;
 /// # Shapes
 /// hidden `[b, s, h]`, mask `[b, s]` -> `[b, h]`
 pub fn masked_mean<B: Backend>(hidden: Tensor<B, 3>, mask: Tensor<B, 2>) -> Tensor<B, 2> {
-    let [b, s, h] = hidden.dims();
-    let weights = mask.reshape([b, s, 1]);
-    let counts = weights.clone().sum_dim(1).clamp_min(1.0).reshape([b, 1]); // [b, 1]
-    let sums = (hidden * weights).sum_dim(1).reshape([b, h]); // [b, h]
-    sums / counts
+    mlr_shaders::reference::mean_pool(hidden, mask, false)
 }
 
 /// Scales every row to unit L2 norm (rows of norm below 1e-12 are left near zero, not NaN).
@@ -21,8 +18,7 @@ pub fn masked_mean<B: Backend>(hidden: Tensor<B, 3>, mask: Tensor<B, 2>) -> Tens
 /// # Shapes
 /// `[b, h]` -> `[b, h]`
 pub fn l2_normalize<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
-    let norms = x.clone().powi_scalar(2).sum_dim(1).sqrt().clamp_min(1e-12); // [b, 1]
-    x / norms
+    mlr_shaders::reference::l2_normalize(x)
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use mlr_data::batches::{BatchKind, BatchSampler, ParallelPairs, TrainBatch};
 use mlr_data::lareqa::{ArticleSplit, LareqaSet, Split};
 use mlr_embed::Embedder;
 use mlr_eval::lareqa::{evaluate, LareqaInput, LareqaOptions};
-use mlr_model::{l2_normalize, masked_mean, BertConfig, BertModel};
+use mlr_model::{l2_normalize, masked_mean, AutodiffKernels, BertConfig, BertModel, Kernels};
 use mlr_tokenize::{Overflow, Role, TextTokenizer};
 
 use crate::checkpoint::{self, CheckpointState, EvalLog, RunState, StepLog};
@@ -122,7 +122,7 @@ type Optim<B> = OptimizerAdaptor<AdamW, BertModel<B>, B>;
 type Rec = BinFileRecorder<FullPrecisionSettings>;
 
 /// A training run on autodiff backend `B`, writing into a run directory.
-pub struct Trainer<B: AutodiffBackend> {
+pub struct Trainer<B: AutodiffKernels> {
     config: TrainConfig,
     files: ModelFiles,
     tokenizer: TextTokenizer,
@@ -158,7 +158,7 @@ fn freeze<B: Backend>(mut model: BertModel<B>, config: &TrainConfig) -> BertMode
     model
 }
 
-impl<B: AutodiffBackend> Trainer<B> {
+impl<B: AutodiffKernels> Trainer<B> {
     /// Starts a new run in `out` (which must not hold a checkpoint: resume it instead).
     pub fn new(config: TrainConfig, files: ModelFiles, data: TrainData, out: &Path, device: &B::Device) -> Result<Self, TrainError> {
         config.validate()?;
@@ -444,7 +444,7 @@ fn scalar<B: Backend>(t: Tensor<B, 1>) -> Result<f32, TrainError> {
 ///
 /// # Shapes
 /// -> `[texts, hidden]`
-pub(crate) fn encode<B: Backend>(
+pub(crate) fn encode<B: Kernels>(
     model: &BertModel<B>,
     tokenizer: &TextTokenizer,
     texts: &[String],

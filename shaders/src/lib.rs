@@ -1,0 +1,223 @@
+//! WGSL compute kernels for the hot path of mlr's encoder, as a burn backend extension.
+//!
+//! [`Kernels`] extends [`Backend`] with five fused operations. Every method has a default body
+//! that runs the plain-burn reference in [`reference`], so any backend can implement the trait
+//! with an empty `impl`; the wgpu backend ([`CubeBackend`](burn::backend::wgpu::CubeBackend) on
+//! [`WgpuRuntime`](burn::backend::wgpu::WgpuRuntime)) overrides them with the WGSL kernels in
+//! `src/kernels/` (see [`wgsl`]).
+//!
+//! | kernel | what it fuses | replaces (burn ops) |
+//! |---|---|---|
+//! | [`attention`] | `q·kᵀ`, scale, padding mask, softmax, `·v`, per head | 2 matmuls, 4 transposes + copies, softmax |
+//! | [`bias_gelu`] | bias add + GELU (erf) | add, gelu |
+//! | [`layer_norm`] | bias add + residual add + LayerNorm | 2 adds, mean, var, normalise |
+//! | [`mean_pool`] | masked mean over tokens (+ L2 norm) | mul, 2 sums, div (+ pow, sum, sqrt, div) |
+//! | [`cosine_top_k`] | corpus scoring + top-k per query | matmul, sort |
+//!
+//! The free functions take a `fused` flag: `false` runs the reference on any backend, which is
+//! how the encoder's "kernels off" switch and the parity tests work. The autodiff backend uses the
+//! references (so training gets exact gradients from burn's autodiff), and so does the CPU
+//! backend.
+
+#![deny(missing_docs)]
+
+pub mod reference;
+mod wgpu;
+
+pub use wgpu::{wgsl, KernelName};
+
+#[cfg(not(target_arch = "wasm32"))]
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+#[cfg(not(target_arch = "wasm32"))]
+use burn::backend::Autodiff;
+use burn::backend::NdArray;
+#[cfg(not(target_arch = "wasm32"))]
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::backend::Backend;
+use burn::tensor::ops::{FloatTensor, IntTensor};
+use burn::tensor::{Int, Tensor, TensorPrimitive};
+
+/// Largest `k` the top-k kernel handles (each invocation keeps `k` candidates in registers);
+/// larger `k` falls back to the reference.
+pub const MAX_TOP_K: usize = 128;
+
+/// Largest head width the attention kernel handles (it keeps one query and one accumulator row
+/// per invocation); wider heads fall back to the reference.
+pub const MAX_HEAD_DIM: usize = 128;
+
+/// A burn backend with mlr's fused operations. The default bodies are the plain-burn references.
+///
+/// Shapes are those of the free functions of the same name.
+pub trait Kernels: Backend {
+    /// `gelu(x + bias)`; x `[rows, width]`, bias `[width]`.
+    fn fused_bias_gelu(x: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
+        float(reference::bias_gelu::<Self>(tensor(x), tensor(bias)))
+    }
+
+    /// `LayerNorm(x + bias + residual) * gamma + beta` over the last axis; x and residual
+    /// `[rows, width]`, bias, gamma and beta `[width]`.
+    fn fused_layer_norm(
+        x: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        residual: Option<FloatTensor<Self>>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        float(reference::layer_norm::<Self>(
+            tensor(x),
+            tensor(bias),
+            residual.map(tensor),
+            tensor(gamma),
+            tensor(beta),
+            epsilon,
+        ))
+    }
+
+    /// Multi-head self-attention; q, k, v `[batch, seq, hidden]`, mask `[batch, seq]` (1/0)
+    /// -> `[batch, seq, hidden]`.
+    fn fused_attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        mask: FloatTensor<Self>,
+        heads: usize,
+    ) -> FloatTensor<Self> {
+        float(reference::attention::<Self>(tensor(q), tensor(k), tensor(v), tensor(mask), heads))
+    }
+
+    /// Masked mean over tokens, L2-normalised if `normalize`; hidden `[batch, seq, width]`,
+    /// mask `[batch, seq]` -> `[batch, width]`.
+    fn fused_mean_pool(hidden: FloatTensor<Self>, mask: FloatTensor<Self>, normalize: bool) -> FloatTensor<Self> {
+        float(reference::mean_pool::<Self>(tensor(hidden), tensor(mask), normalize))
+    }
+
+    /// The `k` best corpus rows per query by dot product; queries `[nq, width]`, corpus
+    /// `[n, width]` -> scores `[nq, k]`, row ids `[nq, k]` (best first, ties to the lower row;
+    /// `f32::MIN` / `-1` past the end when `n < k`).
+    fn fused_cosine_top_k(queries: FloatTensor<Self>, corpus: FloatTensor<Self>, k: usize) -> (FloatTensor<Self>, IntTensor<Self>) {
+        let (scores, ids) = reference::cosine_top_k::<Self>(tensor(queries), tensor(corpus), k);
+        (float(scores), ids.into_primitive())
+    }
+}
+
+/// An autodiff backend whose inner backend has the kernels too (training runs the references on
+/// the autodiff graph; validation runs the inner backend's kernels). Native only.
+#[cfg(not(target_arch = "wasm32"))]
+pub trait AutodiffKernels: Kernels + AutodiffBackend<InnerBackend: Kernels> {}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl<B> AutodiffKernels for B
+where
+    B: Kernels + AutodiffBackend,
+    B::InnerBackend: Kernels,
+{
+}
+
+impl Kernels for NdArray<f32> {}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl<B: Kernels, C: CheckpointStrategy> Kernels for Autodiff<B, C> {}
+
+fn tensor<B: Backend, const D: usize>(primitive: FloatTensor<B>) -> Tensor<B, D> {
+    Tensor::from_primitive(TensorPrimitive::Float(primitive))
+}
+
+fn float<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> FloatTensor<B> {
+    tensor.into_primitive().tensor()
+}
+
+/// `gelu(x + bias)` with the exact (erf) GELU, bias broadcast over the last axis.
+///
+/// # Shapes
+/// x `[..., width]`, bias `[width]` -> like x
+pub fn bias_gelu<B: Kernels, const D: usize>(x: Tensor<B, D>, bias: Tensor<B, 1>, fused: bool) -> Tensor<B, D> {
+    let dims = x.dims();
+    let width = dims[D - 1];
+    let rows = x.shape().num_elements() / width.max(1);
+    let x2: Tensor<B, 2> = x.reshape([rows, width]);
+    let out = if fused {
+        tensor(B::fused_bias_gelu(float(x2), float(bias)))
+    } else {
+        reference::bias_gelu(x2, bias)
+    };
+    out.reshape(dims)
+}
+
+/// `LayerNorm(x + bias + residual) * gamma + beta` over the last axis (the post-LN residual
+/// block of BERT; the residual is optional).
+///
+/// # Shapes
+/// x, residual `[..., width]`, bias, gamma, beta `[width]` -> like x
+pub fn layer_norm<B: Kernels, const D: usize>(
+    x: Tensor<B, D>,
+    bias: Tensor<B, 1>,
+    residual: Option<Tensor<B, D>>,
+    gamma: Tensor<B, 1>,
+    beta: Tensor<B, 1>,
+    epsilon: f64,
+    fused: bool,
+) -> Tensor<B, D> {
+    let dims = x.dims();
+    let width = dims[D - 1];
+    let rows = x.shape().num_elements() / width.max(1);
+    let x2: Tensor<B, 2> = x.reshape([rows, width]);
+    let r2 = residual.map(|r| r.reshape([rows, width]));
+    let out: Tensor<B, 2> = if fused {
+        tensor(B::fused_layer_norm(float(x2), float(bias), r2.map(float), float(gamma), float(beta), epsilon))
+    } else {
+        reference::layer_norm(x2, bias, r2, gamma, beta, epsilon)
+    };
+    out.reshape(dims)
+}
+
+/// Multi-head scaled dot-product self-attention with a padding mask.
+///
+/// # Shapes
+/// q, k, v `[batch, seq, hidden]` (head `h` is columns `h*d..(h+1)*d`), mask `[batch, seq]`
+/// (1.0 token, 0.0 padding) -> `[batch, seq, hidden]`
+pub fn attention<B: Kernels>(
+    q: Tensor<B, 3>,
+    k: Tensor<B, 3>,
+    v: Tensor<B, 3>,
+    mask: Tensor<B, 2>,
+    heads: usize,
+    fused: bool,
+) -> Tensor<B, 3> {
+    if fused {
+        tensor(B::fused_attention(float(q), float(k), float(v), float(mask), heads))
+    } else {
+        reference::attention(q, k, v, mask, heads)
+    }
+}
+
+/// Masked mean pooling, L2-normalised if `normalize`.
+///
+/// # Shapes
+/// hidden `[batch, seq, width]`, mask `[batch, seq]` -> `[batch, width]`
+pub fn mean_pool<B: Kernels>(hidden: Tensor<B, 3>, mask: Tensor<B, 2>, normalize: bool, fused: bool) -> Tensor<B, 2> {
+    if fused {
+        tensor(B::fused_mean_pool(float(hidden), float(mask), normalize))
+    } else {
+        reference::mean_pool(hidden, mask, normalize)
+    }
+}
+
+/// The `k` best corpus rows for every query by dot product (cosine for unit rows), best first,
+/// ties to the lower row; past the corpus's end the scores are `f32::MIN` and the ids `-1`.
+///
+/// # Shapes
+/// queries `[nq, width]`, corpus `[n, width]` -> scores `[nq, k]`, ids `[nq, k]`
+pub fn cosine_top_k<B: Kernels>(
+    queries: Tensor<B, 2>,
+    corpus: Tensor<B, 2>,
+    k: usize,
+    fused: bool,
+) -> (Tensor<B, 2>, Tensor<B, 2, Int>) {
+    if fused {
+        let (scores, ids) = B::fused_cosine_top_k(float(queries), float(corpus), k);
+        (tensor(scores), Tensor::from_primitive(ids))
+    } else {
+        reference::cosine_top_k(queries, corpus, k)
+    }
+}

@@ -1,0 +1,115 @@
+//! The plain-burn references of every kernel: ordinary tensor ops on any backend, in the order
+//! the encoder computed them before the kernels existed. They define what the kernels must
+//! compute (the parity tests compare against them), they are the "kernels off" path, and they
+//! are what the CPU and autodiff backends run.
+
+use burn::tensor::activation::{gelu, softmax};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor};
+
+/// # Shapes
+/// x `[rows, width]`, bias `[width]` -> `[rows, width]`
+pub fn bias_gelu<B: Backend>(x: Tensor<B, 2>, bias: Tensor<B, 1>) -> Tensor<B, 2> {
+    gelu(x + bias.unsqueeze_dim::<2>(0))
+}
+
+/// LayerNorm as burn's `nn::LayerNorm` computes it (biased variance), of `x + bias + residual`.
+///
+/// # Shapes
+/// x, residual `[rows, width]`, bias, gamma, beta `[width]` -> `[rows, width]`
+pub fn layer_norm<B: Backend>(
+    x: Tensor<B, 2>,
+    bias: Tensor<B, 1>,
+    residual: Option<Tensor<B, 2>>,
+    gamma: Tensor<B, 1>,
+    beta: Tensor<B, 1>,
+    epsilon: f64,
+) -> Tensor<B, 2> {
+    let mut input = x + bias.unsqueeze_dim::<2>(0);
+    if let Some(residual) = residual {
+        input = input + residual;
+    }
+    let mean = input.clone().mean_dim(1);
+    let centered = input - mean;
+    let var = (centered.clone() * centered.clone()).mean_dim(1);
+    let normalized = centered / var.add_scalar(epsilon).sqrt();
+    normalized * gamma.unsqueeze_dim::<2>(0) + beta.unsqueeze_dim::<2>(0)
+}
+
+/// The additive attention bias for a `[b, s]` 0/1 mask: 0 where attended, -1e9 on padding.
+///
+/// # Shapes
+/// mask `[b, s]` -> `[b, 1, 1, s]`
+pub fn attention_bias<B: Backend>(mask: Tensor<B, 2>) -> Tensor<B, 4> {
+    let [b, s] = mask.dims();
+    (mask.neg() + 1.0).mul_scalar(-1e9).reshape([b, 1, 1, s])
+}
+
+/// Scaled dot-product attention over `heads` heads, as Hugging Face's `BertSelfAttention`.
+///
+/// # Shapes
+/// q, k, v `[b, s, h]`, mask `[b, s]` -> `[b, s, h]`
+pub fn attention<B: Backend>(
+    q: Tensor<B, 3>,
+    k: Tensor<B, 3>,
+    v: Tensor<B, 3>,
+    mask: Tensor<B, 2>,
+    heads: usize,
+) -> Tensor<B, 3> {
+    let [b, s, h] = q.dims();
+    let d = h / heads;
+    let split = |t: Tensor<B, 3>| t.reshape([b, s, heads, d]).swap_dims(1, 2); // [b, nh, s, d]
+    let (q, k, v) = (split(q), split(k), split(v));
+    let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((d as f64).sqrt()) + attention_bias(mask); // [b, nh, s, s]
+    softmax(scores, 3).matmul(v).swap_dims(1, 2).reshape([b, s, h])
+}
+
+/// Mean of the token states where `mask` is 1 (the count clamped to 1), then, if `normalize`,
+/// each row scaled to unit L2 norm (the norm clamped to 1e-12).
+///
+/// # Shapes
+/// hidden `[b, s, h]`, mask `[b, s]` -> `[b, h]`
+pub fn mean_pool<B: Backend>(hidden: Tensor<B, 3>, mask: Tensor<B, 2>, normalize: bool) -> Tensor<B, 2> {
+    let [b, s, h] = hidden.dims();
+    let weights = mask.reshape([b, s, 1]);
+    let counts = weights.clone().sum_dim(1).clamp_min(1.0).reshape([b, 1]); // [b, 1]
+    let means = (hidden * weights).sum_dim(1).reshape([b, h]) / counts; // [b, h]
+    if normalize {
+        l2_normalize(means)
+    } else {
+        means
+    }
+}
+
+/// Scales every row to unit L2 norm (rows of norm below 1e-12 are left near zero, not NaN).
+///
+/// # Shapes
+/// `[b, h]` -> `[b, h]`
+pub fn l2_normalize<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
+    let norms = x.clone().powi_scalar(2).sum_dim(1).sqrt().clamp_min(1e-12); // [b, 1]
+    x / norms
+}
+
+/// Dot-product scores of every query against the corpus, then the `k` best per query. Past the
+/// corpus's end the scores are `f32::MIN` and the ids `-1`. Ties are ordered as the backend's sort
+/// orders them (the kernel puts the lower row first).
+///
+/// # Shapes
+/// queries `[nq, w]`, corpus `[n, w]` -> scores `[nq, k]`, ids `[nq, k]`
+pub fn cosine_top_k<B: Backend>(queries: Tensor<B, 2>, corpus: Tensor<B, 2>, k: usize) -> (Tensor<B, 2>, Tensor<B, 2, Int>) {
+    let nq = queries.dims()[0];
+    let n = corpus.dims()[0];
+    let device = queries.device();
+    let take = k.min(n);
+    let pad = || (Tensor::full([nq, k - take], f32::MIN, &device), Tensor::full([nq, k - take], -1, &device));
+    if take == 0 {
+        return pad();
+    }
+    let (scores, ids) = queries.matmul(corpus.transpose()).sort_descending_with_indices(1);
+    let (scores, ids) = (scores.slice([0..nq, 0..take]), ids.slice([0..nq, 0..take]));
+    if take == k {
+        return (scores, ids);
+    }
+    let (pad_scores, pad_ids) = pad();
+    (Tensor::cat(vec![scores, pad_scores], 1), Tensor::cat(vec![ids, pad_ids], 1))
+}
