@@ -60,10 +60,11 @@ fi
 
 # ---- Python reference for the evaluator cross-check (scripts/crosscheck_eval.py)
 venv="$MLR_CACHE/venv"
-py_pkgs=(numpy==2.4.6 scipy==1.17.1 pytrec_eval-terrier==0.5.11 matplotlib==3.10.7)
-if ! "$venv/bin/python" -c "import numpy, scipy, pytrec_eval, matplotlib" 2>/dev/null; then
-    say "creating $venv (numpy, scipy, pytrec_eval, matplotlib)"
-    python3 -m venv "$venv"
+# onnx + onnxruntime: the ONNX Runtime peer of the benchmarks (scripts/bench_peers.py).
+py_pkgs=(numpy==2.4.6 scipy==1.17.1 pytrec_eval-terrier==0.5.11 matplotlib==3.10.7 onnx==1.23.2 onnxruntime==1.32.0)
+if ! "$venv/bin/python" -c "import numpy, scipy, pytrec_eval, matplotlib, onnx, onnxruntime" 2>/dev/null; then
+    say "creating $venv (numpy, scipy, pytrec_eval, matplotlib, onnx, onnxruntime)"
+    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
     "$venv/bin/pip" install -q "${py_pkgs[@]}"
 fi
 say "ready (toolchain: $MLR_TOOLCHAIN, model: $model)"

@@ -1,0 +1,186 @@
+//! The in-process engines: mlr on burn's CPU (ndarray) and wgpu backends, with and without the
+//! fused kernels, and candle's BERT on the CPU from the same safetensors.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use burn::backend::wgpu::WgpuDevice;
+use burn::backend::{NdArray, Wgpu};
+use burn::tensor::{Int, Tensor, TensorData};
+use mlr_model::{BertConfig, BertModel, Kernels};
+
+use crate::inputs::SeqInputs;
+use crate::report::Row;
+
+/// Pooled, normalised vectors of the first rows of every input, by sequence length (for the
+/// agreement check between engines).
+pub type Vectors = Vec<(usize, Vec<f32>)>;
+
+/// An encoder that turns full rows of token ids into unit vectors.
+pub trait Engine {
+    /// Engine name as it appears in the report.
+    fn name(&self) -> &str;
+    /// Backend and device, as it appears in the report.
+    fn backend(&self) -> String;
+    /// `[rows][seq]` ids -> row-major `[rows, hidden]` unit vectors.
+    fn run(&self, ids: &[Vec<u32>]) -> Result<Vec<f32>>;
+}
+
+/// Starts the engine called `name`.
+pub fn open(name: &str, model: &Path) -> Result<Box<dyn Engine>> {
+    let read = |file: &str| std::fs::read(model.join(file)).with_context(|| format!("reading {}/{file}", model.display()));
+    let config_json = read("config.json")?;
+    let config = BertConfig::from_json(&String::from_utf8_lossy(&config_json))?;
+    Ok(match name {
+        "mlr-cpu" => Box::new(Mlr::<NdArray<f32>>::load(name, "cpu (burn ndarray, simd + threads)".into(), &config, &read("model.safetensors")?, &Default::default(), true)?),
+        "mlr-wgpu" | "mlr-wgpu-plain" => {
+            let device = WgpuDevice::default();
+            let fused = name == "mlr-wgpu";
+            let what = if fused { "mlr WGSL kernels" } else { "plain burn ops" };
+            Box::new(Mlr::<Wgpu>::load(name, format!("wgpu ({}; {what})", adapter_name()), &config, &read("model.safetensors")?, &device, fused)?)
+        }
+        "candle-cpu" => Box::new(Candle::load(&config_json, &model.join("model.safetensors"))?),
+        other => bail!("unknown engine {other:?} (mlr-cpu, mlr-wgpu, mlr-wgpu-plain, candle-cpu)"),
+    })
+}
+
+/// The adapter wgpu picks by default, as "name (backend, device type)".
+pub fn adapter_name() -> String {
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+    match block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default())) {
+        Ok(adapter) => {
+            let info = adapter.get_info();
+            format!("{} ({:?}, {:?})", info.name, info.backend, info.device_type)
+        }
+        Err(e) => format!("no adapter: {e}"),
+    }
+}
+
+/// Polls a future to completion on this thread (wgpu's native futures resolve without an executor).
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let std::task::Poll::Ready(v) = future.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
+}
+
+struct Mlr<B: Kernels> {
+    name: String,
+    backend: String,
+    model: BertModel<B>,
+    device: B::Device,
+}
+
+impl<B: Kernels> Mlr<B> {
+    fn load(name: &str, backend: String, config: &BertConfig, safetensors: &[u8], device: &B::Device, fused: bool) -> Result<Self> {
+        let model = mlr_weights::load_bert::<B>(config, safetensors, device)?.with_kernels(fused);
+        Ok(Self { name: name.into(), backend, model, device: device.clone() })
+    }
+}
+
+impl<B: Kernels> Engine for Mlr<B> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn backend(&self) -> String {
+        self.backend.clone()
+    }
+    fn run(&self, ids: &[Vec<u32>]) -> Result<Vec<f32>> {
+        let (rows, seq) = (ids.len(), ids[0].len());
+        let flat: Vec<i32> = ids.iter().flatten().map(|&i| i as i32).collect();
+        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(flat, [rows, seq]), &self.device);
+        let mask = Tensor::<B, 2>::ones([rows, seq], &self.device);
+        let hidden = self.model.forward(ids, mask.clone());
+        let vectors = mlr_shaders::mean_pool(hidden, mask, true, self.model.kernels);
+        vectors.into_data().convert::<f32>().into_vec::<f32>().map_err(|e| anyhow::anyhow!("readback: {e:?}"))
+    }
+}
+
+struct Candle {
+    model: candle_transformers::models::bert::BertModel,
+}
+
+impl Candle {
+    fn load(config_json: &[u8], safetensors: &Path) -> Result<Self> {
+        use candle_nn::VarBuilder;
+        let config: candle_transformers::models::bert::Config =
+            serde_json::from_slice(config_json).context("config.json as candle's BERT config")?;
+        // SAFETY: the file is not modified while mapped (it is ours, read-only during the run).
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[safetensors], candle_core::DType::F32, &candle_core::Device::Cpu)? };
+        Ok(Self { model: candle_transformers::models::bert::BertModel::load(vb, &config)? })
+    }
+}
+
+impl Engine for Candle {
+    fn name(&self) -> &str {
+        "candle-cpu"
+    }
+    fn backend(&self) -> String {
+        format!("cpu (candle {}, gemm, {} threads)", "0.11.1", candle_core::utils::get_num_threads())
+    }
+    fn run(&self, ids: &[Vec<u32>]) -> Result<Vec<f32>> {
+        use candle_core::{Device, Tensor as T};
+        let (rows, seq) = (ids.len(), ids[0].len());
+        let flat: Vec<u32> = ids.iter().flatten().copied().collect();
+        let ids = T::from_vec(flat, (rows, seq), &Device::Cpu)?;
+        let types = ids.zeros_like()?;
+        let mask = ids.ones_like()?;
+        let hidden = self.model.forward(&ids, &types, Some(&mask))?; // [rows, seq, hidden]
+        let pooled = hidden.mean(1)?; // every position is a token
+        let norms = pooled.sqr()?.sum_keepdim(1)?.sqrt()?;
+        Ok(pooled.broadcast_div(&norms)?.flatten_all()?.to_vec1::<f32>()?)
+    }
+}
+
+/// Times `engine` on every (batch, seq) shape; returns the rows and the vectors of the first
+/// `min(batches)` texts of each sequence length.
+pub fn time_all(
+    engine: &dyn Engine,
+    inputs: &[SeqInputs],
+    batches: &[usize],
+    min_time: f64,
+    min_runs: usize,
+    max_tokens: usize,
+) -> Result<(Vec<Row>, Vectors)> {
+    let mut rows = Vec::new();
+    let mut vectors = Vec::new();
+    for input in inputs {
+        for &batch in batches {
+            if batch * input.seq > max_tokens {
+                eprintln!("  batch {batch:>3} seq {:>3}: skipped (over {max_tokens} tokens per call)", input.seq);
+                continue;
+            }
+            let ids = &input.ids[..batch];
+            let out = engine.run(ids).with_context(|| format!("{} batch {batch} seq {}", engine.name(), input.seq))?; // warm-up
+            if batch == *batches.iter().min().expect("non-empty") {
+                vectors.push((input.seq, out));
+            }
+            let mut times = Vec::new();
+            let start = Instant::now();
+            while times.len() < min_runs.max(1) || start.elapsed().as_secs_f64() < min_time {
+                let t = Instant::now();
+                engine.run(ids)?;
+                times.push(t.elapsed().as_secs_f64());
+            }
+            let row = Row::new(engine.name(), &engine.backend(), batch, input.seq, &mut times);
+            eprintln!(
+                "  batch {batch:>3} seq {:>3}: {:>9.1} tokens/s, {:>9.2} ms ({} runs)",
+                input.seq, row.tokens_per_s, row.latency_ms, row.runs
+            );
+            rows.push(row);
+        }
+    }
+    Ok((rows, vectors))
+}
