@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up the machine (scripts/setup.sh) and runs every test of mlr:
-#   1. native: unit tests of every crate, doc tests, and the parity tests of tests/ on the CPU
+#   1. native: unit tests of every crate (the WGSL kernels vs their references on wgpu and naga
+#      validation among them), doc tests, and the parity tests of tests/ on the CPU
 #      (ndarray) and wgpu (lavapipe here, a real GPU elsewhere) backends, with parity numbers printed;
 #   2. evaluator cross-check: scripts/crosscheck_eval.py compares `mlr trec-eval` with pytrec_eval on
 #      synthetic runs full of ties, and every LAReQA number of `mlr eval` (XQuAD-R dev split, en/de/zh,

@@ -11,7 +11,6 @@ use std::sync::OnceLock;
 
 use burn::backend::wgpu::WgpuDevice;
 use burn::backend::{NdArray, Wgpu};
-use burn::tensor::backend::Backend;
 use mlr_embed::{EmbedOptions, Embedder, Overflow, Role};
 use mlr_model::{BertModel, Kernels, SeededWeights};
 use mlr_tests::*;
