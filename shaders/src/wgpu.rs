@@ -47,6 +47,17 @@ impl KernelName {
             KernelName::CosineTopK => include_str!("kernels/cosine_topk.wgsl"),
         }
     }
+
+    /// The shared snippets (`kernels/shared/`) appended to the kernel's own file.
+    fn shared(self) -> &'static [&'static str] {
+        const REDUCE_SUM: &str = include_str!("kernels/shared/reduce_sum.wgsl");
+        const UNIFORM_COUNT: &str = include_str!("kernels/shared/uniform_count.wgsl");
+        match self {
+            KernelName::BiasGelu | KernelName::Attention => &[],
+            KernelName::LayerNorm | KernelName::MeanPool => &[REDUCE_SUM, UNIFORM_COUNT],
+            KernelName::CosineTopK => &[UNIFORM_COUNT],
+        }
+    }
 }
 
 /// One specialisation of a kernel: its template parameters (workgroup size and the constants
@@ -60,9 +71,10 @@ struct Kernel {
 
 impl KernelSource for Kernel {
     fn source(&self) -> SourceTemplate {
+        let source = self.name.shared().iter().fold(SourceTemplate::new(self.name.template()), |t, part| t.add_template(*part));
         self.params
             .iter()
-            .fold(SourceTemplate::new(self.name.template()), |t, (k, v)| t.register(*k, v.clone()))
+            .fold(source, |t, (k, v)| t.register(*k, v.clone()))
             .register("workgroup_size", self.workgroup_size.to_string())
     }
 
@@ -235,7 +247,11 @@ impl<BT: BoolElement> Kernels for CubeBackend<WgpuRuntime, f32, i32, BT> {
     }
 
     fn fused_cosine_top_k(queries: FloatTensor<Self>, corpus: FloatTensor<Self>, k: usize) -> (FloatTensor<Self>, IntTensor<Self>) {
+        // burn's sort on this backend reads the tensor back synchronously, which WebGPU in a
+        // browser cannot do: there the reference path is no fallback.
+        let in_browser = cfg!(target_arch = "wasm32");
         if k == 0 || k > MAX_TOP_K {
+            assert!(!in_browser || k == 0, "mlr-shaders cosine_top_k: k = {k} > {MAX_TOP_K} is not supported on WebGPU in the browser");
             let (scores, ids) = reference::cosine_top_k::<Self>(tensor(queries), tensor(corpus), k);
             return (float(scores), ids.into_primitive());
         }
@@ -248,7 +264,8 @@ impl<BT: BoolElement> Kernels for CubeBackend<WgpuRuntime, f32, i32, BT> {
         // Per invocation: its rows (a dot product of w/4 + 3 iterations and at worst k shifts of
         // the insertion each), then k merge rounds of log2(WG) steps.
         let rows = n.div_ceil(WG_TOP_K as usize);
-        if rows * (w / 4 + 4 + k) + k * (WG_TOP_K.ilog2() as usize + 2) + 2 * k > LOOP_BUDGET {
+        // The loop budget is lavapipe's (native Vulkan on the CPU); browsers have no such limit.
+        if !in_browser && rows * (w / 4 + 4 + k) + k * (WG_TOP_K.ilog2() as usize + 2) + 2 * k > LOOP_BUDGET {
             let (scores, ids) = reference::cosine_top_k::<Self>(tensor(queries), tensor(corpus), k);
             return (float(scores), ids.into_primitive());
         }
@@ -287,6 +304,7 @@ mod tests {
         for (name, wg, params) in cases {
             let source = wgsl(name, wg, &params);
             assert!(!source.contains("{{"), "{name:?}: an unfilled template placeholder:\n{source}");
+            assert_float_literals_fit_f32(name, &source);
             let module = naga::front::wgsl::parse_str(&source)
                 .unwrap_or_else(|e| panic!("{name:?} {params:?} does not parse:\n{}", e.emit_to_string(&source)));
             Validator::new(ValidationFlags::all(), Capabilities::empty())
@@ -296,6 +314,29 @@ mod tests {
             assert_eq!(module.entry_points[0].name, "main");
             assert_eq!(module.entry_points[0].workgroup_size, [wg, 1, 1]);
         }
+    }
+
+    /// Naga rounds a float literal beyond the f32 range to the nearest finite value, but Tint
+    /// (Chromium's WGSL compiler) rejects the shader, and a rejected shader on WebGPU leaves its
+    /// output unwritten without any error on the Rust side. Checked here, without a browser.
+    fn assert_float_literals_fit_f32(name: KernelName, source: &str) {
+        let code: String = source.lines().map(|l| l.split("//").next().unwrap_or("")).collect::<Vec<_>>().join("\n");
+        for token in code.split(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '_')) {
+            if !token.starts_with(|c: char| c.is_ascii_digit()) || !token.contains(['.', 'e']) {
+                continue;
+            }
+            let literal = token.trim_end_matches('f');
+            if let Ok(v) = literal.parse::<f64>() {
+                assert!(v.abs() <= f32::MAX as f64, "{name:?}: the literal {token} lies beyond the f32 range (Tint rejects it)");
+            }
+        }
+    }
+
+    #[test]
+    fn the_literal_check_catches_out_of_range_floats() {
+        let caught = std::panic::catch_unwind(|| assert_float_literals_fit_f32(KernelName::Attention, "let x = -3.4028235e38;"));
+        assert!(caught.is_err());
+        assert_float_literals_fit_f32(KernelName::Attention, "let x = -340282346638528859811704183484516925440.0; // 3.5e38");
     }
 
     /// A kernel's workgroup memory must fit WebGPU's guaranteed 16 KiB.

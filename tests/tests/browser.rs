@@ -7,7 +7,8 @@
 //!   adapter: it never falls back silently.
 //!
 //! - every WGSL kernel of `mlr-shaders` on WebGPU equals its plain-burn reference on the same
-//!   device (the tiny model above runs with the kernels on, as the demo does).
+//!   device (top-k: on the wasm CPU, as burn's sort cannot run on WebGPU in a browser); the tiny
+//!   model above runs with the kernels on, as the demo does.
 //!
 //! Tolerances: cosine ≥ 0.99999 and max abs difference ≤ 1e-4 per component, against native.
 #![cfg(target_arch = "wasm32")]
@@ -74,6 +75,19 @@ async fn tiny_model_on_wasm_cpu_matches_native() {
 
 #[wasm_bindgen_test]
 async fn tiny_model_on_webgpu_matches_native() {
+    let (adapter, device) = webgpu().await;
+    check_tiny::<Wgpu>(&format!("WebGPU ({adapter})"), &device).await;
+}
+
+thread_local! {
+    /// Whether burn's WebGPU runtime is set up: it may be set up once per page, and the tests
+    /// (run one after another in one page) share it.
+    static WEBGPU_READY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The browser's WebGPU adapter (name, "(software)" when it says so) and burn's device on it,
+/// set up on first use. Panics when there is no adapter: these tests never fall back silently.
+async fn webgpu() -> (String, WgpuDevice) {
     let adapter = match probe_webgpu().await {
         GpuProbe::NoApi => panic!("navigator.gpu is missing: this browser has no WebGPU (start Chromium with --enable-unsafe-webgpu)"),
         GpuProbe::NoAdapter => panic!("navigator.gpu.requestAdapter() returned null: no WebGPU adapter"),
@@ -81,9 +95,12 @@ async fn tiny_model_on_webgpu_matches_native() {
         GpuProbe::Hardware(name) => name,
     };
     let device = WgpuDevice::default();
-    let setup = init_setup_async::<WebGpu>(&device, RuntimeOptions::default()).await;
-    console_log!("WebGPU adapter: {adapter}; wgpu sees {:?}", setup.adapter.get_info().name);
-    check_tiny::<Wgpu>(&format!("WebGPU ({adapter})"), &device).await;
+    if !WEBGPU_READY.get() {
+        let setup = init_setup_async::<WebGpu>(&device, RuntimeOptions::default()).await;
+        console_log!("WebGPU adapter: {adapter}; wgpu sees {:?}", setup.adapter.get_info().name);
+        WEBGPU_READY.set(true);
+    }
+    (adapter, device)
 }
 
 /// The evaluation crate in wasm gives the native numbers (fixture written by the native run).
@@ -125,12 +142,8 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
 /// Each kernel on WebGPU against its reference on the same device.
 #[wasm_bindgen_test]
 async fn kernels_on_webgpu_match_their_references() {
-    match probe_webgpu().await {
-        GpuProbe::NoApi | GpuProbe::NoAdapter => panic!("no WebGPU adapter in this browser"),
-        GpuProbe::Software(name) | GpuProbe::Hardware(name) => console_log!("kernel parity on WebGPU: {name}"),
-    }
-    let device = WgpuDevice::default();
-    init_setup_async::<WebGpu>(&device, RuntimeOptions::default()).await;
+    let (adapter, device) = webgpu().await;
+    console_log!("kernel parity on WebGPU: {adapter}");
     let t = |v: &[f32], shape: [usize; 3]| Tensor::<Wgpu, 3>::from_data(TensorData::new(v.to_vec(), shape), &device);
     let (b, s, heads, d) = (3usize, 20usize, 4usize, 8usize);
     let h = heads * d;
@@ -166,9 +179,29 @@ async fn kernels_on_webgpu_match_their_references() {
     let queries = values(3 * h, 10, 1.0);
     let m2 = |v: &[f32], rows: usize| Tensor::<Wgpu, 2>::from_data(TensorData::new(v.to_vec(), [rows, h]), &device);
     let (fs, fi) = mlr_shaders::cosine_top_k(m2(&queries, 3), m2(&corpus, 500), 10, true);
-    let (ps, pi) = mlr_shaders::cosine_top_k(m2(&queries, 3), m2(&corpus, 500), 10, false);
-    assert_eq!(read_int(fi).await, read_int(pi).await, "top-10 ids");
-    let diff = max_diff(&read(fs).await, &read(ps).await);
-    console_log!("cosine_top_k: ids equal, max score diff {diff:.2e}");
+    // The plain reference sorts, and burn's sort on WebGPU needs a synchronous read the browser
+    // cannot do: the reference runs on the wasm CPU backend, on the same values.
+    let cpu = |v: &[f32], rows: usize| Tensor::<NdArray<f32>, 2>::from_data(TensorData::new(v.to_vec(), [rows, h]), &Default::default());
+    let (ps, pi) = mlr_shaders::cosine_top_k(cpu(&queries, 3), cpu(&corpus, 500), 10, false);
+    let plain_ids: Vec<i64> = pi.into_data().convert::<i64>().into_vec().unwrap();
+    assert_eq!(read_int(fi).await, plain_ids, "top-10 ids");
+    let diff = max_diff(&read(fs).await, &ps.into_data().convert::<f32>().into_vec::<f32>().unwrap());
+    console_log!("cosine_top_k: ids equal to the reference's (wasm CPU), max score diff {diff:.2e}");
     assert!(diff < 1e-5);
+}
+
+/// The browser benchmark page (`www/bench.html`) reads its options from the query string.
+#[wasm_bindgen_test]
+fn bench_page_options_come_from_the_query_string() {
+    use mlr_app::bench::{Backend, Options};
+    let o = Options::from_query("?backend=cpu&model=%2Fmodel&inputs=/in.json&batches=1,8&max_tokens=128").unwrap();
+    assert_eq!(o.backend, Backend::Cpu);
+    assert_eq!(o.model, "/model/");
+    assert_eq!(o.inputs, "/in.json");
+    assert_eq!(o.batches, [1, 8]);
+    assert_eq!(o.max_tokens, 128);
+    assert_eq!((o.min_time, o.min_runs), (2.0, 2));
+    assert!(Options::from_query("?backend=tpu&model=m&inputs=i").unwrap_err().contains("tpu"));
+    assert!(Options::from_query("?backend=cpu&inputs=i").unwrap_err().contains("model"));
+    assert!(Options::from_query("?backend=cpu&model=m&inputs=i&batches=0").unwrap_err().contains("batches"));
 }

@@ -54,7 +54,9 @@ fn main(
         qi[d] = q[qbase + d] * scale;
         acc[d] = 0.0;
     }
-    var running_max = -3.4028235e38;
+    // f32::MIN written out exactly: a literal beyond the f32 range (such as -3.4028235e38) is a
+    // shader-creation error for Tint (Chromium's WGSL compiler), though naga rounds it.
+    var running_max = -340282346638528859811704183484516925440.0;
     var total = 0.0;
     for (var j = 0u; j < seq; j++) {
         if !use_all && mask[row0 + j] == 0.0 {

@@ -21,7 +21,8 @@
 const WG: u32 = {{ workgroup_size }}u;
 const K: u32 = {{ k }}u;
 const NONE: u32 = 0xffffffffu;
-const LOWEST: f32 = -3.4028235e38;
+// f32::MIN exactly (-3.4028235e38 lies beyond the f32 range, which Tint rejects).
+const LOWEST: f32 = -340282346638528859811704183484516925440.0;
 
 var<workgroup> best_score: array<f32, {{ workgroup_size }}>;
 var<workgroup> best_row: array<u32, {{ workgroup_size }}>;
@@ -32,9 +33,7 @@ fn before(sa: f32, ra: u32, sb: f32, rb: u32) -> bool {
     return sa > sb || (sa == sb && ra < rb);
 }
 
-// The row count, read through workgroup memory so that the early return below is uniform
-// control flow (a load from a read_write buffer is not uniform for WGSL's analysis).
-var<workgroup> uniform_count: u32;
+// uniform_row_count (shared/uniform_count.wgsl) is appended by the host (wgpu.rs).
 
 @compute @workgroup_size({{ workgroup_size }}, 1, 1)
 fn main(
@@ -42,10 +41,7 @@ fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
 ) {
-    if lid == 0u {
-        uniform_count = info[0];
-    }
-    let nq = workgroupUniformLoad(&uniform_count);
+    let nq = uniform_row_count(lid);
     let n = info[1];
     let width = info[2];
     let query = wid.x + wid.y * groups.x;

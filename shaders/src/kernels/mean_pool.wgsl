@@ -12,25 +12,8 @@
 const WG: u32 = {{ workgroup_size }}u;
 const NORMALIZE: bool = {{ normalize }};
 
-var<workgroup> partial: array<f32, {{ workgroup_size }}>;
-
-fn reduce_sum(lid: u32, value: f32) -> f32 {
-    partial[lid] = value;
-    workgroupBarrier();
-    for (var half = WG / 2u; half > 0u; half = half / 2u) {
-        if lid < half {
-            partial[lid] += partial[lid + half];
-        }
-        workgroupBarrier();
-    }
-    let total = partial[0];
-    workgroupBarrier();
-    return total;
-}
-
-// The row count, read through workgroup memory so that the early return below is uniform
-// control flow (a load from a read_write buffer is not uniform for WGSL's analysis).
-var<workgroup> uniform_count: u32;
+// reduce_sum (shared/reduce_sum.wgsl) and uniform_row_count (shared/uniform_count.wgsl) are
+// appended by the host (wgpu.rs).
 
 @compute @workgroup_size({{ workgroup_size }}, 1, 1)
 fn main(
@@ -38,10 +21,7 @@ fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
 ) {
-    if lid == 0u {
-        uniform_count = info[0];
-    }
-    let batch = workgroupUniformLoad(&uniform_count);
+    let batch = uniform_row_count(lid);
     let seq = info[1];
     let width = info[2];
     let b = wid.x + wid.y * groups.x;
