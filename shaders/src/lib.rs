@@ -8,6 +8,7 @@
 //!
 //! | kernel | what it fuses | replaces (burn ops) |
 //! |---|---|---|
+//! | [`linear`] | GEMM (+ bias), on the CPU backend only | matmul with two operand copies, add |
 //! | [`attention`] | `q·kᵀ`, scale, padding mask, softmax, `·v`, per head | 2 matmuls, 4 transposes + copies, softmax |
 //! | [`bias_gelu`] | bias add + GELU (erf) | add, gelu |
 //! | [`layer_norm`] | bias add + residual add + LayerNorm | 2 adds, mean, var, normalise |
@@ -21,6 +22,7 @@
 
 #![deny(missing_docs)]
 
+mod cpu;
 pub mod reference;
 mod wgpu;
 
@@ -49,6 +51,11 @@ pub const MAX_HEAD_DIM: usize = 128;
 ///
 /// Shapes are those of the free functions of the same name.
 pub trait Kernels: Backend {
+    /// `x · weight (+ bias)`; x `[.., k]`, weight `[k, n]`, bias `[n]` -> `[.., n]`.
+    fn fused_linear(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: Option<FloatTensor<Self>>) -> FloatTensor<Self> {
+        float(reference::linear::<Self>(tensor(x), tensor(weight), bias.map(tensor)))
+    }
+
     /// `gelu(x + bias)`; x `[rows, width]`, bias `[width]`.
     fn fused_bias_gelu(x: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
         float(reference::bias_gelu::<Self>(tensor(x), tensor(bias)))
@@ -114,7 +121,17 @@ where
 {
 }
 
-impl Kernels for NdArray<f32> {}
+/// The CPU backend: one fast path, [`linear`] as a single GEMM on the tensors' memory (burn's
+/// ndarray matmul copies both operands into new arrays on every call); the rest are the
+/// references.
+impl Kernels for NdArray<f32> {
+    fn fused_linear(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: Option<FloatTensor<Self>>) -> FloatTensor<Self> {
+        match cpu::linear(&x, &weight, bias.as_ref()) {
+            Some(out) => out,
+            None => float(reference::linear::<Self>(tensor(x), tensor(weight), bias.map(tensor))),
+        }
+    }
+}
 
 #[cfg(not(target_arch = "wasm32"))]
 impl<B: Kernels, C: CheckpointStrategy> Kernels for Autodiff<B, C> {}
@@ -125,6 +142,19 @@ fn tensor<B: Backend, const D: usize>(primitive: FloatTensor<B>) -> Tensor<B, D>
 
 fn float<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> FloatTensor<B> {
     tensor.into_primitive().tensor()
+}
+
+/// A linear layer without its module: `x · weight (+ bias)`, weight `[in, out]` (burn's
+/// layout). On the CPU backend, with `fused`, one GEMM straight on the tensors' memory.
+///
+/// # Shapes
+/// x `[batch, seq, in]`, weight `[in, out]`, bias `[out]` -> `[batch, seq, out]`
+pub fn linear<B: Kernels>(x: Tensor<B, 3>, weight: Tensor<B, 2>, bias: Option<Tensor<B, 1>>, fused: bool) -> Tensor<B, 3> {
+    if !fused {
+        return reference::linear(x, weight, bias);
+    }
+    let bias = bias.map(|b| b.into_primitive().tensor());
+    tensor(B::fused_linear(float(x), float(weight), bias))
 }
 
 /// `gelu(x + bias)` with the exact (erf) GELU, bias broadcast over the last axis.

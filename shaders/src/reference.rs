@@ -113,3 +113,11 @@ pub fn cosine_top_k<B: Backend>(queries: Tensor<B, 2>, corpus: Tensor<B, 2>, k: 
     let (pad_scores, pad_ids) = pad();
     (Tensor::cat(vec![scores, pad_scores], 1), Tensor::cat(vec![ids, pad_ids], 1))
 }
+
+/// `x · weight (+ bias)`: burn's linear op.
+///
+/// # Shapes
+/// x `[batch, seq, in]`, weight `[in, out]`, bias `[out]` -> `[batch, seq, out]`
+pub fn linear<B: Backend>(x: Tensor<B, 3>, weight: Tensor<B, 2>, bias: Option<Tensor<B, 1>>) -> Tensor<B, 3> {
+    burn::tensor::module::linear(x, weight, bias)
+}

@@ -36,6 +36,17 @@ pub fn chunk_rows(hidden: usize) -> usize {
     (MAX_CHUNK_BYTES / (4 * hidden.max(1))).max(1)
 }
 
+/// The `[cols, rows]` transpose of a row-major `[rows, cols]` matrix.
+fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0.0; values.len()];
+    for (r, row) in values.chunks_exact(cols).enumerate() {
+        for (c, &v) in row.iter().enumerate() {
+            out[c * rows + r] = v;
+        }
+    }
+    out
+}
+
 /// Word + position + token-type embeddings, then LayerNorm.
 #[derive(Module, Debug)]
 pub struct BertEmbeddings<B: Backend> {
@@ -111,8 +122,13 @@ fn norm<B: Kernels>(
 }
 
 /// `x · weight`, without the bias (the kernels add it).
-fn matmul<B: Backend>(linear: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
-    x.matmul(linear.weight.val().unsqueeze_dim::<3>(0))
+fn matmul<B: Kernels>(linear: &Linear<B>, x: Tensor<B, 3>, fused: bool) -> Tensor<B, 3> {
+    mlr_shaders::linear(x, linear.weight.val(), None, fused)
+}
+
+/// `x · weight + bias`.
+fn dense<B: Kernels>(linear: &Linear<B>, x: Tensor<B, 3>, fused: bool) -> Tensor<B, 3> {
+    mlr_shaders::linear(x, linear.weight.val(), linear.bias.as_ref().map(|b| b.val()), fused)
 }
 
 /// The bias of a linear layer, zeros if it has none.
@@ -147,11 +163,11 @@ impl<B: Kernels> BertAttention<B> {
     /// # Shapes
     /// x `[b, s, h]`, mask `[b, s]` (1.0 token, 0.0 padding) -> `[b, s, h]`
     pub fn forward(&self, x: Tensor<B, 3>, mask: Tensor<B, 2>, epsilon: f64, fused: bool) -> Tensor<B, 3> {
-        let q = self.query.forward(x.clone());
-        let k = self.key.forward(x.clone());
-        let v = self.value.forward(x.clone());
+        let q = dense(&self.query, x.clone(), fused);
+        let k = dense(&self.key, x.clone(), fused);
+        let v = dense(&self.value, x.clone(), fused);
         let context = mlr_shaders::attention(q, k, v, mask, self.n_heads, fused); // [b, s, h]
-        norm(&self.layer_norm, matmul(&self.output, context), bias(&self.output), Some(x), epsilon, fused)
+        norm(&self.layer_norm, matmul(&self.output, context, fused), bias(&self.output), Some(x), epsilon, fused)
     }
 }
 
@@ -170,8 +186,8 @@ impl<B: Kernels> BertFeedForward<B> {
     /// # Shapes
     /// `[b, s, h]` -> `[b, s, h]`
     pub fn forward(&self, x: Tensor<B, 3>, epsilon: f64, fused: bool) -> Tensor<B, 3> {
-        let inner = mlr_shaders::bias_gelu(matmul(&self.intermediate, x.clone()), bias(&self.intermediate), fused);
-        norm(&self.layer_norm, matmul(&self.output, inner), bias(&self.output), Some(x), epsilon, fused)
+        let inner = mlr_shaders::bias_gelu(matmul(&self.intermediate, x.clone(), fused), bias(&self.intermediate), fused);
+        norm(&self.layer_norm, matmul(&self.output, inner, fused), bias(&self.output), Some(x), epsilon, fused)
     }
 }
 
@@ -249,10 +265,13 @@ impl<B: Backend> BertModel<B> {
         };
 
         let mut linear = |name: &str, d_in: usize, d_out: usize| -> Result<Linear<B>, String> {
-            // HF stores nn.Linear as [out, in]; burn's Linear multiplies by [in, out].
+            // HF stores nn.Linear as [out, in]; burn's Linear multiplies by [in, out]. Transposed
+            // here, once, into a contiguous [in, out] tensor: a transposed view would be copied
+            // into standard layout by every matmul on the ndarray backend (the weight's size per
+            // call, which dominated short inputs on the CPU).
             let w = source.get(&format!("{name}.weight"), &[d_out, d_in])?;
             let b = source.get(&format!("{name}.bias"), &[d_out])?;
-            let w = Tensor::<B, 2>::from_data(TensorData::new(w, [d_out, d_in]), device).transpose();
+            let w = Tensor::<B, 2>::from_data(TensorData::new(transpose(&w, d_out, d_in), [d_in, d_out]), device);
             let b = Tensor::<B, 1>::from_data(TensorData::new(b, [d_out]), device);
             Ok(Linear { weight: Param::from_tensor(w), bias: Some(Param::from_tensor(b)) })
         };
@@ -361,4 +380,16 @@ pub fn tensor_names(config: &BertConfig) -> Vec<(String, Vec<usize>)> {
         }
     }
     names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::transpose;
+
+    #[test]
+    fn transpose_swaps_rows_and_columns() {
+        // [[1, 2, 3], [4, 5, 6]] -> [[1, 4], [2, 5], [3, 6]]
+        assert_eq!(transpose(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 2, 3), [1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+        assert_eq!(transpose(&[7.0], 1, 1), [7.0]);
+    }
 }
