@@ -10,7 +10,7 @@
 # shape on wgpu). Environment: MLR_BENCH_MIN_TIME / MLR_BENCH_MIN_RUNS (default 1 / 1: seconds and runs
 # per shape, every engine), MLR_BENCH_BROWSER=0 skips the browser engines, MLR_BENCH_TRAIN_BACKENDS picks
 # the training backends (default cpu: on lavapipe one wgpu step takes many minutes).
-# About 40 min on 2 cores (the first run also builds the bench page and installs transformers.js from npm).
+# About 40 min on 2 cores (the first run also builds the bench page for wasm32 and installs transformers.js from npm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
@@ -38,7 +38,14 @@ if [ "${MLR_BENCH_BROWSER:-1}" != 0 ]; then
         cp scripts/bench_browser/package.json scripts/bench_browser/package-lock.json "$npm_dir/"
         (cd "$npm_dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
     fi
-    mlr_trunk build www/bench.html --dist "$MLR_CACHE/bench/dist" --public-url /mlr/
+    # mlr's side: app/src/bin/bench.rs for wasm32, in the browser tests' target directory with their
+    # flags (their build is reused), bound by wasm-bindgen; scripts/bench_browser/mlr.html loads it.
+    wasm_flags=()
+    [ "$MLR_TOOLCHAIN" = debian ] && wasm_flags=(-Zbuild-std=std,panic_abort)
+    CARGO_TARGET_DIR="$MLR_WASM_TARGET_DIR" cargo build --release --target wasm32-unknown-unknown "${wasm_flags[@]}" -p mlr-app --bin bench
+    rm -rf "$MLR_CACHE/bench/dist"
+    wasm-bindgen --target web --no-typescript --out-dir "$MLR_CACHE/bench/dist" "$MLR_WASM_TARGET_DIR/wasm32-unknown-unknown/release/bench.wasm"
+    cp scripts/bench_browser/mlr.html "$MLR_CACHE/bench/dist/bench.html"
     "$py" scripts/bench_browser.py --inputs "$inputs" --model "$MLR_MODEL_DIR" --onnx "$onnx" \
         --mlr-dist "$MLR_CACHE/bench/dist" --node-modules "$npm_dir/node_modules" \
         --min-time "$min_time" --min-runs "$min_runs" --out "$CARGO_TARGET_DIR/bench-browser.json"

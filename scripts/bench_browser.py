@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The browser engines of `mlr-bench encode`, in headless Chromium driven through ChromeDriver:
 
-- mlr-wasm-webgpu / mlr-wasm-cpu: mlr's encoder compiled to wasm (the trunk build of
-  www/bench.html, app/src/bench.rs) on WebGPU (burn wgpu + the mlr kernels) and on the wasm CPU
+- mlr-wasm-webgpu / mlr-wasm-cpu: mlr's encoder compiled to wasm (app/src/bin/bench.rs bound by
+  wasm-bindgen, loaded by scripts/bench_browser/mlr.html; see scripts/bench.sh) on WebGPU (burn wgpu + the mlr kernels) and on the wasm CPU
   (burn ndarray);
 - transformersjs-webgpu / transformersjs-wasm: transformers.js (npm @huggingface/transformers) on
   the ONNX graph of the same weights (scripts/build_onnx.py), with its WebGPU and WASM backends
@@ -144,7 +144,7 @@ def main():
     ap.add_argument("--inputs", required=True, help="the inputs mlr-bench encode wrote (--inputs-out)")
     ap.add_argument("--model", required=True, help="Hugging Face model directory (config.json, tokenizer.json, model.safetensors)")
     ap.add_argument("--onnx", required=True, help="ONNX graph of the same weights (scripts/build_onnx.py)")
-    ap.add_argument("--mlr-dist", required=True, help="trunk build of www/bench.html")
+    ap.add_argument("--mlr-dist", required=True, help="wasm-bindgen output of app/src/bin/bench.rs, with bench.html (scripts/bench.sh)")
     ap.add_argument("--node-modules", required=True, help="node_modules holding @huggingface/transformers and onnxruntime-web")
     ap.add_argument("--engines", default=",".join(ENGINES))
     ap.add_argument("--batches", default="1,8,64")
@@ -176,7 +176,8 @@ def main():
     base = f"http://127.0.0.1:{port}"
     common = f"inputs=/inputs.json&batches={args.batches}&min_time={args.min_time}&min_runs={args.min_runs}"
 
-    version = subprocess.run([args.chromium or "chromium", "--version"], capture_output=True, text=True).stdout.strip()
+    version = subprocess.run([args.chromium or "chromium", "--version"], capture_output=True, text=True).stdout
+    version = " ".join(version.split()[:2])  # "Chromium 156.0.8078.114"
     rows, vectors, skipped = [], {}, {}
     for engine in args.engines.split(","):
         webgpu = engine.endswith("webgpu")

@@ -5,7 +5,7 @@
 //! run uploads the ids and reads back the pooled, normalised vectors.
 //!
 //! `bin/bench.rs` runs it on page load with the options of the page's query string
-//! (`www/bench.html?backend=webgpu&model=…&inputs=…`) and writes the outcome, in the format of
+//! (`scripts/bench_browser/mlr.html?backend=webgpu&model=…&inputs=…`) and writes the outcome, in the format of
 //! `scripts/bench_peers.py` (`{"rows": …, "vectors": …}`), into the page for the driver
 //! (`scripts/bench_browser.py`) to read.
 

@@ -9,7 +9,7 @@
 //! - [`fetch`]: sha256-checked downloads kept in the Cache API.
 //! - [`gpu`]: what WebGPU adapter the browser offers.
 //! - [`crash`]: the worker's last words when it panics, for the page.
-//! - [`bench`]: the browser half of `mlr-bench encode` (`bin/bench.rs`, `www/bench.html`).
+//! - [`bench`]: the browser half of `mlr-bench encode` (`bin/bench.rs`, `scripts/bench_browser/mlr.html`).
 #![deny(missing_docs)]
 
 pub mod app;

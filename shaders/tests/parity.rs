@@ -1,12 +1,13 @@
 //! Every WGSL kernel against its plain-burn reference, natively on wgpu (Mesa lavapipe on a
 //! machine without a GPU): the same inputs through the fused path and the reference on the same
-//! device, and the reference on the CPU backend as a third opinion.
+//! device, and the reference on the CPU backend as a third opinion. The CPU fast path of
+//! `linear` is checked against burn's linear op on the CPU.
 
 use burn::backend::wgpu::WgpuDevice;
 use burn::backend::{NdArray, Wgpu};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
-use mlr_shaders::{attention, bias_gelu, cosine_top_k, layer_norm, mean_pool};
+use mlr_shaders::{attention, bias_gelu, cosine_top_k, layer_norm, linear, mean_pool};
 
 type G = Wgpu;
 type C = NdArray<f32>;
@@ -210,3 +211,33 @@ fn the_reference_pads_like_the_kernel() {
     assert_eq!(read(scores), vec![0.8, f32::MIN, f32::MIN]);
 }
 
+/// The CPU GEMM path of `linear` vs burn's linear op: with and without bias, contiguous and
+/// transposed-view inputs, one row and many, an odd width.
+#[test]
+fn linear_on_the_cpu_matches_burns_linear() {
+    let c = burn::backend::ndarray::NdArrayDevice::Cpu;
+    for &(b, s, k, n) in &[(1usize, 1usize, 8usize, 3usize), (2, 16, 384, 1536), (3, 7, 37, 11)] {
+        let x = values(b * s * k, 11, 1.0);
+        let w = values(k * n, 12, 0.5);
+        let bias = values(n, 13, 1.0);
+        for with_bias in [true, false] {
+            for transposed in [false, true] {
+                let input = || {
+                    if transposed {
+                        // [s, b, k] values seen as [b, s, k]: a non-contiguous view.
+                        t::<C, 3>(&x, [s, b, k], &c).swap_dims(0, 1)
+                    } else {
+                        t::<C, 3>(&x, [b, s, k], &c)
+                    }
+                };
+                let run = |fused: bool| {
+                    read(linear(input(), t::<C, 2>(&w, [k, n], &c), with_bias.then(|| t::<C, 1>(&bias, [n], &c)), fused))
+                };
+                let want = run(false);
+                assert_eq!(want.len(), b * s * n);
+                let diff = max_diff(&run(true), &want);
+                assert!(diff < 1e-4, "b{b} s{s} k{k} n{n} bias {with_bias} transposed {transposed}: {diff}");
+            }
+        }
+    }
+}

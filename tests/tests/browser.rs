@@ -190,7 +190,7 @@ async fn kernels_on_webgpu_match_their_references() {
     assert!(diff < 1e-5);
 }
 
-/// The browser benchmark page (`www/bench.html`) reads its options from the query string.
+/// The browser benchmark page (`scripts/bench_browser/mlr.html`) reads its options from the query string.
 #[wasm_bindgen_test]
 fn bench_page_options_come_from_the_query_string() {
     use mlr_app::bench::{Backend, Options};

@@ -1,4 +1,4 @@
-//! The browser benchmark page's entry point (`www/bench.html`): runs `mlr_app::bench` with the
+//! The browser benchmark page's entry point (`scripts/bench_browser/mlr.html`): runs `mlr_app::bench` with the
 //! options of the page's query string and writes the outcome into `#result` (JSON, with
 //! `data-state` set to `done` or `error`), progress into `#progress` and the console.
 use mlr_app::bench::{run, Options};
