@@ -17,8 +17,9 @@
 //!
 //! The free functions take a `fused` flag: `false` runs the reference on any backend, which is
 //! how the encoder's "kernels off" switch and the parity tests work. The autodiff backend uses the
-//! references (so training gets exact gradients from burn's autodiff), and so does the CPU
-//! backend.
+//! references (so training gets exact gradients from burn's autodiff); the CPU (ndarray) backend
+//! has one fast path of its own, [`linear`] as a single GEMM (`cpu.rs`), and the references
+//! for the rest.
 
 #![deny(missing_docs)]
 

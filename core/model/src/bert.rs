@@ -217,8 +217,8 @@ pub struct BertModel<B: Backend> {
     pub layers: Vec<BertLayer<B>>,
     /// The LayerNorm epsilon of every LayerNorm (`layer_norm_eps`).
     pub layer_norm_eps: f64,
-    /// Whether the fused kernels of `mlr-shaders` are used (on by default). They only change
-    /// anything on wgpu; off, every backend runs the plain-burn references.
+    /// Whether the fused kernels of `mlr-shaders` are used (on by default): the WGSL kernels on
+    /// wgpu, the GEMM linear layers on the CPU; off, every backend runs the plain-burn references.
     pub kernels: bool,
 }
 
