@@ -1,6 +1,6 @@
 //! WGSL compute kernels for the hot path of mlr's encoder, as a burn backend extension.
 //!
-//! [`Kernels`] extends [`Backend`] with five fused operations. Every method has a default body
+//! [`Kernels`] extends [`Backend`] with six fused operations. Every method has a default body
 //! that runs the plain-burn reference in [`reference`], so any backend can implement the trait
 //! with an empty `impl`; the wgpu backend ([`CubeBackend`](burn::backend::wgpu::CubeBackend) on
 //! [`WgpuRuntime`](burn::backend::wgpu::WgpuRuntime)) overrides them with the WGSL kernels in
@@ -17,9 +17,10 @@
 //!
 //! The free functions take a `fused` flag: `false` runs the reference on any backend, which is
 //! how the encoder's "kernels off" switch and the parity tests work. The autodiff backend uses the
-//! references (so training gets exact gradients from burn's autodiff); the CPU (ndarray) backend
-//! has one fast path of its own, [`linear`] as a single GEMM (`cpu.rs`), and the references
-//! for the rest.
+//! references (so training gets exact gradients from burn's autodiff). The CPU (ndarray) backend
+//! has fast paths of its own, in Rust (`cpu.rs`): [`linear`] as a single GEMM, bias + GELU and
+//! LayerNorm as one pass per row, attention one head at a time; pooling and top-k run the
+//! references there.
 
 #![deny(missing_docs)]
 
@@ -37,8 +38,8 @@ use burn::backend::NdArray;
 #[cfg(not(target_arch = "wasm32"))]
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::backend::Backend;
-use burn::tensor::ops::{FloatTensor, IntTensor};
-use burn::tensor::{Int, Tensor, TensorPrimitive};
+use burn::tensor::ops::{FloatTensor, FloatTensorOps, IntTensor};
+use burn::tensor::{Int, Shape, Tensor, TensorMetadata, TensorPrimitive};
 
 /// Largest `k` the top-k kernel handles (each invocation keeps `k` candidates in registers);
 /// larger `k` falls back to the reference.
@@ -57,13 +58,14 @@ pub trait Kernels: Backend {
         float(reference::linear::<Self>(tensor(x), tensor(weight), bias.map(tensor)))
     }
 
-    /// `gelu(x + bias)`; x `[rows, width]`, bias `[width]`.
+    /// `gelu(x + bias)`; x `[..., width]` (any rank), bias `[width]`.
     fn fused_bias_gelu(x: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
-        float(reference::bias_gelu::<Self>(tensor(x), tensor(bias)))
+        let (x, shape) = rows::<Self>(x);
+        Self::float_reshape(float(reference::bias_gelu::<Self>(tensor(x), tensor(bias))), shape)
     }
 
     /// `LayerNorm(x + bias + residual) * gamma + beta` over the last axis; x and residual
-    /// `[rows, width]`, bias, gamma and beta `[width]`.
+    /// `[..., width]` (any rank, one shape), bias, gamma and beta `[width]`.
     fn fused_layer_norm(
         x: FloatTensor<Self>,
         bias: FloatTensor<Self>,
@@ -72,14 +74,10 @@ pub trait Kernels: Backend {
         beta: FloatTensor<Self>,
         epsilon: f64,
     ) -> FloatTensor<Self> {
-        float(reference::layer_norm::<Self>(
-            tensor(x),
-            tensor(bias),
-            residual.map(tensor),
-            tensor(gamma),
-            tensor(beta),
-            epsilon,
-        ))
+        let (x, shape) = rows::<Self>(x);
+        let residual = residual.map(|r| rows::<Self>(r).0);
+        let out = reference::layer_norm::<Self>(tensor(x), tensor(bias), residual.map(tensor), tensor(gamma), tensor(beta), epsilon);
+        Self::float_reshape(float(out), shape)
     }
 
     /// Multi-head self-attention; q, k, v `[batch, seq, hidden]`, mask `[batch, seq]` (1/0)
@@ -122,9 +120,12 @@ where
 {
 }
 
-/// The CPU backend: one fast path, [`linear`] as a single GEMM on the tensors' memory (burn's
-/// ndarray matmul copies both operands into new arrays on every call); the rest are the
-/// references.
+/// The CPU backend's fast paths (`cpu.rs`), for f32 tensors: [`linear`] as a single GEMM on the
+/// tensors' memory (burn's ndarray matmul copies both operands into new arrays on every call),
+/// bias + GELU and bias + residual + LayerNorm as one pass over each row, in place when the input
+/// is not shared, and attention per head with one `[seq, seq]` score block at a time (the
+/// reference builds `[batch, heads, seq, seq]` tensors). Rows and heads run on rayon's threads
+/// natively. Mean pooling and top-k are the references. Other element types run the references.
 impl Kernels for NdArray<f32> {
     fn fused_linear(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: Option<FloatTensor<Self>>) -> FloatTensor<Self> {
         match cpu::linear(&x, &weight, bias.as_ref()) {
@@ -132,10 +133,56 @@ impl Kernels for NdArray<f32> {
             None => float(reference::linear::<Self>(tensor(x), tensor(weight), bias.map(tensor))),
         }
     }
+
+    fn fused_bias_gelu(x: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
+        if !cpu::all_f32(&[&x, &bias]) {
+            let (x, shape) = rows::<Self>(x);
+            return Self::float_reshape(float(reference::bias_gelu::<Self>(tensor(x), tensor(bias))), shape);
+        }
+        cpu::bias_gelu(x, &bias)
+    }
+
+    fn fused_layer_norm(
+        x: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        residual: Option<FloatTensor<Self>>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        if !cpu::all_f32(&[&x, &bias, &gamma, &beta]) || residual.as_ref().is_some_and(|r| !cpu::all_f32(&[r])) {
+            let (x, shape) = rows::<Self>(x);
+            let residual = residual.map(|r| rows::<Self>(r).0);
+            let out = reference::layer_norm::<Self>(tensor(x), tensor(bias), residual.map(tensor), tensor(gamma), tensor(beta), epsilon);
+            return Self::float_reshape(float(out), shape);
+        }
+        cpu::layer_norm(x, &bias, residual.as_ref(), &gamma, &beta, epsilon)
+    }
+
+    fn fused_attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        mask: FloatTensor<Self>,
+        heads: usize,
+    ) -> FloatTensor<Self> {
+        if !cpu::all_f32(&[&q, &k, &v, &mask]) {
+            return float(reference::attention::<Self>(tensor(q), tensor(k), tensor(v), tensor(mask), heads));
+        }
+        cpu::attention(&q, &k, &v, &mask, heads)
+    }
 }
 
 #[cfg(not(target_arch = "wasm32"))]
 impl<B: Kernels, C: CheckpointStrategy> Kernels for Autodiff<B, C> {}
+
+/// `x` seen as a `[rows, width]` matrix over its last axis, and its own shape.
+fn rows<B: Backend>(x: FloatTensor<B>) -> (FloatTensor<B>, Shape) {
+    let shape = x.shape();
+    let width = shape.num_dims().checked_sub(1).map_or(1, |last| shape[last]);
+    let rows = shape.num_elements() / width.max(1);
+    (B::float_reshape(x, Shape::new([rows, width])), shape)
+}
 
 fn tensor<B: Backend, const D: usize>(primitive: FloatTensor<B>) -> Tensor<B, D> {
     Tensor::from_primitive(TensorPrimitive::Float(primitive))
@@ -163,16 +210,14 @@ pub fn linear<B: Kernels>(x: Tensor<B, 3>, weight: Tensor<B, 2>, bias: Option<Te
 /// # Shapes
 /// x `[..., width]`, bias `[width]` -> like x
 pub fn bias_gelu<B: Kernels, const D: usize>(x: Tensor<B, D>, bias: Tensor<B, 1>, fused: bool) -> Tensor<B, D> {
+    if fused {
+        // No reshape here: on the CPU backend a reshape copies.
+        return tensor(B::fused_bias_gelu(float(x), float(bias)));
+    }
     let dims = x.dims();
     let width = dims[D - 1];
     let rows = x.shape().num_elements() / width.max(1);
-    let x2: Tensor<B, 2> = x.reshape([rows, width]);
-    let out = if fused {
-        tensor(B::fused_bias_gelu(float(x2), float(bias)))
-    } else {
-        reference::bias_gelu(x2, bias)
-    };
-    out.reshape(dims)
+    reference::bias_gelu(x.reshape([rows, width]), bias).reshape(dims)
 }
 
 /// `LayerNorm(x + bias + residual) * gamma + beta` over the last axis (the post-LN residual
@@ -189,17 +234,14 @@ pub fn layer_norm<B: Kernels, const D: usize>(
     epsilon: f64,
     fused: bool,
 ) -> Tensor<B, D> {
+    if fused {
+        return tensor(B::fused_layer_norm(float(x), float(bias), residual.map(float), float(gamma), float(beta), epsilon));
+    }
     let dims = x.dims();
     let width = dims[D - 1];
     let rows = x.shape().num_elements() / width.max(1);
-    let x2: Tensor<B, 2> = x.reshape([rows, width]);
-    let r2 = residual.map(|r| r.reshape([rows, width]));
-    let out: Tensor<B, 2> = if fused {
-        tensor(B::fused_layer_norm(float(x2), float(bias), r2.map(float), float(gamma), float(beta), epsilon))
-    } else {
-        reference::layer_norm(x2, bias, r2, gamma, beta, epsilon)
-    };
-    out.reshape(dims)
+    let residual = residual.map(|r| r.reshape([rows, width]));
+    reference::layer_norm(x.reshape([rows, width]), bias, residual, gamma, beta, epsilon).reshape(dims)
 }
 
 /// Multi-head scaled dot-product self-attention with a padding mask.

@@ -1,7 +1,8 @@
 //! Every WGSL kernel against its plain-burn reference, natively on wgpu (Mesa lavapipe on a
 //! machine without a GPU): the same inputs through the fused path and the reference on the same
 //! device, and the reference on the CPU backend as a third opinion. The CPU fast path of
-//! `linear` is checked against burn's linear op on the CPU.
+//! `linear` is checked against burn's linear op on the CPU, and the other CPU fast paths against
+//! their references there.
 
 use burn::backend::wgpu::WgpuDevice;
 use burn::backend::{NdArray, Wgpu};
@@ -239,5 +240,60 @@ fn linear_on_the_cpu_matches_burns_linear() {
                 assert!(diff < 1e-4, "b{b} s{s} k{k} n{n} bias {with_bias} transposed {transposed}: {diff}");
             }
         }
+    }
+}
+
+/// The CPU fast paths of bias + GELU, LayerNorm and attention vs their references on the CPU:
+/// rank-3 inputs (no reshape on the fast path), inputs that are still shared after the call (the
+/// in-place paths must copy them, not write into them), padding, a row of padding only.
+#[test]
+fn cpu_fast_paths_match_the_references() {
+    let c = burn::backend::ndarray::NdArrayDevice::Cpu;
+    for (b, s, w, scale) in [(1usize, 1usize, 1usize, 1.0f32), (2, 16, 1536, 4.0), (3, 5, 37, 8.0)] {
+        let x = values(b * s * w, 21, scale);
+        let bias = values(w, 22, 1.0);
+        let input = t::<C, 3>(&x, [b, s, w], &c);
+        let fused = read(bias_gelu::<C, 3>(input.clone(), t(&bias, [w], &c), true));
+        let plain = read(bias_gelu::<C, 3>(t(&x, [b, s, w], &c), t(&bias, [w], &c), false));
+        let diff = max_diff(&fused, &plain);
+        println!("cpu bias_gelu [{b}, {s}, {w}]: max |fast - reference| {diff:.2e}");
+        assert!(diff < 2e-6 * scale, "bias_gelu [{b}, {s}, {w}]: {diff}");
+        assert_eq!(read(input), x, "bias_gelu wrote into a shared input");
+    }
+    for (b, s, w, residual) in [(1usize, 1usize, 1usize, true), (2, 7, 384, true), (2, 7, 384, false), (1, 33, 1000, true)] {
+        let x = values(b * s * w, 23, 2.0);
+        let r = values(b * s * w, 24, 2.0);
+        let [bias, gamma, beta] = [25, 26, 27].map(|seed| values(w, seed, 1.0));
+        let input = t::<C, 3>(&x, [b, s, w], &c);
+        let res = t::<C, 3>(&r, [b, s, w], &c);
+        let run = |x: Tensor<C, 3>, fused: bool| {
+            read(layer_norm::<C, 3>(x, t(&bias, [w], &c), residual.then(|| res.clone()), t(&gamma, [w], &c), t(&beta, [w], &c), 1e-12, fused))
+        };
+        let fused = run(input.clone(), true);
+        let plain = run(t(&x, [b, s, w], &c), false);
+        let diff = max_diff(&fused, &plain);
+        println!("cpu layer_norm [{b}, {s}, {w}] residual={residual}: max |fast - reference| {diff:.2e}");
+        assert!(diff < 1e-5, "layer_norm [{b}, {s}, {w}] residual={residual}: {diff}");
+        assert_eq!(read(input), x, "layer_norm wrote into a shared input");
+        assert_eq!(read(res.clone()), r, "layer_norm wrote into the residual");
+    }
+    let cases: Vec<(usize, usize, usize, usize, Vec<usize>)> = vec![
+        (1, 1, 1, 1, vec![1]),
+        (2, 16, 12, 32, vec![16, 5]),
+        (3, 64, 12, 32, vec![64, 1, 0]),
+        (4, 7, 3, 8, vec![7, 6, 2, 3]),
+        (1, 256, 12, 32, vec![256]),
+        (2, 256, 12, 32, vec![256, 200]),
+    ];
+    for (b, s, heads, d, lens) in cases {
+        let h = heads * d;
+        let [q, k, v] = [28, 29, 30].map(|seed| values(b * s * h, seed, 2.0));
+        let m = mask(&lens, s);
+        let run = |fused: bool| {
+            read(attention::<C>(t(&q, [b, s, h], &c), t(&k, [b, s, h], &c), t(&v, [b, s, h], &c), t(&m, [b, s], &c), heads, fused))
+        };
+        let diff = max_diff(&run(true), &run(false));
+        println!("cpu attention b={b} s={s} heads={heads} d={d}: max |fast - reference| {diff:.2e}");
+        assert!(diff < 2e-5, "attention b={b} s={s} heads={heads} d={d}: {diff}");
     }
 }
