@@ -20,6 +20,9 @@ if [ "$MLR_TOOLCHAIN" = debian ]; then
     # Debian's rustc has no bundled rust-lld for wasm32: link with LLVM 19's wasm-ld.
     export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER="${CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER:-/usr/lib/llvm-19/bin/wasm-ld}"
 fi
+# wasm32 code uses 128-bit SIMD (every current browser runs it: Chrome 91+, Firefox 89+, Safari
+# 16.4+): the CPU path's GEMMs and row loops vectorise to it. With build-std, std is built so too.
+export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="${CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS:--C target-feature=+simd128}"
 # One target directory outside the checkout, so a fresh clone (and CI) reuses what was built before.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mlr/target}"
 export MLR_CACHE="${MLR_CACHE:-$HOME/.cache/mlr}"

@@ -167,7 +167,8 @@ pub async fn run(options: &Options, mut progress: impl FnMut(&str)) -> Result<Ou
             measure::<Wgpu>("mlr-wasm-webgpu", &backend, &config, safetensors, &device, &inputs, options, &mut progress).await
         }
         Backend::Cpu => {
-            let backend = "wasm CPU (burn ndarray, 1 thread)".to_string();
+            let simd = if cfg!(target_feature = "simd128") { "wasm SIMD" } else { "no wasm SIMD" };
+            let backend = format!("wasm CPU (burn ndarray + mlr CPU kernels, {simd}, 1 thread)");
             measure::<NdArray<f32>>("mlr-wasm-cpu", &backend, &config, safetensors, &Default::default(), &inputs, options, &mut progress).await
         }
     }

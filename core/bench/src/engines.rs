@@ -33,7 +33,7 @@ pub fn open(name: &str, model: &Path) -> Result<Box<dyn Engine>> {
     let config_json = read("config.json")?;
     let config = BertConfig::from_json(&String::from_utf8_lossy(&config_json))?;
     Ok(match name {
-        "mlr-cpu" => Box::new(Mlr::<NdArray<f32>>::load(name, "cpu (burn ndarray, simd + threads)".into(), &config, &read("model.safetensors")?, &Default::default(), true)?),
+        "mlr-cpu" => Box::new(Mlr::<NdArray<f32>>::load(name, "cpu (burn ndarray + mlr CPU kernels, simd + threads)".into(), &config, &read("model.safetensors")?, &Default::default(), true)?),
         "mlr-wgpu" | "mlr-wgpu-plain" => {
             let device = WgpuDevice::default();
             let fused = name == "mlr-wgpu";
