@@ -60,8 +60,7 @@ pub trait Kernels: Backend {
 
     /// `gelu(x + bias)`; x `[..., width]` (any rank), bias `[width]`.
     fn fused_bias_gelu(x: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
-        let (x, shape) = rows::<Self>(x);
-        Self::float_reshape(float(reference::bias_gelu::<Self>(tensor(x), tensor(bias))), shape)
+        reference_bias_gelu::<Self>(x, bias)
     }
 
     /// `LayerNorm(x + bias + residual) * gamma + beta` over the last axis; x and residual
@@ -74,10 +73,7 @@ pub trait Kernels: Backend {
         beta: FloatTensor<Self>,
         epsilon: f64,
     ) -> FloatTensor<Self> {
-        let (x, shape) = rows::<Self>(x);
-        let residual = residual.map(|r| rows::<Self>(r).0);
-        let out = reference::layer_norm::<Self>(tensor(x), tensor(bias), residual.map(tensor), tensor(gamma), tensor(beta), epsilon);
-        Self::float_reshape(float(out), shape)
+        reference_layer_norm::<Self>(x, bias, residual, gamma, beta, epsilon)
     }
 
     /// Multi-head self-attention; q, k, v `[batch, seq, hidden]`, mask `[batch, seq]` (1/0)
@@ -136,8 +132,7 @@ impl Kernels for NdArray<f32> {
 
     fn fused_bias_gelu(x: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
         if !cpu::all_f32(&[&x, &bias]) {
-            let (x, shape) = rows::<Self>(x);
-            return Self::float_reshape(float(reference::bias_gelu::<Self>(tensor(x), tensor(bias))), shape);
+            return reference_bias_gelu::<Self>(x, bias);
         }
         cpu::bias_gelu(x, &bias)
     }
@@ -151,10 +146,7 @@ impl Kernels for NdArray<f32> {
         epsilon: f64,
     ) -> FloatTensor<Self> {
         if !cpu::all_f32(&[&x, &bias, &gamma, &beta]) || residual.as_ref().is_some_and(|r| !cpu::all_f32(&[r])) {
-            let (x, shape) = rows::<Self>(x);
-            let residual = residual.map(|r| rows::<Self>(r).0);
-            let out = reference::layer_norm::<Self>(tensor(x), tensor(bias), residual.map(tensor), tensor(gamma), tensor(beta), epsilon);
-            return Self::float_reshape(float(out), shape);
+            return reference_layer_norm::<Self>(x, bias, residual, gamma, beta, epsilon);
         }
         cpu::layer_norm(x, &bias, residual.as_ref(), &gamma, &beta, epsilon)
     }
@@ -175,6 +167,27 @@ impl Kernels for NdArray<f32> {
 
 #[cfg(not(target_arch = "wasm32"))]
 impl<B: Kernels, C: CheckpointStrategy> Kernels for Autodiff<B, C> {}
+
+/// The bias + GELU reference on a tensor of any rank (it works on `[rows, width]`).
+fn reference_bias_gelu<B: Backend>(x: FloatTensor<B>, bias: FloatTensor<B>) -> FloatTensor<B> {
+    let (x, shape) = rows::<B>(x);
+    B::float_reshape(float(reference::bias_gelu::<B>(tensor(x), tensor(bias))), shape)
+}
+
+/// The LayerNorm reference on tensors of any rank (it works on `[rows, width]`).
+fn reference_layer_norm<B: Backend>(
+    x: FloatTensor<B>,
+    bias: FloatTensor<B>,
+    residual: Option<FloatTensor<B>>,
+    gamma: FloatTensor<B>,
+    beta: FloatTensor<B>,
+    epsilon: f64,
+) -> FloatTensor<B> {
+    let (x, shape) = rows::<B>(x);
+    let residual = residual.map(|r| rows::<B>(r).0);
+    let out = reference::layer_norm::<B>(tensor(x), tensor(bias), residual.map(tensor), tensor(gamma), tensor(beta), epsilon);
+    B::float_reshape(float(out), shape)
+}
 
 /// `x` seen as a `[rows, width]` matrix over its last axis, and its own shape.
 fn rows<B: Backend>(x: FloatTensor<B>) -> (FloatTensor<B>, Shape) {
