@@ -12,8 +12,9 @@
 //!   softmax in place, `· v`; the reference materialises `[batch, heads, seq, seq]` tensors.
 //!
 //! Rows and heads are spread over rayon's threads natively; wasm has one thread. Each function
-//! computes what its reference in [`reference`](crate::reference) computes, in the same order
-//! per element (the parity tests in `tests/parity.rs` compare them).
+//! computes what its reference in [`reference`](crate::reference) computes, the GELU's erf and
+//! the softmax's exp as vectorising polynomials within a few ulp of libm (the tests below); the
+//! parity tests in `tests/parity.rs` compare each with its reference.
 
 use burn::backend::ndarray::NdArrayTensor;
 use burn::tensor::TensorMetadata;
@@ -52,21 +53,28 @@ fn width(shape: &[usize]) -> usize {
     shape.last().copied().unwrap_or(1)
 }
 
-/// Runs `f(row index, row)` on every `width`-long row of `data`: in parallel on rayon's threads
-/// natively, in order on wasm (one thread).
-fn for_rows(data: &mut [f32], width: usize, f: impl Fn(usize, &mut [f32]) + Send + Sync) {
-    if width == 0 || data.is_empty() {
+/// Runs `f(chunk index, chunk)` on every `len`-long chunk of `data`, at least `min_chunks` per
+/// task: in parallel on rayon's threads natively, in order on wasm (one thread).
+fn for_chunks(data: &mut [f32], len: usize, min_chunks: usize, f: impl Fn(usize, &mut [f32]) + Send + Sync) {
+    if len == 0 || data.is_empty() {
         return;
     }
     #[cfg(not(target_arch = "wasm32"))]
     {
         use rayon::prelude::*;
-        // At least ~16k values per task, so short inputs are not split into tiny jobs.
-        let min_rows = (16_384 / width).max(1);
-        data.par_chunks_mut(width).enumerate().with_min_len(min_rows).for_each(|(i, row)| f(i, row));
+        data.par_chunks_mut(len).enumerate().with_min_len(min_chunks).for_each(|(i, chunk)| f(i, chunk));
     }
     #[cfg(target_arch = "wasm32")]
-    data.chunks_mut(width).enumerate().for_each(|(i, row)| f(i, row));
+    {
+        let _ = min_chunks;
+        data.chunks_mut(len).enumerate().for_each(|(i, chunk)| f(i, chunk));
+    }
+}
+
+/// [`for_chunks`] over the `width`-long rows of `data`, at least ~16k values per task so that
+/// short inputs are not split into tiny jobs.
+fn for_rows(data: &mut [f32], width: usize, f: impl Fn(usize, &mut [f32]) + Send + Sync) {
+    for_chunks(data, width, (16_384 / width.max(1)).max(1), f);
 }
 
 /// `x · weight (+ bias)` for f32 tensors; `None` for other element types (the caller then runs
@@ -112,7 +120,7 @@ fn erf(x: f32) -> f32 {
     x * p / q
 }
 
-/// The exact GELU, `x · ½ · (1 + erf(x / √2))`, as burn computes it.
+/// The exact (erf) GELU, `x · ½ · (1 + erf(x / √2))`, the formula of burn's reference.
 #[inline(always)]
 fn gelu(x: f32) -> f32 {
     x * 0.5 * (1.0 + erf(x / core::f32::consts::SQRT_2))
@@ -245,15 +253,7 @@ pub(crate) fn attention(q: &NdArrayTensor, k: &NdArrayTensor, v: &NdArrayTensor,
             out,
         );
     };
-    if s * d > 0 {
-        #[cfg(not(target_arch = "wasm32"))]
-        {
-            use rayon::prelude::*;
-            by_head.par_chunks_mut(s * d).enumerate().for_each(|(p, block)| task(p, block));
-        }
-        #[cfg(target_arch = "wasm32")]
-        by_head.chunks_mut(s * d).enumerate().for_each(|(p, block)| task(p, block));
-    }
+    for_chunks(&mut by_head, s * d, 1, task);
     let by_head = ndarray::Array4::from_shape_vec((b, heads, s, d), by_head).expect("b × heads × s × d values");
     let out = by_head.permuted_axes([0, 2, 1, 3]).as_standard_layout().into_owned();
     let out = out.into_shape_with_order(IxDyn(&[b, s, h])).expect("b × s × h values").into_shared();

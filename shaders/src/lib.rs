@@ -38,7 +38,7 @@ use burn::backend::NdArray;
 #[cfg(not(target_arch = "wasm32"))]
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::backend::Backend;
-use burn::tensor::ops::{FloatTensor, FloatTensorOps, IntTensor};
+use burn::tensor::ops::{FloatTensor, IntTensor};
 use burn::tensor::{Int, Shape, Tensor, TensorMetadata, TensorPrimitive};
 
 /// Largest `k` the top-k kernel handles (each invocation keeps `k` candidates in registers);
