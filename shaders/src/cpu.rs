@@ -6,7 +6,8 @@
 //! operands to 3-D first, so every linear layer copied its weight on every call. For short inputs
 //! those copies, and the page faults of the fresh memory, cost more than the arithmetic. Here:
 //!
-//! - [`linear`]: one GEMM (ndarray's `general_mat_mul`, i.e. matrixmultiply) on views;
+//! - [`linear`]: one GEMM on views: [`gemm`] (AVX2 + FMA, operands read in place, rayon's
+//!   threads) where the CPU has it, else ndarray's `general_mat_mul` (matrixmultiply);
 //! - [`bias_gelu`], [`layer_norm`]: one pass per row, in place when the input is not shared;
 //! - [`attention`]: per (batch, head), `q·kᵀ` into one `[seq, seq]` block, scale + mask +
 //!   softmax in place, `· v`; the reference materialises `[batch, heads, seq, seq]` tensors.
@@ -15,6 +16,8 @@
 //! computes what its reference in [`reference`](crate::reference) computes, the GELU's erf and
 //! the softmax's exp as vectorising polynomials within a few ulp of libm (the tests below); the
 //! parity tests in `tests/parity.rs` compare each with its reference.
+
+mod gemm;
 
 use burn::backend::ndarray::NdArrayTensor;
 use burn::tensor::TensorMetadata;
@@ -77,6 +80,14 @@ fn for_rows(data: &mut [f32], width: usize, f: impl Fn(usize, &mut [f32]) + Send
     for_chunks(data, width, (16_384 / width.max(1)).max(1), f);
 }
 
+/// `c += a · b`: [`gemm`] where this CPU has it (on rayon's threads if `threads`), else
+/// matrixmultiply (which decides its threads itself).
+fn mat_mul_add(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>, threads: bool) {
+    if !gemm::gemm(a, b, c.view_mut(), threads) {
+        general_mat_mul(1.0, &a, &b, 1.0, &mut c);
+    }
+}
+
 /// `x · weight (+ bias)` for f32 tensors; `None` for other element types (the caller then runs
 /// the reference).
 pub(crate) fn linear(x: &NdArrayTensor, weight: &NdArrayTensor, bias: Option<&NdArrayTensor>) -> Option<NdArrayTensor> {
@@ -90,16 +101,15 @@ pub(crate) fn linear(x: &NdArrayTensor, weight: &NdArrayTensor, bias: Option<&Nd
     let rows = shape[..shape.len() - 1].iter().product();
     // A view when x is contiguous (the usual case), else one copy of the activations.
     let x = x.to_shape((rows, k)).expect("mlr-shaders linear: x reshapes to a matrix");
-    let (mut out, beta) = match bias {
+    let mut out = match bias {
         Some(NdArrayTensor::F32(b)) => {
             let b = b.view().into_dimensionality::<Ix1>().expect("mlr-shaders linear: bias must be a vector");
-            let row = b.broadcast((rows, n)).expect("mlr-shaders linear: bias must have the weight's columns");
-            (row.to_owned(), 1.0)
+            b.broadcast((rows, n)).expect("mlr-shaders linear: bias must have the weight's columns").to_owned()
         }
         Some(_) => return None,
-        None => (Array2::zeros((rows, n)), 0.0),
+        None => Array2::zeros((rows, n)),
     };
-    general_mat_mul(1.0, &x, &weight, beta, &mut out);
+    mat_mul_add(x.view(), weight, out.view_mut(), true);
     *shape.last_mut().expect("checked above") = n;
     let out = out.into_shape_with_order(IxDyn(&shape)).expect("rows × n elements").into_shared();
     Some(NdArrayTensor::from(out))
@@ -201,10 +211,16 @@ pub(crate) fn layer_norm(
 }
 
 /// Scaled dot-product attention of one head into `out` `[s, d]`: `softmax(q·kᵀ / √d + bias) · v`
-/// with `scores` `[s, s]` as scratch; `bias[j]` is 0 for a token key and -1e9 for padding.
-fn head_attention(q: ArrayView2<f32>, k: ArrayView2<f32>, v: ArrayView2<f32>, bias: &[f32], scores: &mut Array2<f32>, mut out: ArrayViewMut2<f32>) {
+/// (`out` holds zeros) with `scores` `[s, s]` as scratch; `bias[j]` is 0 for a token key and -1e9 for padding.
+fn head_attention(q: ArrayView2<f32>, k: ArrayView2<f32>, v: ArrayView2<f32>, bias: &[f32], scores: &mut Array2<f32>, out: ArrayViewMut2<f32>) {
     let scale = (q.ncols() as f32).sqrt();
-    general_mat_mul(1.0, &q, &k.t(), 0.0, scores);
+    scores.fill(0.0);
+    if gemm::available() {
+        // The GEMM reads rows: kᵀ `[d, s]` as a contiguous copy (s × d values, small next to s²·d).
+        mat_mul_add(q, k.t().as_standard_layout().view(), scores.view_mut(), false);
+    } else {
+        mat_mul_add(q, k.t(), scores.view_mut(), false);
+    }
     for mut row in scores.rows_mut() {
         let row = row.as_slice_mut().expect("a standard-layout scratch block");
         let mut max = f32::NEG_INFINITY;
@@ -216,7 +232,7 @@ fn head_attention(q: ArrayView2<f32>, k: ArrayView2<f32>, v: ArrayView2<f32>, bi
         let sum: f32 = row.iter().sum();
         row.iter_mut().for_each(|x| *x /= sum);
     }
-    general_mat_mul(1.0, scores, &v, 0.0, &mut out);
+    mat_mul_add(scores.view(), v, out, false);
 }
 
 /// Multi-head self-attention; q, k, v `[b, s, h]`, mask `[b, s]` -> `[b, s, h]`. Each (batch,

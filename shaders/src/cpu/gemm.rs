@@ -1,0 +1,381 @@
+//! `c += a · b` for row-major f32 matrices on x86-64 CPUs with AVX-512 or AVX2 + FMA, reading
+//! both operands in place, split over rayon's threads.
+//!
+//! Why not matrixmultiply (what ndarray's `general_mat_mul` calls) everywhere: it copies ("packs")
+//! both operands into blocks on every call, hands work to a thread pool of its own, and its x86
+//! kernel is AVX2 at most. For the encoder's few-row inputs (one 16-token query is 16 rows against
+//! weights of 384 × 1536) packing the weight costs more than multiplying by it, and its pool's
+//! hand-off (spinning, then `sched_yield`) was a quarter of the time; inside the attention's
+//! per-head tasks, which already run on rayon's threads, its second thread competes with them
+//! (see results/bench/README.md).
+//!
+//! Here the work is cut into tasks of (a block of [`MC`] rows, a strip of `NR` columns), and each
+//! task walks `k` in steps of [`KC`]: a `KC × NR` block of `b` (16 or 32 KiB) stays in L1 while
+//! every `MR`-row block of the task's rows passes over it; the task's `MC × KC` values of `a`
+//! (144 KiB) stay in L2 across the strips one thread takes in turn. The microkernel keeps an
+//! `MR × NR` block of `c` in registers: with AVX-512, 12 rows × 32 columns in 24 registers (24
+//! FMAs per two loads of `b` and twelve broadcasts of `a`); with AVX2 + FMA, 6 × 16 in 12. A last
+//! strip narrower than `NR` is copied into a zero-padded buffer first.
+//!
+//! [`gemm`] returns `false` on other CPUs and targets (wasm, x86 CPUs without AVX2 + FMA,
+//! operands whose rows are not contiguous); the caller then uses matrixmultiply.
+
+#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+
+use ndarray::{ArrayView2, ArrayViewMut2};
+
+/// Rows of `c` per task: `MC × KC` values of `a` (144 KiB) stay in L2. A multiple of every `MR`.
+pub(crate) const MC: usize = 144;
+/// Steps of the inner dimension: a `KC × NR` block of `b` stays in L1.
+pub(crate) const KC: usize = 256;
+/// The largest `MR × NR` of the kernels (the scratch tile).
+const TILE: usize = 12 * 32;
+
+/// The x86 instruction sets the GEMM has a microkernel for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Isa {
+    /// AVX2 + FMA: 6 × 16 tiles in 12 of the 16 YMM registers.
+    Avx2,
+    /// AVX-512F: 12 × 32 tiles in 24 of the 32 ZMM registers.
+    Avx512,
+}
+
+impl Isa {
+    /// `(MR, NR)`: the rows and columns of one microkernel tile.
+    pub(crate) fn tile(self) -> (usize, usize) {
+        match self {
+            Isa::Avx2 => (6, 16),
+            Isa::Avx512 => (12, 32),
+        }
+    }
+
+    /// Whether this CPU runs it (detected at run time).
+    pub(crate) fn supported(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            match self {
+                Isa::Avx2 => std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"),
+                Isa::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    }
+
+    /// The widest instruction set this CPU has, if any.
+    pub(crate) fn best() -> Option<Isa> {
+        static BEST: std::sync::OnceLock<Option<Isa>> = std::sync::OnceLock::new();
+        *BEST.get_or_init(|| {
+            [Isa::Avx512, Isa::Avx2].into_iter().find(|isa| isa.supported())
+        })
+    }
+}
+
+/// Whether this CPU runs [`gemm`].
+pub(crate) fn available() -> bool {
+    Isa::best().is_some()
+}
+
+/// `c += a · b` with `a` `[m, k]`, `b` `[k, n]`, `c` `[m, n]`, each with contiguous rows (any
+/// row stride), with the widest kernel this CPU has. Runs on rayon's threads if `threads` (and the
+/// product is big enough to be worth it). Returns `false`, leaving `c` unchanged, when this CPU or
+/// these layouts have no fast path.
+pub(crate) fn gemm(a: ArrayView2<f32>, b: ArrayView2<f32>, c: ArrayViewMut2<f32>, threads: bool) -> bool {
+    Isa::best().is_some_and(|isa| gemm_with(isa, a, b, c, threads))
+}
+
+/// [`gemm`] with the kernel of `isa`, which this CPU must support (else `false`).
+pub(crate) fn gemm_with(isa: Isa, a: ArrayView2<f32>, b: ArrayView2<f32>, c: ArrayViewMut2<f32>, threads: bool) -> bool {
+    let (m, k) = a.dim();
+    let (kb, n) = b.dim();
+    assert_eq!(k, kb, "mlr-shaders gemm: a has {k} columns, b {kb} rows");
+    assert_eq!(c.dim(), (m, n), "mlr-shaders gemm: c must be [{m}, {n}]");
+    if !isa.supported() {
+        return false;
+    }
+    if m == 0 || n == 0 || k == 0 {
+        // Nothing to add (and empty arrays may have zero strides).
+        return true;
+    }
+    let (Some(lda), Some(ldb), Some(ldc)) = (row_stride(&a), row_stride(&b), row_stride(&c.view())) else {
+        return false;
+    };
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut c = c;
+        let (mr, nr) = isa.tile();
+        let tile = match isa {
+            Isa::Avx2 => avx2::tile as Tile,
+            Isa::Avx512 => avx512::tile as Tile,
+        };
+        let problem = Problem { a: a.as_ptr(), lda, b: b.as_ptr(), ldb, c: SyncPtr(c.as_mut_ptr()), ldc, m, n, k, mr, nr, tile };
+        problem.run(threads);
+        true
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (lda, ldb, ldc, threads);
+        unreachable!("no instruction set is supported off x86-64")
+    }
+}
+
+/// The row stride of a matrix whose rows are contiguous (column stride 1, or a single column),
+/// `None` otherwise (a transposed view, negative strides).
+fn row_stride(x: &ArrayView2<f32>) -> Option<usize> {
+    let (rows, cols) = x.dim();
+    let [rs, cs] = [x.strides()[0], x.strides()[1]];
+    if cols > 1 && cs != 1 {
+        return None;
+    }
+    if rows <= 1 {
+        return Some(cols.max(1));
+    }
+    usize::try_from(rs).ok().filter(|&rs| rs >= cols)
+}
+
+/// A pointer to `c` that tasks on several threads write through, each to its own tiles.
+#[derive(Clone, Copy)]
+struct SyncPtr(*mut f32);
+// SAFETY: tasks write disjoint (row block, column strip) tiles of `c`, and `gemm` holds the only
+// mutable borrow of `c` until every task has finished.
+unsafe impl Send for SyncPtr {}
+unsafe impl Sync for SyncPtr {}
+
+/// A microkernel: `out[r · NR + j] = Σ_p a[r, p] · b[p, j]` for `rows ≤ MR` rows of `a` (row
+/// stride `lda`), `kc` steps, and `NR` columns of `b` (row stride `ldb`).
+#[cfg(target_arch = "x86_64")]
+type Tile = unsafe fn(rows: usize, kc: usize, a: *const f32, lda: usize, b: *const f32, ldb: usize, out: &mut [f32; TILE]);
+
+/// One product `c += a · b`, as raw row-major pointers with row strides (checked by [`gemm`]),
+/// and the microkernel with its tile.
+#[cfg(target_arch = "x86_64")]
+struct Problem {
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    ldb: usize,
+    c: SyncPtr,
+    ldc: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    mr: usize,
+    nr: usize,
+    tile: Tile,
+}
+
+// SAFETY: `a` and `b` are only read, during `gemm`'s borrow of them; `c` as above.
+#[cfg(target_arch = "x86_64")]
+unsafe impl Sync for Problem {}
+
+#[cfg(target_arch = "x86_64")]
+impl Problem {
+    fn run(&self, threads: bool) {
+        let strips = self.n.div_ceil(self.nr);
+        let tasks = self.m.div_ceil(MC) * strips;
+        // Below ~1 MFLOP a second thread costs more than it saves.
+        let flops = 2 * self.m * self.n * self.k;
+        if threads && flops >= 1 << 20 && tasks > 1 {
+            use rayon::prelude::*;
+            // At least ~256 kFLOP per rayon job, so that few-row products are not cut finer
+            // than the hand-off is worth.
+            let per_task = 2 * self.m.min(MC) * self.nr * self.k;
+            let min_len = (1usize << 18).div_ceil(per_task.max(1)).max(1);
+            (0..tasks).into_par_iter().with_min_len(min_len).for_each(|t| self.task(t / strips, t % strips));
+        } else {
+            (0..tasks).for_each(|t| self.task(t / strips, t % strips));
+        }
+    }
+
+    /// The tile of rows `[chunk · MC, …)` × columns `[strip · NR, …)` of `c`.
+    fn task(&self, chunk: usize, strip: usize) {
+        let (mr, nr) = (self.mr, self.nr);
+        let (r0, r1) = (chunk * MC, ((chunk + 1) * MC).min(self.m));
+        let (j0, j1) = (strip * nr, ((strip + 1) * nr).min(self.n));
+        let width = j1 - j0;
+        // A narrow last strip is copied into a zero-padded [k, NR] buffer.
+        let padded: Vec<f32>;
+        let (b, ldb) = if width == nr {
+            // SAFETY: column j0 + NR - 1 < n of every row of b.
+            (unsafe { self.b.add(j0) }, self.ldb)
+        } else {
+            let mut buf = vec![0.0f32; self.k * nr];
+            for (p, row) in buf.chunks_exact_mut(nr).enumerate() {
+                // SAFETY: row p < k, columns j0..j1 < n of b.
+                let src = unsafe { std::slice::from_raw_parts(self.b.add(p * self.ldb + j0), width) };
+                row[..width].copy_from_slice(src);
+            }
+            padded = buf;
+            (padded.as_ptr(), nr)
+        };
+        let mut out = [0.0f32; TILE];
+        for p0 in (0..self.k).step_by(KC) {
+            let kc = KC.min(self.k - p0);
+            for i in (r0..r1).step_by(mr) {
+                let rows = mr.min(r1 - i);
+                // SAFETY: the CPU supports the kernel (checked by gemm_with); rows i..i + rows < m
+                // of a with columns p0..p0 + kc ≤ k; b covers rows p0..p0 + kc ≤ k of NR columns.
+                unsafe { (self.tile)(rows, kc, self.a.add(i * self.lda + p0), self.lda, b.add(p0 * ldb), ldb, &mut out) };
+                for (r, acc) in out.chunks_exact(nr).take(rows).enumerate() {
+                    // SAFETY: row i + r < m, columns j0..j1 < n of c; no other task writes this tile.
+                    let dst = unsafe { std::slice::from_raw_parts_mut(self.c.0.add((i + r) * self.ldc + j0), width) };
+                    dst.iter_mut().zip(acc).for_each(|(d, s)| *d += s);
+                }
+            }
+        }
+    }
+}
+
+/// One microkernel per instruction set: `R` rows (a const, so that the accumulators are
+/// registers) × `LANES · VECS` columns, and `tile`, which picks `R` for a tile's row count.
+#[cfg(target_arch = "x86_64")]
+macro_rules! microkernel {
+    ($name:ident, $feature:literal, $vec:ty, $lanes:literal, $zero:ident, $load:ident, $store:ident, $splat:ident, $fma:ident, $mr:literal: $($r:literal)+) => {
+        mod $name {
+            use super::TILE;
+            #[allow(clippy::wildcard_imports)]
+            use std::arch::x86_64::*;
+
+            const NR: usize = 2 * $lanes;
+
+            /// `out[r · NR + j] = Σ_p a[r, p] · b[p, j]` for `R` rows, `k` steps.
+            ///
+            /// # Safety
+            /// The CPU has the target feature; `a` covers `R` rows of `k` values (row stride
+            /// `lda`), `b` covers `k` rows of `NR` values (row stride `ldb`).
+            #[target_feature(enable = $feature)]
+            unsafe fn kernel<const R: usize>(k: usize, a: *const f32, lda: usize, b: *const f32, ldb: usize, out: &mut [f32; TILE]) {
+                let mut lo: [$vec; R] = [$zero(); R];
+                let mut hi: [$vec; R] = [$zero(); R];
+                for p in 0..k {
+                    // SAFETY: as the function's contract.
+                    unsafe {
+                        let row = b.add(p * ldb);
+                        let (b0, b1) = ($load(row), $load(row.add($lanes)));
+                        for r in 0..R {
+                            let x = $splat(*a.add(r * lda + p));
+                            lo[r] = $fma(x, b0, lo[r]);
+                            hi[r] = $fma(x, b1, hi[r]);
+                        }
+                    }
+                }
+                for r in 0..R {
+                    // SAFETY: R × NR ≤ TILE values.
+                    unsafe {
+                        $store(out.as_mut_ptr().add(r * NR), lo[r]);
+                        $store(out.as_mut_ptr().add(r * NR + $lanes), hi[r]);
+                    }
+                }
+            }
+
+            /// The kernel for `rows` (1 ..= MR) rows.
+            ///
+            /// # Safety
+            /// As [`kernel`], for `rows` rows.
+            pub(super) unsafe fn tile(rows: usize, k: usize, a: *const f32, lda: usize, b: *const f32, ldb: usize, out: &mut [f32; TILE]) {
+                debug_assert!((1..=$mr).contains(&rows));
+                // SAFETY: as the function's contract.
+                unsafe {
+                    match rows {
+                        $($r => kernel::<$r>(k, a, lda, b, ldb, out),)+
+                        _ => kernel::<$mr>(k, a, lda, b, ldb, out),
+                    }
+                }
+            }
+        }
+    };
+}
+
+#[cfg(target_arch = "x86_64")]
+microkernel!(avx2, "avx2,fma", __m256, 8, _mm256_setzero_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_set1_ps, _mm256_fmadd_ps, 6: 1 2 3 4 5);
+#[cfg(target_arch = "x86_64")]
+microkernel!(avx512, "avx512f", __m512, 16, _mm512_setzero_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_fmadd_ps, 12: 1 2 3 4 5 6 7 8 9 10 11);
+
+#[cfg(test)]
+mod tests {
+    use super::{gemm_with, Isa, KC, MC};
+    use ndarray::{s, Array2};
+
+    /// Deterministic values in [-1, 1).
+    fn values(len: usize, seed: u64) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (0..len)
+            .map(|_| {
+                state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// `c + a · b` in f64, one dot product at a time.
+    fn naive(a: &Array2<f32>, b: &Array2<f32>, c: &Array2<f32>) -> Array2<f32> {
+        Array2::from_shape_fn(c.dim(), |(i, j)| {
+            let dot: f64 = (0..a.ncols()).map(|p| f64::from(a[[i, p]]) * f64::from(b[[p, j]])).sum();
+            (f64::from(c[[i, j]]) + dot) as f32
+        })
+    }
+
+    /// The instruction sets this CPU runs; the tests say so when there is none.
+    fn supported() -> Vec<Isa> {
+        let isas: Vec<Isa> = [Isa::Avx2, Isa::Avx512].into_iter().filter(|isa| isa.supported()).collect();
+        if isas.is_empty() {
+            eprintln!("skipped: this CPU has neither AVX2 + FMA nor AVX-512, so gemm() always declines (the caller uses matrixmultiply)");
+        }
+        isas
+    }
+
+    #[test]
+    fn matches_a_naive_product_on_every_edge_shape() {
+        for isa in supported() {
+            let (mr, nr) = isa.tile();
+            // Row counts around MR and MC, column counts around NR, k around KC; on the
+            // threaded path too.
+            let ms = [1, 2, mr - 1, mr, mr + 1, 16, MC - 1, MC + 5, 2 * MC + 7];
+            let ns = [1, 3, nr - 1, nr, nr + 1, 2 * nr + 5, 384];
+            let ks = [0, 1, 7, 32, 384, KC + 3];
+            let mut worst = 0.0f32;
+            let shapes = ms.iter().flat_map(|&m| ns.iter().flat_map(move |&n| ks.map(|k| (m, n, k))));
+            for (case, (m, n, k)) in shapes.enumerate() {
+                let seed = case as u64;
+                let a = Array2::from_shape_vec((m, k), values(m * k, seed)).unwrap();
+                let b = Array2::from_shape_vec((k, n), values(k * n, seed + 1000)).unwrap();
+                let c0 = Array2::from_shape_vec((m, n), values(m * n, seed + 2000)).unwrap();
+                let expected = naive(&a, &b, &c0);
+                for threads in [false, true] {
+                    let mut c = c0.clone();
+                    assert!(gemm_with(isa, a.view(), b.view(), c.view_mut(), threads), "{isa:?} declined {m}×{k}·{k}×{n}");
+                    let err = (&c - &expected).iter().fold(0.0f32, |acc, d| acc.max(d.abs()));
+                    // Each value is c plus a sum of k products of values below 1 in magnitude.
+                    assert!(err <= 1e-6 * (k as f32).max(8.0), "{isa:?} {m}×{k}·{k}×{n} (threads {threads}): max error {err}");
+                    worst = worst.max(err);
+                }
+            }
+            eprintln!("gemm ({isa:?}) vs the f64 naive product: max abs error {worst:e}");
+        }
+    }
+
+    #[test]
+    fn reads_strided_views_and_declines_transposed_ones() {
+        for isa in supported() {
+            // Views into wider matrices (row stride > columns), as the attention's per-head slices are.
+            let (m, k, n) = (19, 24, 37);
+            let wide_a = Array2::from_shape_vec((m, 3 * k), values(m * 3 * k, 1)).unwrap();
+            let wide_b = Array2::from_shape_vec((k, 2 * n), values(k * 2 * n, 2)).unwrap();
+            let a = wide_a.slice(s![.., k..2 * k]);
+            let b = wide_b.slice(s![.., n..]);
+            let mut wide_c = Array2::<f32>::zeros((m, 2 * n));
+            assert!(gemm_with(isa, a, b, wide_c.slice_mut(s![.., ..n]), true));
+            let expected = naive(&a.to_owned(), &b.to_owned(), &Array2::zeros((m, n)));
+            let err = (&wide_c.slice(s![.., ..n]) - &expected).iter().fold(0.0f32, |acc, d| acc.max(d.abs()));
+            assert!(err < 1e-5, "{isa:?} strided views: max error {err}");
+            assert!(wide_c.slice(s![.., n..]).iter().all(|&v| v == 0.0), "{isa:?} wrote outside c's view");
+            // A transposed operand has no contiguous rows: declined, c untouched.
+            let bt = Array2::from_shape_vec((n, k), values(n * k, 3)).unwrap();
+            let mut c = Array2::<f32>::zeros((m, n));
+            assert!(!gemm_with(isa, a, bt.t(), c.view_mut(), false));
+            assert!(c.iter().all(|&v| v == 0.0));
+        }
+    }
+}
