@@ -6,8 +6,8 @@
 //! operands to 3-D first, so every linear layer copied its weight on every call. For short inputs
 //! those copies, and the page faults of the fresh memory, cost more than the arithmetic. Here:
 //!
-//! - [`linear`]: one GEMM on views: [`gemm`] (AVX2 + FMA, operands read in place, rayon's
-//!   threads) where the CPU has it, else ndarray's `general_mat_mul` (matrixmultiply);
+//! - [`linear`]: one GEMM on views: [`gemm`] (AVX-512 or AVX2 + FMA, operands read in place,
+//!   rayon's threads) where the CPU has it, else ndarray's `general_mat_mul` (matrixmultiply);
 //! - [`bias_gelu`], [`layer_norm`]: one pass per row, in place when the input is not shared;
 //! - [`attention`]: per (batch, head), `q·kᵀ` into one `[seq, seq]` block, scale + mask +
 //!   softmax in place, `· v`; the reference materialises `[batch, heads, seq, seq]` tensors.
@@ -211,10 +211,9 @@ pub(crate) fn layer_norm(
 }
 
 /// Scaled dot-product attention of one head into `out` `[s, d]`: `softmax(q·kᵀ / √d + bias) · v`
-/// (`out` holds zeros) with `scores` `[s, s]` as scratch; `bias[j]` is 0 for a token key and -1e9 for padding.
+/// (`out` holds zeros) with `scores` `[s, s]` (zeros) as scratch; `bias[j]` is 0 for a token key and -1e9 for padding.
 fn head_attention(q: ArrayView2<f32>, k: ArrayView2<f32>, v: ArrayView2<f32>, bias: &[f32], scores: &mut Array2<f32>, out: ArrayViewMut2<f32>) {
     let scale = (q.ncols() as f32).sqrt();
-    scores.fill(0.0);
     if gemm::available() {
         // The GEMM reads rows: kᵀ `[d, s]` as a contiguous copy (s × d values, small next to s²·d).
         mat_mul_add(q, k.t().as_standard_layout().view(), scores.view_mut(), false);
@@ -258,6 +257,7 @@ pub(crate) fn attention(q: &NdArrayTensor, k: &NdArrayTensor, v: &NdArrayTensor,
     let task = |p: usize, block: &mut [f32]| {
         let (bi, head) = (p / heads, p % heads);
         let cols = head * d..(head + 1) * d;
+        // Fresh zeros: head_attention adds into both blocks.
         let mut scores = Array2::zeros((s, s));
         let out = ArrayViewMut2::from_shape((s, d), block).expect("s × d block");
         head_attention(
