@@ -8,7 +8,7 @@
 //!
 //! | kernel | what it fuses | replaces (burn ops) |
 //! |---|---|---|
-//! | [`linear`] | GEMM (+ bias), on the CPU backend only | matmul with two operand copies, add |
+//! | [`linear`] | one GEMM over every token of the batch (+ bias): `kernels/linear.wgsl` on wgpu, our own GEMM on the CPU | a batched matmul (row tiles per sequence on wgpu, operand copies on the CPU), add |
 //! | [`attention`] | `q·kᵀ`, scale, padding mask, softmax, `·v`, per head | 2 matmuls, 4 transposes + copies, softmax |
 //! | [`bias_gelu`] | bias add + GELU (erf) | add, gelu |
 //! | [`layer_norm`] | bias add + residual add + LayerNorm | 2 adds, mean, var, normalise |
@@ -206,7 +206,9 @@ fn float<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> FloatTensor<B> {
 }
 
 /// A linear layer without its module: `x · weight (+ bias)`, weight `[in, out]` (burn's
-/// layout). On the CPU backend, with `fused`, one GEMM straight on the tensors' memory.
+/// layout). With `fused`: on wgpu `kernels/linear.wgsl` over all `batch · seq` rows at once
+/// (burn's linear tiles each sequence's rows apart); on the CPU backend one GEMM straight on the
+/// tensors' memory.
 ///
 /// # Shapes
 /// x `[batch, seq, in]`, weight `[in, out]`, bias `[out]` -> `[batch, seq, out]`

@@ -243,6 +243,40 @@ fn linear_on_the_cpu_matches_burns_linear() {
     }
 }
 
+/// The wgpu paths of `linear` vs burn's linear op on wgpu and on the CPU: `kernels/linear.wgsl`
+/// (up to 48 rows, widths multiples of 4; a last block of 3 rows) and burn's matmul on the folded
+/// rows (128 rows, odd widths), one token, a non-contiguous input.
+#[test]
+fn linear_on_wgpu_matches_burns_linear() {
+    let (g, c) = (gpu(), Default::default());
+    for &(b, s, k, n) in &[(1usize, 1usize, 8usize, 3usize), (3, 5, 64, 100), (2, 16, 384, 1536), (8, 16, 384, 1536), (3, 7, 37, 11)] {
+        let x = values(b * s * k, 21, 1.0);
+        let w = values(k * n, 22, 0.5);
+        let bias = values(n, 23, 1.0);
+        for with_bias in [true, false] {
+            for transposed in [false, true] {
+                let input = || {
+                    if transposed {
+                        t::<G, 3>(&x, [s, b, k], &g).swap_dims(0, 1)
+                    } else {
+                        t::<G, 3>(&x, [b, s, k], &g)
+                    }
+                };
+                let run = |fused: bool| {
+                    read(linear(input(), t::<G, 2>(&w, [k, n], &g), with_bias.then(|| t::<G, 1>(&bias, [n], &g)), fused))
+                };
+                let cpu_x = if transposed { t::<C, 3>(&x, [s, b, k], &c).swap_dims(0, 1) } else { t::<C, 3>(&x, [b, s, k], &c) };
+                let cpu = read(linear(cpu_x, t::<C, 2>(&w, [k, n], &c), with_bias.then(|| t::<C, 1>(&bias, [n], &c)), false));
+                let (fused, plain) = (run(true), run(false));
+                assert_eq!(fused.len(), b * s * n);
+                let (d_plain, d_cpu) = (max_diff(&fused, &plain), max_diff(&fused, &cpu));
+                println!("linear b{b} s{s} k{k} n{n} bias {with_bias} transposed {transposed}: max |fused - plain| {d_plain:.2e}, vs cpu {d_cpu:.2e}");
+                assert!(d_plain < 1e-4 && d_cpu < 1e-4, "b{b} s{s} k{k} n{n} bias {with_bias} transposed {transposed}");
+            }
+        }
+    }
+}
+
 /// The CPU fast paths of bias + GELU, LayerNorm and attention vs their references on the CPU:
 /// rank-3 inputs (no reshape on the fast path), inputs that are still shared after the call (the
 /// in-place paths must copy them, not write into them), padding, a row of padding only.
