@@ -21,6 +21,7 @@ import http.server
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -130,13 +131,37 @@ class Browser:
         except Exception as e:  # the log endpoint is optional
             return f"(no console log: {e})"
 
-    def close(self):
+    def close(self, profile):
+        """Ends the session and ChromeDriver, then waits until no Chromium process of this
+        session's profile is left (killing stragglers after 30 s): a renderer or GPU process that
+        outlives the session would take CPU from the engines timed after it."""
         try:
             self.cmd("DELETE", "")
         except Exception:
             pass
         self.driver.terminate()
         self.driver.wait()
+        deadline = time.time() + 30
+        while (left := processes_with(profile)) and time.time() < deadline:
+            time.sleep(0.5)
+        for pid in left:
+            print(f"  killing Chromium process {pid}, still running 30 s after its session ended", file=sys.stderr)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def processes_with(text):
+    """Pids of the processes whose command line contains `text` (Linux /proc; empty elsewhere)."""
+    pids = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if text.encode() in (entry / "cmdline").read_bytes():
+                pids.append(int(entry.name))
+        except OSError:
+            pass
+    return [p for p in pids if p != os.getpid()]
 
 
 def main():
@@ -194,7 +219,7 @@ def main():
             try:
                 out = browser.run(url, args.timeout)
             finally:
-                browser.close()
+                browser.close(profile)
         for r in out["rows"]:
             r["backend"] += f", headless {version or 'Chromium'}"
         rows += out["rows"]

