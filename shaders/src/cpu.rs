@@ -6,8 +6,9 @@
 //! operands to 3-D first, so every linear layer copied its weight on every call. For short inputs
 //! those copies, and the page faults of the fresh memory, cost more than the arithmetic. Here:
 //!
-//! - [`linear`]: one GEMM on views: [`gemm`] (AVX-512 or AVX2 + FMA, operands read in place,
-//!   rayon's threads) where the CPU has it, else ndarray's `general_mat_mul` (matrixmultiply);
+//! - [`linear`]: one GEMM on views: [`gemm`] (AVX-512 or AVX2 + FMA, rayon's threads) where the
+//!   CPU has it, reading the activations in place and the weight from a copy packed once on first
+//!   use (`packed_weights`), else ndarray's `general_mat_mul` (matrixmultiply);
 //! - [`bias_gelu`], [`layer_norm`]: one pass per row, in place when the input is not shared;
 //! - [`attention`]: per (batch, head), `q·kᵀ` into one `[seq, seq]` block, scale + mask +
 //!   softmax in place, `· v`; the reference materialises `[batch, heads, seq, seq]` tensors.
@@ -80,6 +81,71 @@ fn for_rows(data: &mut [f32], width: usize, f: impl Fn(usize, &mut [f32]) + Send
     for_chunks(data, width, (16_384 / width.max(1)).max(1), f);
 }
 
+/// Defines `fn $name` three times over: compiled for the baseline x86-64 (SSE2, 4 lanes; the
+/// crate is built for it so that it runs on every x86-64 CPU), for AVX2 + FMA (8 lanes) and for
+/// AVX-512 (16 lanes), the widest this CPU has picked at run time, so that its loops vectorise
+/// as wide as the CPU allows. Rust never fuses `a · b + c` into an FMA by itself, so all give the
+/// same values. Off x86-64 there is one.
+macro_rules! multiversion {
+    ($(#[$meta:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
+        $(#[$meta])*
+        fn $name($($arg: $ty),*) {
+            #[inline(always)]
+            fn body($($arg: $ty),*) $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx2,fma")]
+                fn avx512($($arg: $ty),*) {
+                    body($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2($($arg: $ty),*) {
+                    body($($arg),*)
+                }
+                match gemm::Isa::best() {
+                    // SAFETY: this CPU has AVX-512F, AVX2 and FMA (detected at run time).
+                    Some(gemm::Isa::Avx512) if gemm::Isa::Avx2.supported() => return unsafe { avx512($($arg),*) },
+                    // SAFETY: this CPU has AVX2 and FMA (detected at run time).
+                    Some(_) if gemm::Isa::Avx2.supported() => return unsafe { avx2($($arg),*) },
+                    _ => {}
+                }
+            }
+            body($($arg),*)
+        }
+    };
+}
+
+/// `Σ f(xᵢ)` with eight running sums (one per `i mod 8`), so that the loop vectorises: a single
+/// running sum is a chain of dependent adds, one every few cycles. The order differs from a left
+/// fold only in rounding.
+#[inline(always)]
+fn sum_by(x: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += f(v);
+        }
+    }
+    let tail: f32 = chunks.remainder().iter().map(|&v| f(v)).sum();
+    let [a0, a1, a2, a3, a4, a5, a6, a7] = acc;
+    ((a0 + a4) + (a1 + a5)) + ((a2 + a6) + (a3 + a7)) + tail
+}
+
+/// The largest of `x` (−∞ when empty; NaNs are skipped), with eight running maxima as [`sum_by`].
+#[inline(always)]
+fn max_of(x: &[f32]) -> f32 {
+    let larger = |a: f32, b: f32| if b > a { b } else { a };
+    let mut acc = [f32::NEG_INFINITY; 8];
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a = larger(*a, v);
+        }
+    }
+    chunks.remainder().iter().fold(acc.into_iter().fold(f32::NEG_INFINITY, larger), |m, &v| larger(m, v))
+}
+
 /// `c += a · b`: [`gemm`] where this CPU has it (on rayon's threads if `threads`), else
 /// matrixmultiply (which decides its threads itself).
 fn mat_mul_add(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>, threads: bool) {
@@ -91,6 +157,7 @@ fn mat_mul_add(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>
 /// `x · weight (+ bias)` for f32 tensors; `None` for other element types (the caller then runs
 /// the reference).
 pub(crate) fn linear(x: &NdArrayTensor, weight: &NdArrayTensor, bias: Option<&NdArrayTensor>) -> Option<NdArrayTensor> {
+    let weight_tensor = weight;
     let (NdArrayTensor::F32(x), NdArrayTensor::F32(weight)) = (x, weight) else { return None };
     let x = x.view();
     let weight = weight.view().into_dimensionality::<Ix2>().expect("mlr-shaders linear: weight must be a matrix");
@@ -107,12 +174,95 @@ pub(crate) fn linear(x: &NdArrayTensor, weight: &NdArrayTensor, bias: Option<&Nd
             b.broadcast((rows, n)).expect("mlr-shaders linear: bias must have the weight's columns").to_owned()
         }
         Some(_) => return None,
-        None => Array2::zeros((rows, n)),
+        None => Array2::from_shape_vec((rows, n), written_zeros(rows * n)).expect("rows × n values"),
     };
-    mat_mul_add(x.view(), weight, out.view_mut(), true);
+    #[cfg(target_arch = "x86_64")]
+    let done = packed_weights::get(weight_tensor).is_some_and(|packed| gemm::gemm_packed(x.view(), &packed, out.view_mut(), true));
+    #[cfg(not(target_arch = "x86_64"))]
+    let done = false;
+    if !done {
+        mat_mul_add(x.view(), weight, out.view_mut(), true);
+    }
     *shape.last_mut().expect("checked above") = n;
     let out = out.into_shape_with_order(IxDyn(&shape)).expect("rows × n elements").into_shared();
     Some(NdArrayTensor::from(out))
+}
+
+/// The linear layers' weights packed once for the GEMM ([`gemm::PackedB`]), so that every call
+/// streams them in order instead of reading them at their row stride.
+///
+/// An entry holds a clone of the weight tensor (a reference to its memory) beside the packed
+/// copy, which makes the cache sound: the memory cannot be freed and reused by another tensor
+/// while the entry lives, and burn-ndarray writes in place only into memory nothing else
+/// references, so a cached weight never changes. Entries whose weight only the cache still
+/// references (the model was dropped, or an optimiser step replaced the weight) are removed on
+/// every lookup, and the packed copies are capped at [`packed_weights::CAP_BYTES`] in all,
+/// oldest out first. Natively this doubles the memory of the linear weights (85 MB for
+/// multilingual-e5-small); wasm has no packed GEMM and no cache.
+#[cfg(target_arch = "x86_64")]
+mod packed_weights {
+    use std::sync::{Arc, Mutex, PoisonError};
+
+    use burn::backend::ndarray::NdArrayTensor;
+    use ndarray::Ix2;
+
+    use super::gemm::PackedB;
+
+    /// Most bytes of packed copies kept at once.
+    pub(super) const CAP_BYTES: usize = 1 << 30;
+
+    struct Entry {
+        /// Keeps the weight's memory alive and unchanged (see the module docs).
+        weight: NdArrayTensor,
+        key: (usize, Vec<usize>, Vec<isize>),
+        packed: Arc<PackedB>,
+    }
+
+    static CACHE: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
+
+    /// Address, shape and strides: what identifies a live weight's values.
+    fn key(weight: &NdArrayTensor) -> Option<(usize, Vec<usize>, Vec<isize>)> {
+        let NdArrayTensor::F32(storage) = weight else { return None };
+        let view = storage.view();
+        Some((view.as_ptr() as usize, view.shape().to_vec(), view.strides().to_vec()))
+    }
+
+    /// Whether only the cache references the weight.
+    fn orphaned(weight: &NdArrayTensor) -> bool {
+        matches!(weight, NdArrayTensor::F32(storage) if storage.is_unique())
+    }
+
+    fn bytes(packed: &PackedB) -> usize {
+        let (k, n) = packed.dim();
+        k * n * 4
+    }
+
+    /// The packed copy of `weight` (a `[k, n]` f32 matrix), made now if it is not cached; `None`
+    /// where this CPU has no packed GEMM.
+    pub(super) fn get(weight: &NdArrayTensor) -> Option<Arc<PackedB>> {
+        let key = key(weight)?;
+        let mut cache = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
+        cache.retain(|e| !orphaned(&e.weight));
+        if let Some(e) = cache.iter().find(|e| e.key == key) {
+            return Some(e.packed.clone());
+        }
+        let NdArrayTensor::F32(storage) = weight else { return None };
+        let packed = Arc::new(PackedB::new(storage.view().into_dimensionality::<Ix2>().ok()?)?);
+        cache.push(Entry { weight: weight.clone(), key, packed: packed.clone() });
+        let mut total: usize = cache.iter().map(|e| bytes(&e.packed)).sum();
+        while total > CAP_BYTES && cache.len() > 1 {
+            total -= bytes(&cache.remove(0).packed);
+        }
+        Some(packed)
+    }
+
+    /// How many weights are cached (for the tests).
+    #[cfg(test)]
+    pub(super) fn len() -> usize {
+        let mut cache = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
+        cache.retain(|e| !orphaned(&e.weight));
+        cache.len()
+    }
 }
 
 /// erf(x) to within 5e-7 of libm's `erff` (the test below measures 4.8e-7, near ±3.9 where erf is
@@ -160,11 +310,15 @@ pub(crate) fn bias_gelu(x: NdArrayTensor, bias: &NdArrayTensor) -> NdArrayTensor
     let w = width(x.shape());
     let bias = vector(bias, w, "bias_gelu: bias");
     let data = x.as_slice_mut().expect("standard layout");
-    for_rows(data, w, |_, row| {
-        for (v, b) in row.iter_mut().zip(&bias) {
-            *v = gelu(*v + b);
+    multiversion! {
+        /// `row = gelu(row + bias)`.
+        fn gelu_row(row: &mut [f32], bias: &[f32]) {
+            for (v, b) in row.iter_mut().zip(bias) {
+                *v = gelu(*v + b);
+            }
         }
-    });
+    }
+    for_rows(data, w, |_, row| gelu_row(row, &bias));
     NdArrayTensor::from(x)
 }
 
@@ -181,38 +335,67 @@ pub(crate) fn layer_norm(
     let mut x = owned_f32(x, "layer_norm");
     let w = width(x.shape());
     let [bias, gamma, beta] = [(bias, "bias"), (gamma, "gamma"), (beta, "beta")].map(|(t, name)| vector(t, w, &format!("layer_norm: {name}")));
+    // The residual's values in row-major order: its memory when contiguous, else one copy.
     let residual = residual.map(|r| {
         let NdArrayTensor::F32(r) = r else { panic!("mlr-shaders layer_norm: residual must be f32") };
         let r = r.view();
         assert_eq!(r.shape(), x.shape(), "mlr-shaders layer_norm: residual must have x's shape");
-        r.as_standard_layout().into_owned()
+        match r.to_slice() {
+            Some(values) => std::borrow::Cow::Borrowed(values),
+            None => std::borrow::Cow::Owned(r.iter().copied().collect::<Vec<f32>>()),
+        }
     });
-    let residual = residual.as_ref().map(|r| r.as_slice().expect("standard layout"));
+    let residual = residual.as_deref();
     let epsilon = epsilon as f32;
-    let n = w as f32;
     let data = x.as_slice_mut().expect("standard layout");
-    for_rows(data, w, |i, row| {
-        match residual {
-            Some(r) => {
-                for ((v, b), r) in row.iter_mut().zip(&bias).zip(&r[i * w..(i + 1) * w]) {
-                    *v = *v + b + r;
+    multiversion! {
+        /// `row = LayerNorm(row + bias (+ residual)) · gamma + beta`, `params` = [bias, gamma, beta].
+        fn norm_row(row: &mut [f32], residual: Option<&[f32]>, params: [&[f32]; 3], epsilon: f32) {
+            let [bias, gamma, beta] = params;
+            match residual {
+                Some(r) => {
+                    for ((v, b), r) in row.iter_mut().zip(bias).zip(r) {
+                        *v = *v + b + r;
+                    }
                 }
+                None => row.iter_mut().zip(bias).for_each(|(v, b)| *v += b),
             }
-            None => row.iter_mut().zip(&bias).for_each(|(v, b)| *v += b),
+            let n = row.len() as f32;
+            let mean = sum_by(row, |v| v) / n;
+            let var = sum_by(row, |v| (v - mean) * (v - mean)) / n;
+            let std = (var + epsilon).sqrt();
+            for ((v, g), b) in row.iter_mut().zip(gamma).zip(beta) {
+                *v = (*v - mean) / std * g + b;
+            }
         }
-        let mean = row.iter().sum::<f32>() / n;
-        let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
-        let std = (var + epsilon).sqrt();
-        for ((v, g), b) in row.iter_mut().zip(&gamma).zip(&beta) {
-            *v = (*v - mean) / std * g + b;
-        }
-    });
+    }
+    for_rows(data, w, |i, row| norm_row(row, residual.map(|r| &r[i * w..(i + 1) * w]), [&bias, &gamma, &beta], epsilon));
     NdArrayTensor::from(x)
+}
+
+thread_local! {
+    /// Each thread's `[s, s]` score block for [`head_attention`].
+    static SCORES: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `len` zeros whose memory has been written, for outputs the GEMM adds into. `vec![0.0; len]`
+/// alone gets fresh pages from the OS that read as zeros until written; adding into them reads
+/// each page (mapping the shared zero page) and then writes it, a second fault that replaces the
+/// mapping and so flushes the TLB of every other CPU running this process: an interrupt to each,
+/// costly in a virtual machine (measured: 40 % of b64 × s256 went to those flushes). One write
+/// per page first makes it a single fault with no flush.
+fn written_zeros(len: usize) -> Vec<f32> {
+    let mut v = vec![0.0f32; len];
+    for x in v.iter_mut().step_by(1024) {
+        // SAFETY: a valid, aligned f32 of v. Volatile so that the store is not dropped as a no-op.
+        unsafe { std::ptr::write_volatile(x, 0.0) };
+    }
+    v
 }
 
 /// Scaled dot-product attention of one head into `out` `[s, d]`: `softmax(q·kᵀ / √d + bias) · v`
 /// (`out` holds zeros) with `scores` `[s, s]` (zeros) as scratch; `bias[j]` is 0 for a token key and -1e9 for padding.
-fn head_attention(q: ArrayView2<f32>, k: ArrayView2<f32>, v: ArrayView2<f32>, bias: &[f32], scores: &mut Array2<f32>, out: ArrayViewMut2<f32>) {
+fn head_attention(q: ArrayView2<f32>, k: ArrayView2<f32>, v: ArrayView2<f32>, bias: &[f32], mut scores: ArrayViewMut2<f32>, out: ArrayViewMut2<f32>) {
     let scale = (q.ncols() as f32).sqrt();
     if gemm::available() {
         // The GEMM reads rows: kᵀ `[d, s]` as a contiguous copy (s × d values, small next to s²·d).
@@ -220,17 +403,21 @@ fn head_attention(q: ArrayView2<f32>, k: ArrayView2<f32>, v: ArrayView2<f32>, bi
     } else {
         mat_mul_add(q, k.t(), scores.view_mut(), false);
     }
-    for mut row in scores.rows_mut() {
-        let row = row.as_slice_mut().expect("a standard-layout scratch block");
-        let mut max = f32::NEG_INFINITY;
-        for (x, b) in row.iter_mut().zip(bias) {
-            *x = *x / scale + b;
-            max = max.max(*x);
+    multiversion! {
+        /// Softmax of each `bias.len()`-long row of `scores` after `/ scale + bias`.
+        fn softmax_rows(scores: &mut [f32], bias: &[f32], scale: f32) {
+            for row in scores.chunks_exact_mut(bias.len()) {
+                for (x, b) in row.iter_mut().zip(bias) {
+                    *x = *x / scale + b;
+                }
+                let max = max_of(row);
+                row.iter_mut().for_each(|x| *x = exp_nonpositive(*x - max));
+                let inv = 1.0 / sum_by(row, |x| x);
+                row.iter_mut().for_each(|x| *x *= inv);
+            }
         }
-        row.iter_mut().for_each(|x| *x = exp_nonpositive(*x - max));
-        let sum: f32 = row.iter().sum();
-        row.iter_mut().for_each(|x| *x /= sum);
     }
+    softmax_rows(scores.as_slice_mut().expect("a standard-layout scratch block"), bias, scale);
     mat_mul_add(scores.view(), v, out, false);
 }
 
@@ -253,27 +440,98 @@ pub(crate) fn attention(q: &NdArrayTensor, k: &NdArrayTensor, v: &NdArrayTensor,
     let d = h / heads;
     // Heads are computed into [b, heads, s, d] (one contiguous block per task), then laid out as
     // [b, s, h]: one copy of the output, small next to the attention itself.
-    let mut by_head = vec![0.0f32; b * heads * s * d];
+    let mut by_head = written_zeros(b * heads * s * d);
     let task = |p: usize, block: &mut [f32]| {
         let (bi, head) = (p / heads, p % heads);
         let cols = head * d..(head + 1) * d;
-        // Fresh zeros: head_attention adds into both blocks.
-        let mut scores = Array2::zeros((s, s));
-        let out = ArrayViewMut2::from_shape((s, d), block).expect("s × d block");
-        head_attention(
-            q.slice(s![bi, .., cols.clone()]),
-            k.slice(s![bi, .., cols.clone()]),
-            v.slice(s![bi, .., cols]),
-            &bias[bi * s..(bi + 1) * s],
-            &mut scores,
-            out,
-        );
+        SCORES.with_borrow_mut(|scores| {
+            // Zeros: head_attention adds into both blocks. One block per thread, reused: a fresh
+            // one per task was a fresh mapping of fresh pages, each faulted twice (see
+            // written_zeros) and unmapped again.
+            scores.clear();
+            scores.resize(s * s, 0.0);
+            let scores = ArrayViewMut2::from_shape((s, s), scores.as_mut_slice()).expect("s × s block");
+            let out = ArrayViewMut2::from_shape((s, d), block).expect("s × d block");
+            head_attention(
+                q.slice(s![bi, .., cols.clone()]),
+                k.slice(s![bi, .., cols.clone()]),
+                v.slice(s![bi, .., cols]),
+                &bias[bi * s..(bi + 1) * s],
+                scores,
+                out,
+            );
+        });
     };
     for_chunks(&mut by_head, s * d, 1, task);
     let by_head = ndarray::Array4::from_shape_vec((b, heads, s, d), by_head).expect("b × heads × s × d values");
     let out = by_head.permuted_axes([0, 2, 1, 3]).as_standard_layout().into_owned();
     let out = out.into_shape_with_order(IxDyn(&[b, s, h])).expect("b × s × h values").into_shared();
     NdArrayTensor::from(out)
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod packed_weight_tests {
+    use burn::backend::NdArray;
+    use burn::tensor::{Tensor, TensorData};
+
+    /// `x · w` in f64, `x` `[1, m, k]`, `w` `[k, n]`.
+    fn naive(x: &[f32], w: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
+        (0..m * n)
+            .map(|ij| {
+                let (i, j) = (ij / n, ij % n);
+                (0..k).map(|p| f64::from(x[i * k + p]) * f64::from(w[p * n + j])).sum::<f64>() as f32
+            })
+            .collect()
+    }
+
+    fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+        a.iter().zip(b).fold(0.0, |m, (x, y)| m.max((x - y).abs()))
+    }
+
+    #[test]
+    fn a_weight_changed_after_packing_is_packed_again() {
+        if super::gemm::PackedB::new(ndarray::Array2::<f32>::zeros((1, 1)).view()).is_none() {
+            eprintln!("skipped: no packed GEMM on this CPU");
+            return;
+        }
+        let (m, k, n) = (5, 40, 70);
+        let device = Default::default();
+        let xs: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 6.0).collect();
+        let ws: Vec<f32> = (0..k * n).map(|i| ((i * 5 % 11) as f32 - 5.0) / 5.0).collect();
+        let x = Tensor::<NdArray<f32>, 3>::from_data(TensorData::new(xs.clone(), [1, m, k]), &device);
+        let w = Tensor::<NdArray<f32>, 2>::from_data(TensorData::new(ws.clone(), [k, n]), &device);
+        let run = |w: Tensor<NdArray<f32>, 2>| crate::linear(x.clone(), w, None, true).into_data().into_vec::<f32>().unwrap();
+        let first = run(w.clone());
+        assert!(max_diff(&first, &naive(&xs, &ws, m, k, n)) < 1e-5);
+        // Again: the cached copy gives the same values.
+        assert_eq!(run(w.clone()), first);
+        // w + 1 by burn's op, which writes in place into memory nothing else references: the
+        // cache references w's, so the sum gets new memory, and the product follows it.
+        let w1 = w + 1.0;
+        let ws1: Vec<f32> = ws.iter().map(|v| v + 1.0).collect();
+        let second = run(w1.clone());
+        assert!(max_diff(&second, &naive(&xs, &ws1, m, k, n)) < 1e-5, "a stale packed weight was used");
+    }
+
+    #[test]
+    fn a_dropped_weight_leaves_the_cache() {
+        let device = Default::default();
+        let w = Tensor::<NdArray<f32>, 2>::from_data(TensorData::new(vec![0.5f32; 24 * 33], [24, 33]), &device);
+        let primitive = w.clone().into_primitive().tensor();
+        let Some(packed) = super::packed_weights::get(&primitive) else {
+            eprintln!("skipped: no packed GEMM on this CPU");
+            return;
+        };
+        let again = super::packed_weights::get(&primitive).expect("cached");
+        assert!(std::sync::Arc::ptr_eq(&packed, &again), "the second lookup packed the weight again");
+        let weak = std::sync::Arc::downgrade(&packed);
+        drop((packed, again));
+        assert!(weak.upgrade().is_some(), "the cache holds the packed copy while the weight lives");
+        drop((primitive, w));
+        // Any lookup sweeps the entries whose weight only the cache references.
+        super::packed_weights::len();
+        assert!(weak.upgrade().is_none(), "the packed copy outlived its weight");
+    }
 }
 
 #[cfg(test)]

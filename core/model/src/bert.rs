@@ -329,11 +329,14 @@ impl<B: Kernels> BertModel<B> {
     /// ids `[b, s]`, mask `[b, s]` (1.0 token / 0.0 padding) -> `[b, s, hidden]`
     pub fn forward(&self, ids: Tensor<B, 2, Int>, mask: Tensor<B, 2>) -> Tensor<B, 3> {
         let (eps, fused) = (self.layer_norm_eps, self.kernels);
-        let mut x = self.embeddings.forward(ids, eps, fused);
-        for layer in &self.layers {
-            x = layer.forward(x, mask.clone(), eps, fused);
-        }
-        x
+        // Where the backend's ops run best (the CPU backend: on its thread pool).
+        B::run(|| {
+            let mut x = self.embeddings.forward(ids, eps, fused);
+            for layer in &self.layers {
+                x = layer.forward(x, mask.clone(), eps, fused);
+            }
+            x
+        })
     }
 
     /// Like [`forward`](Self::forward) but returns every hidden state: the embedding output first,
@@ -341,12 +344,14 @@ impl<B: Kernels> BertModel<B> {
     /// `output_hidden_states=True`.
     pub fn forward_hidden_states(&self, ids: Tensor<B, 2, Int>, mask: Tensor<B, 2>) -> Vec<Tensor<B, 3>> {
         let (eps, fused) = (self.layer_norm_eps, self.kernels);
-        let mut states = vec![self.embeddings.forward(ids, eps, fused)];
-        for layer in &self.layers {
-            let x = states.last().expect("non-empty").clone();
-            states.push(layer.forward(x, mask.clone(), eps, fused));
-        }
-        states
+        B::run(|| {
+            let mut states = vec![self.embeddings.forward(ids, eps, fused)];
+            for layer in &self.layers {
+                let x = states.last().expect("non-empty").clone();
+                states.push(layer.forward(x, mask.clone(), eps, fused));
+            }
+            states
+        })
     }
 }
 

@@ -19,6 +19,10 @@
 //! FMAs per two loads of `b` and twelve broadcasts of `a`); with AVX2 + FMA, 6 × 16 in 12. The copy
 //! of a last strip narrower than `NR` is zero-padded.
 //!
+//! A right-hand operand used many times (a weight matrix) can be packed once ([`PackedB`]: every
+//! strip's `k × NR` values contiguous) and multiplied by with [`gemm_packed`], which then reads it
+//! front to back with no copy per call.
+//!
 //! [`gemm`] returns `false` on other CPUs and targets (wasm, x86 CPUs without AVX2 + FMA,
 //! operands whose rows are not contiguous); the caller then uses matrixmultiply.
 
@@ -110,11 +114,7 @@ pub(crate) fn gemm_with(isa: Isa, a: ArrayView2<f32>, b: ArrayView2<f32>, c: Arr
     {
         let mut c = c;
         let (mr, nr) = isa.tile();
-        let tile = match isa {
-            Isa::Avx2 => avx2::tile as Tile,
-            Isa::Avx512 => avx512::tile as Tile,
-        };
-        let problem = Problem { a: a.as_ptr(), lda, b: b.as_ptr(), ldb, c: SyncPtr(c.as_mut_ptr()), ldc, m, n, k, mr, nr, tile };
+        let problem = Problem { a: a.as_ptr(), lda, b: B::Strided(b.as_ptr(), ldb), c: SyncPtr(c.as_mut_ptr()), ldc, m, n, k, mr, nr, tile: tile_of(isa) };
         problem.run(threads);
         true
     }
@@ -122,6 +122,98 @@ pub(crate) fn gemm_with(isa: Isa, a: ArrayView2<f32>, b: ArrayView2<f32>, c: Arr
     {
         let _ = (lda, ldb, ldc, threads);
         unreachable!("no instruction set is supported off x86-64")
+    }
+}
+
+/// A `[k, n]` right-hand operand copied once into the order the microkernel reads it: strips of
+/// `NR` columns, each strip's `k × NR` values contiguous (the last strip zero-padded), so that a
+/// product streams it front to back. A weight matrix packed once at load is read this way on every
+/// call: its rows are 384 or 1536 floats apart, a stride the hardware prefetchers do not follow
+/// across pages, so with few input rows the in-place reads waited on memory.
+pub(crate) struct PackedB {
+    isa: Isa,
+    k: usize,
+    n: usize,
+    data: Vec<f32>,
+}
+
+impl PackedB {
+    /// `b` packed for the widest kernel this CPU has; `None` where [`gemm`] has none.
+    pub(crate) fn new(b: ArrayView2<f32>) -> Option<Self> {
+        Isa::best().map(|isa| Self::with_isa(isa, b))
+    }
+
+    /// `b` packed for the kernel of `isa` (which [`gemm_packed`] then runs; the CPU must have it).
+    pub(crate) fn with_isa(isa: Isa, b: ArrayView2<f32>) -> Self {
+        let (k, n) = b.dim();
+        let nr = isa.tile().1;
+        let strips = n.div_ceil(nr);
+        let mut data = vec![0.0f32; strips * k * nr];
+        for (s, strip) in data.chunks_exact_mut((k * nr).max(1)).enumerate().take(strips) {
+            let (j0, j1) = (s * nr, ((s + 1) * nr).min(n));
+            for (p, row) in strip.chunks_exact_mut(nr).enumerate() {
+                for (dst, src) in row.iter_mut().zip(b.slice(ndarray::s![p, j0..j1])) {
+                    *dst = *src;
+                }
+            }
+        }
+        PackedB { isa, k, n, data }
+    }
+
+    /// `[k, n]`.
+    pub(crate) fn dim(&self) -> (usize, usize) {
+        (self.k, self.n)
+    }
+}
+
+/// `c += a · b` for a packed `b` (see [`gemm`]); `false`, leaving `c` unchanged, when `a` or `c`
+/// has no contiguous rows.
+pub(crate) fn gemm_packed(a: ArrayView2<f32>, b: &PackedB, c: ArrayViewMut2<f32>, threads: bool) -> bool {
+    let (m, k) = a.dim();
+    assert_eq!(k, b.k, "mlr-shaders gemm: a has {k} columns, b {} rows", b.k);
+    assert_eq!(c.dim(), (m, b.n), "mlr-shaders gemm: c must be [{m}, {}]", b.n);
+    if !b.isa.supported() {
+        return false;
+    }
+    if m == 0 || b.n == 0 || k == 0 {
+        return true;
+    }
+    let (Some(lda), Some(ldc)) = (row_stride(&a), row_stride(&c.view())) else {
+        return false;
+    };
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut c = c;
+        let (mr, nr) = b.isa.tile();
+        let problem = Problem {
+            a: a.as_ptr(),
+            lda,
+            b: B::Packed(b.data.as_ptr()),
+            c: SyncPtr(c.as_mut_ptr()),
+            ldc,
+            m,
+            n: b.n,
+            k,
+            mr,
+            nr,
+            tile: tile_of(b.isa),
+        };
+        problem.run(threads);
+        true
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (lda, ldc, threads);
+        unreachable!("PackedB::new has no instruction set off x86-64")
+    }
+}
+
+/// The microkernel of `isa`.
+#[cfg(target_arch = "x86_64")]
+fn tile_of(isa: Isa) -> Tile {
+    match isa {
+        Isa::Avx2 => avx2::tile as Tile,
+        Isa::Avx512 => avx512::tile as Tile,
     }
 }
 
@@ -152,14 +244,21 @@ unsafe impl Sync for SyncPtr {}
 #[cfg(target_arch = "x86_64")]
 type Tile = unsafe fn(rows: usize, kc: usize, a: *const f32, lda: usize, b: *const f32, ldb: usize, out: &mut [f32; TILE]);
 
+/// Where `b` is: row-major with a row stride, or packed ([`PackedB`]'s layout for this `NR`).
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+enum B {
+    Strided(*const f32, usize),
+    Packed(*const f32),
+}
+
 /// One product `c += a · b`, as raw row-major pointers with row strides (checked by [`gemm`]),
 /// and the microkernel with its tile.
 #[cfg(target_arch = "x86_64")]
 struct Problem {
     a: *const f32,
     lda: usize,
-    b: *const f32,
-    ldb: usize,
+    b: B,
     c: SyncPtr,
     ldc: usize,
     m: usize,
@@ -201,21 +300,24 @@ impl Problem {
         let width = j1 - j0;
         // With few rows the copy costs more than it saves (one 16-token text: 13.8 ms packed,
         // 10.5 ms in place; 128 rows: 46.8 ms packed, 51.2 in place), and b is read in place.
-        let pack = width < nr || r1 - r0 > PACK_MIN_BLOCKS * mr;
+        let pack = matches!(self.b, B::Strided(..)) && (width < nr || r1 - r0 > PACK_MIN_BLOCKS * mr);
         let mut packed = vec![0.0f32; if pack { KC * nr } else { 0 }];
         let mut out = [0.0f32; TILE];
         for p0 in (0..self.k).step_by(KC) {
             let kc = KC.min(self.k - p0);
-            let (b, ldb) = if pack {
-                for (p, row) in packed.chunks_exact_mut(nr).take(kc).enumerate() {
-                    // SAFETY: row p0 + p < k, columns j0..j1 ≤ n of b.
-                    let src = unsafe { std::slice::from_raw_parts(self.b.add((p0 + p) * self.ldb + j0), width) };
-                    row[..width].copy_from_slice(src);
+            let (b, ldb) = match self.b {
+                // SAFETY: strip < ⌈n / NR⌉ strips of k × NR values; row p0 < k.
+                B::Packed(b) => (unsafe { b.add(strip * self.k * nr + p0 * nr) }, nr),
+                B::Strided(b, ldb) if pack => {
+                    for (p, row) in packed.chunks_exact_mut(nr).take(kc).enumerate() {
+                        // SAFETY: row p0 + p < k, columns j0..j1 ≤ n of b.
+                        let src = unsafe { std::slice::from_raw_parts(b.add((p0 + p) * ldb + j0), width) };
+                        row[..width].copy_from_slice(src);
+                    }
+                    (packed.as_ptr(), nr)
                 }
-                (packed.as_ptr(), nr)
-            } else {
                 // SAFETY: row p0 < k, columns j0..j0 + NR ≤ n of b.
-                (unsafe { self.b.add(p0 * self.ldb + j0) }, self.ldb)
+                B::Strided(b, ldb) => (unsafe { b.add(p0 * ldb + j0) }, ldb),
             };
             for i in (r0..r1).step_by(mr) {
                 let rows = mr.min(r1 - i);
@@ -299,7 +401,7 @@ microkernel!(avx512, "avx512f", __m512, 16, _mm512_setzero_ps, _mm512_loadu_ps, 
 
 #[cfg(test)]
 mod tests {
-    use super::{gemm_with, Isa, KC, MC};
+    use super::{gemm_packed, gemm_with, Isa, PackedB, KC, MC};
     use ndarray::{s, Array2};
 
     /// Deterministic values in [-1, 1).
@@ -347,12 +449,19 @@ mod tests {
                 let b = Array2::from_shape_vec((k, n), values(k * n, seed + 1000)).unwrap();
                 let c0 = Array2::from_shape_vec((m, n), values(m * n, seed + 2000)).unwrap();
                 let expected = naive(&a, &b, &c0);
-                for threads in [false, true] {
+                let packed = PackedB::with_isa(isa, b.view());
+                assert_eq!(packed.dim(), (k, n));
+                for (threads, prepacked) in [(false, false), (true, false), (false, true), (true, true)] {
                     let mut c = c0.clone();
-                    assert!(gemm_with(isa, a.view(), b.view(), c.view_mut(), threads), "{isa:?} declined {m}×{k}·{k}×{n}");
+                    let done = if prepacked {
+                        gemm_packed(a.view(), &packed, c.view_mut(), threads)
+                    } else {
+                        gemm_with(isa, a.view(), b.view(), c.view_mut(), threads)
+                    };
+                    assert!(done, "{isa:?} declined {m}×{k}·{k}×{n}");
                     let err = (&c - &expected).iter().fold(0.0f32, |acc, d| acc.max(d.abs()));
                     // Each value is c plus a sum of k products of values below 1 in magnitude.
-                    assert!(err <= 1e-6 * (k as f32).max(8.0), "{isa:?} {m}×{k}·{k}×{n} (threads {threads}): max error {err}");
+                    assert!(err <= 1e-6 * (k as f32).max(8.0), "{isa:?} {m}×{k}·{k}×{n} (threads {threads}, prepacked {prepacked}): max error {err}");
                     worst = worst.max(err);
                 }
             }
@@ -380,6 +489,12 @@ mod tests {
             let mut c = Array2::<f32>::zeros((m, n));
             assert!(!gemm_with(isa, a, bt.t(), c.view_mut(), false));
             assert!(c.iter().all(|&v| v == 0.0));
+            // A packed b copies from any layout, the transposed one included; a strided a is read in place.
+            let packed = PackedB::with_isa(isa, bt.t());
+            assert!(gemm_packed(a, &packed, c.view_mut(), true));
+            let expected = naive(&a.to_owned(), &bt.t().to_owned(), &Array2::zeros((m, n)));
+            let err = (&c - &expected).iter().fold(0.0f32, |acc, d| acc.max(d.abs()));
+            assert!(err < 1e-5, "{isa:?} packed from a transposed view: max error {err}");
         }
     }
 }
