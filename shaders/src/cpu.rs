@@ -179,7 +179,10 @@ pub(crate) fn linear(x: &NdArrayTensor, weight: &NdArrayTensor, bias: Option<&Nd
     #[cfg(target_arch = "x86_64")]
     let done = packed_weights::get(weight_tensor).is_some_and(|packed| gemm::gemm_packed(x.view(), &packed, out.view_mut(), true));
     #[cfg(not(target_arch = "x86_64"))]
-    let done = false;
+    let done = {
+        let _ = weight_tensor;
+        false
+    };
     if !done {
         mat_mul_add(x.view(), weight, out.view_mut(), true);
     }
@@ -196,8 +199,9 @@ pub(crate) fn linear(x: &NdArrayTensor, weight: &NdArrayTensor, bias: Option<&Nd
 /// while the entry lives, and burn-ndarray writes in place only into memory nothing else
 /// references, so a cached weight never changes. Entries whose weight only the cache still
 /// references (the model was dropped, or an optimiser step replaced the weight) are removed on
-/// every lookup, and the packed copies are capped at [`packed_weights::CAP_BYTES`] in all,
-/// oldest out first. Natively this doubles the memory of the linear weights (85 MB for
+/// every lookup, and the packed copies are capped at [`packed_weights::CAP_BYTES`] in all
+/// (weights past it are multiplied in place). During training, the cache's reference makes an
+/// optimiser step copy a validated weight instead of updating it in place. Natively this doubles the memory of the linear weights (85 MB for
 /// multilingual-e5-small); wasm has no packed GEMM and no cache.
 #[cfg(target_arch = "x86_64")]
 mod packed_weights {
@@ -223,6 +227,11 @@ mod packed_weights {
     /// Address, shape and strides: what identifies a live weight's values.
     fn key(weight: &NdArrayTensor) -> Option<(usize, Vec<usize>, Vec<isize>)> {
         let NdArrayTensor::F32(storage) = weight else { return None };
+        // Borrowed storage (burnpack, mmap) never reports a sole owner, so its entries could
+        // not be swept: such weights are not cached.
+        if !storage.is_owned() {
+            return None;
+        }
         let view = storage.view();
         Some((view.as_ptr() as usize, view.shape().to_vec(), view.strides().to_vec()))
     }
@@ -233,8 +242,7 @@ mod packed_weights {
     }
 
     fn bytes(packed: &PackedB) -> usize {
-        let (k, n) = packed.dim();
-        k * n * 4
+        packed.len() * 4
     }
 
     /// The packed copy of `weight` (a `[k, n]` f32 matrix), made now if it is not cached; `None`
@@ -248,11 +256,13 @@ mod packed_weights {
         }
         let NdArrayTensor::F32(storage) = weight else { return None };
         let packed = Arc::new(PackedB::new(storage.view().into_dimensionality::<Ix2>().ok()?)?);
-        cache.push(Entry { weight: weight.clone(), key, packed: packed.clone() });
-        let mut total: usize = cache.iter().map(|e| bytes(&e.packed)).sum();
-        while total > CAP_BYTES && cache.len() > 1 {
-            total -= bytes(&cache.remove(0).packed);
+        // A full cache takes no more weights (the caller then multiplies in place): evicting the
+        // oldest would make a model larger than the cap, whose layers run in a fixed cycle, miss
+        // on every call.
+        if cache.iter().map(|e| bytes(&e.packed)).sum::<usize>() + bytes(&packed) > CAP_BYTES {
+            return None;
         }
+        cache.push(Entry { weight: weight.clone(), key, packed: packed.clone() });
         Some(packed)
     }
 

@@ -6,6 +6,8 @@
 //! ([`wait_for_quiet`]), and while it is timed it measures their share ([`Meter`]), which the
 //! report prints beside every row.
 //!
+//! "Other" is all busy CPU time that is not this process's: other processes, interrupts, and on
+//! a virtual machine the time the hypervisor took (steal), which slows the bench just the same.
 //! The share is read from Linux's `/proc/stat` (CPU time of the whole machine) minus
 //! `/proc/self/stat` (this process and the children it has waited for), both in clock ticks.
 //! Elsewhere there is nothing to read and every measurement is `None`.

@@ -273,7 +273,7 @@ pub fn write(args: &EncodeArgs, rows: Vec<Row>, checks: Vec<Check>) -> Result<()
             None => writeln!(md, " – |")?,
         }
     }
-    writeln!(md, "\nother CPU: the largest share of the machine's CPU that other processes used while one of the engine's shapes was timed (`/proc/stat`; each engine starts once they use under {:.0}%, waiting up to {:.0} s); – where not measured (inside the browser).", args.quiet_limit * 100.0, args.quiet_timeout)?;
+    writeln!(md, "\nother CPU: the largest share of the machine's CPU busy outside the bench while one of the engine's shapes was timed (`/proc/stat`: other processes, interrupts and a virtual machine's steal time; for the Python peers, over the whole peer process); each engine starts once it is under {:.0}%, waiting up to {:.0} s; – where not measured (inside the browser).", args.quiet_limit * 100.0, args.quiet_timeout)?;
     writeln!(md, "\n## Ratios (tokens/s, geometric mean over the shapes both ran)\n")?;
     writeln!(md, "| ratio | value | per shape |\n|---|---:|---|")?;
     for (k, v) in &summary {

@@ -127,7 +127,7 @@ pub(crate) fn gemm_with(isa: Isa, a: ArrayView2<f32>, b: ArrayView2<f32>, c: Arr
 
 /// A `[k, n]` right-hand operand copied once into the order the microkernel reads it: strips of
 /// `NR` columns, each strip's `k × NR` values contiguous (the last strip zero-padded), so that a
-/// product streams it front to back. A weight matrix packed once at load is read this way on every
+/// product streams it front to back. A weight matrix packed once, at its first use, is read this way on every
 /// call: its rows are 384 or 1536 floats apart, a stride the hardware prefetchers do not follow
 /// across pages, so with few input rows the in-place reads waited on memory.
 pub(crate) struct PackedB {
@@ -160,7 +160,13 @@ impl PackedB {
         PackedB { isa, k, n, data }
     }
 
+    /// Values held, the last strip's padding included.
+    pub(crate) fn len(&self) -> usize {
+        self.data.len()
+    }
+
     /// `[k, n]`.
+    #[cfg(test)]
     pub(crate) fn dim(&self) -> (usize, usize) {
         (self.k, self.n)
     }
