@@ -39,11 +39,16 @@ fn parse_proc_stat(text: &str) -> Option<(u64, u64)> {
 /// utime + stime + cutime + cstime (fields 14–17) of a `/proc/<pid>/stat` line. The command name
 /// (field 2) may hold spaces and parentheses, so fields are counted after its last `)`.
 fn parse_pid_stat(text: &str) -> Option<u64> {
+    pid_ticks(text, 4)
+}
+
+/// The sum of `count` tick fields from field 14 (utime; then stime, cutime, cstime) of a
+/// `/proc/<pid>/stat` line, counted after the name's last `)`: after it, field 3 (state) is the
+/// first.
+fn pid_ticks(text: &str, count: usize) -> Option<u64> {
     let rest = &text[text.rfind(')')? + 1..];
     let f: Vec<&str> = rest.split_whitespace().collect();
-    // After the name, field 3 (state) is f[0]; fields 14–17 are f[11..15].
-    let ticks: Vec<u64> = f.get(11..15)?.iter().map(|s| s.parse().ok()).collect::<Option<_>>()?;
-    Some(ticks.iter().sum())
+    f.get(11..11 + count)?.iter().map(|s| s.parse::<u64>().ok()).sum()
 }
 
 fn sample() -> Option<Sample> {
@@ -94,10 +99,7 @@ fn busiest(window: Duration) -> Vec<String> {
             let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
             let name = text.get(text.find('(')? + 1..text.rfind(')')?)?.to_string();
             // Own time only (utime + stime): a parent's cutime would count its children twice.
-            let rest = &text[text.rfind(')')? + 1..];
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-            Some((pid, name, ticks))
+            Some((pid, name, pid_ticks(&text, 2)?))
         })
         .collect()
     };
