@@ -6,8 +6,8 @@
 //! operands to 3-D first, so every linear layer copied its weight on every call. For short inputs
 //! those copies, and the page faults of the fresh memory, cost more than the arithmetic. Here:
 //!
-//! - [`linear`]: one GEMM on views: [`gemm`] (AVX-512 or AVX2 + FMA, rayon's threads) where the
-//!   CPU has it, reading the activations in place and the weight from a copy packed once on first
+//! - [`linear`]: one GEMM on views: [`gemm`] (AVX-512 or AVX2 + FMA on rayon's threads, or wasm
+//!   SIMD) where the CPU has it, reading the activations in place and the weight from a copy packed once on first
 //!   use (`packed_weights`), else ndarray's `general_mat_mul` (matrixmultiply);
 //! - [`bias_gelu`], [`layer_norm`]: one pass per row, in place when the input is not shared;
 //! - [`attention`]: per (batch, head), `q·kᵀ` into one `[seq, seq]` block, scale + mask +
@@ -176,9 +176,9 @@ pub(crate) fn linear(x: &NdArrayTensor, weight: &NdArrayTensor, bias: Option<&Nd
         Some(_) => return None,
         None => Array2::from_shape_vec((rows, n), written_zeros(rows * n)).expect("rows × n values"),
     };
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(mlr_gemm)]
     let done = packed_weights::get(weight_tensor).is_some_and(|packed| gemm::gemm_packed(x.view(), &packed, out.view_mut(), true));
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(not(mlr_gemm))]
     let done = {
         let _ = weight_tensor;
         false
@@ -202,8 +202,8 @@ pub(crate) fn linear(x: &NdArrayTensor, weight: &NdArrayTensor, bias: Option<&Nd
 /// every lookup, and the packed copies are capped at [`packed_weights::CAP_BYTES`] in all
 /// (weights past it are multiplied in place). During training, the cache's reference makes an
 /// optimiser step copy a validated weight instead of updating it in place. Natively this doubles the memory of the linear weights (85 MB for
-/// multilingual-e5-small); wasm has no packed GEMM and no cache.
-#[cfg(target_arch = "x86_64")]
+/// multilingual-e5-small), in the browser too (wasm32 with SIMD).
+#[cfg(mlr_gemm)]
 mod packed_weights {
     use std::sync::{Arc, Mutex, PoisonError};
 
@@ -479,7 +479,7 @@ pub(crate) fn attention(q: &NdArrayTensor, k: &NdArrayTensor, v: &NdArrayTensor,
     NdArrayTensor::from(out)
 }
 
-#[cfg(all(test, target_arch = "x86_64"))]
+#[cfg(all(test, mlr_gemm))]
 mod packed_weight_tests {
     use burn::backend::NdArray;
     use burn::tensor::{Tensor, TensorData};

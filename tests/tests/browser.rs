@@ -6,6 +6,7 @@
 //!   **WebGPU** through burn's wgpu backend. The WebGPU test fails when the browser gives no
 //!   adapter: it never falls back silently.
 //!
+//! - the CPU path's products (the wasm SIMD GEMM) equal burn's plain matmul on the wasm CPU;
 //! - every WGSL kernel of `mlr-shaders` on WebGPU equals its plain-burn reference on the same
 //!   device (top-k: on the wasm CPU, as burn's sort cannot run on WebGPU in a browser); the tiny
 //!   model above runs with the kernels on, as the demo does.
@@ -188,6 +189,58 @@ async fn kernels_on_webgpu_match_their_references() {
     let diff = max_diff(&read(fs).await, &ps.into_data().convert::<f32>().into_vec::<f32>().unwrap());
     console_log!("cosine_top_k: ids equal to the reference's (wasm CPU), max score diff {diff:.2e}");
     assert!(diff < 1e-5);
+}
+
+/// The CPU path's own products on the wasm CPU (the wasm SIMD GEMM microkernel, with weights packed
+/// once) against burn's plain matmul (matrixmultiply) on the same values: every shape around the
+/// kernel's 4 × 8 tile, its 144-row blocks and its 256-step k blocks; a weight used again (its
+/// packed copy) and a weight changed after packing; attention, whose per-head products read
+/// strided views.
+#[wasm_bindgen_test]
+fn cpu_products_on_wasm_match_the_plain_matmul() {
+    type Cpu = NdArray<f32>;
+    let device = Default::default();
+    let mut worst = 0.0f32;
+    let mut case = 0u32;
+    for m in [1usize, 3, 4, 5, 17, 149, 300] {
+        for k in [1usize, 7, 384, 259] {
+            for n in [1usize, 7, 8, 9, 37, 384] {
+                case += 1;
+                let x = Tensor::<Cpu, 3>::from_data(TensorData::new(values(m * k, case, 1.0), [1, m, k]), &device);
+                let w = Tensor::<Cpu, 2>::from_data(TensorData::new(values(k * n, case + 5000, 1.0), [k, n]), &device);
+                let bias = Tensor::<Cpu, 1>::from_data(TensorData::new(values(n, case + 9000, 1.0), [n]), &device);
+                let plain: Vec<f32> = mlr_shaders::linear(x.clone(), w.clone(), Some(bias.clone()), false).into_data().into_vec().unwrap();
+                for _ in 0..2 {
+                    let fused: Vec<f32> = mlr_shaders::linear(x.clone(), w.clone(), Some(bias.clone()), true).into_data().into_vec().unwrap();
+                    let diff = max_diff(&fused, &plain);
+                    // Each value is a bias plus k products of values below 1 in magnitude.
+                    assert!(diff <= 1e-6 * (k as f32).max(8.0), "linear {m}×{k}·{k}×{n}: max |fast − plain| {diff}");
+                    worst = worst.max(diff);
+                }
+            }
+        }
+    }
+    console_log!("linear on the wasm CPU, {case} shapes: max |fast − plain| {worst:.2e}");
+
+    // A weight changed after it was packed gives the new product.
+    let (m, k, n) = (6usize, 40usize, 70usize);
+    let x = Tensor::<Cpu, 3>::from_data(TensorData::new(values(m * k, 1, 1.0), [1, m, k]), &device);
+    let w = Tensor::<Cpu, 2>::from_data(TensorData::new(values(k * n, 2, 1.0), [k, n]), &device);
+    let run = |w: Tensor<Cpu, 2>, fused| -> Vec<f32> { mlr_shaders::linear(x.clone(), w, None, fused).into_data().into_vec().unwrap() };
+    assert!(max_diff(&run(w.clone(), true), &run(w.clone(), false)) < 1e-5);
+    let w1 = w + 1.0;
+    let diff = max_diff(&run(w1.clone(), true), &run(w1, false));
+    assert!(diff < 1e-5, "a stale packed weight was used: {diff}");
+
+    let (b, s, heads, d) = (3usize, 37usize, 4usize, 8usize);
+    let h = heads * d;
+    let t = |seed| Tensor::<Cpu, 3>::from_data(TensorData::new(values(b * s * h, seed, 2.0), [b, s, h]), &device);
+    let mask_v: Vec<f32> = [37usize, 9, 1].iter().flat_map(|&l| (0..s).map(move |j| if j < l { 1.0 } else { 0.0 })).collect();
+    let mask = Tensor::<Cpu, 2>::from_data(TensorData::new(mask_v, [b, s]), &device);
+    let attn = |fused| -> Vec<f32> { mlr_shaders::attention(t(1), t(2), t(3), mask.clone(), heads, fused).into_data().into_vec().unwrap() };
+    let diff = max_diff(&attn(true), &attn(false));
+    console_log!("attention on the wasm CPU: max |fast − plain| {diff:.2e}");
+    assert!(diff < 2e-5);
 }
 
 /// The browser benchmark page (`scripts/bench_browser/mlr.html`) reads its options from the query string.

@@ -1,5 +1,6 @@
-//! `c += a · b` for row-major f32 matrices on x86-64 CPUs with AVX-512 or AVX2 + FMA, reading
-//! `a` in place and `b` in blocks, split over rayon's threads.
+//! `c += a · b` for row-major f32 matrices, reading `a` in place and `b` in blocks, split over
+//! rayon's threads: on x86-64 CPUs with AVX-512 or AVX2 + FMA (picked at run time), and on wasm32
+//! built with 128-bit SIMD (one thread).
 //!
 //! Why not matrixmultiply (what ndarray's `general_mat_mul` calls) everywhere: it copies ("packs")
 //! both operands into blocks on every call, hands work to a thread pool of its own, and its x86
@@ -7,26 +8,30 @@
 //! weights of 384 × 1536) packing the weight costs more than multiplying by it, and its pool's
 //! hand-off (spinning, then `sched_yield`) was a quarter of the time; inside the attention's
 //! per-head tasks, which already run on rayon's threads, its second thread competes with them
-//! (see results/bench/README.md).
+//! (see results/bench/README.md). Its wasm kernel keeps an 8 × 8 tile in 16 SIMD registers, as
+//! many as the browser's compiler has on x86-64 (one of them its scratch), so it spills.
 //!
 //! Here the work is cut into tasks of (a block of [`MC`] rows, a strip of `NR` columns), and each
-//! task walks `k` in steps of [`KC`]: a `KC × NR` block of `b` (16 or 32 KiB) stays in L1 while
+//! task walks `k` in steps of [`KC`]: a `KC × NR` block of `b` (8 to 32 KiB) stays in L1 while
 //! every `MR`-row block of the task's rows passes over it; the task's `MC × KC` values of `a` (144
 //! KiB) stay in L2 across the strips one thread takes in turn. A task of more than a few row
 //! blocks first copies each block of `b` into one contiguous buffer: `b`'s rows are 384 or 1536
 //! floats apart in the encoder, a stride at which the block's cache lines share a few L1 sets. The microkernel keeps an
 //! `MR × NR` block of `c` in registers: with AVX-512, 12 rows × 32 columns in 24 registers (24
-//! FMAs per two loads of `b` and twelve broadcasts of `a`); with AVX2 + FMA, 6 × 16 in 12. The copy
-//! of a last strip narrower than `NR` is zero-padded.
+//! FMAs per two loads of `b` and twelve broadcasts of `a`); with AVX2 + FMA, 6 × 16 in 12; with
+//! wasm SIMD, 4 × 8 (a multiply and an add per FMA: wasm SIMD has no fused one
+//! outside relaxed SIMD, which Safari does not run). The copy of a last strip narrower than `NR`
+//! is zero-padded.
 //!
 //! A right-hand operand used many times (a weight matrix) can be packed once ([`PackedB`]: every
 //! strip's `k × NR` values contiguous) and multiplied by with [`gemm_packed`], which then reads it
 //! front to back with no copy per call.
 //!
-//! [`gemm`] returns `false` on other CPUs and targets (wasm, x86 CPUs without AVX2 + FMA,
-//! operands whose rows are not contiguous); the caller then uses matrixmultiply.
+//! [`gemm`] returns `false` on other CPUs and targets (wasm without SIMD, x86 CPUs without AVX2 +
+//! FMA, operands whose rows are not contiguous); the caller then uses matrixmultiply. The build
+//! script sets `cfg(mlr_gemm)` on the targets with a microkernel.
 
-#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+#![cfg_attr(not(mlr_gemm), allow(dead_code))]
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 
@@ -39,13 +44,16 @@ const PACK_MIN_BLOCKS: usize = 4;
 /// The largest `MR × NR` of the kernels (the scratch tile).
 const TILE: usize = 12 * 32;
 
-/// The x86 instruction sets the GEMM has a microkernel for.
+/// The instruction sets the GEMM has a microkernel for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Isa {
     /// AVX2 + FMA: 6 × 16 tiles in 12 of the 16 YMM registers.
     Avx2,
     /// AVX-512F: 12 × 32 tiles in 24 of the 32 ZMM registers.
     Avx512,
+    /// wasm32 128-bit SIMD: 4 × 8 tiles, in 8 accumulators, two values of `b`, a broadcast of
+    /// `a` and a product (V8 allocates 15 SIMD registers on x86-64; 6 × 8 would need 17).
+    Simd128,
 }
 
 impl Isa {
@@ -54,21 +62,21 @@ impl Isa {
         match self {
             Isa::Avx2 => (6, 16),
             Isa::Avx512 => (12, 32),
+            Isa::Simd128 => (4, 8),
         }
     }
 
-    /// Whether this CPU runs it (detected at run time).
+    /// Whether this CPU runs it (detected at run time on x86-64; wasm SIMD is a compile-time
+    /// feature).
     pub(crate) fn supported(self) -> bool {
-        #[cfg(target_arch = "x86_64")]
-        {
-            match self {
-                Isa::Avx2 => std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"),
-                Isa::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            false
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
+            Isa::Simd128 => cfg!(all(target_arch = "wasm32", target_feature = "simd128")),
+            #[allow(unreachable_patterns)]
+            _ => false,
         }
     }
 
@@ -76,7 +84,7 @@ impl Isa {
     pub(crate) fn best() -> Option<Isa> {
         static BEST: std::sync::OnceLock<Option<Isa>> = std::sync::OnceLock::new();
         *BEST.get_or_init(|| {
-            [Isa::Avx512, Isa::Avx2].into_iter().find(|isa| isa.supported())
+            [Isa::Avx512, Isa::Avx2, Isa::Simd128].into_iter().find(|isa| isa.supported())
         })
     }
 }
@@ -110,7 +118,7 @@ pub(crate) fn gemm_with(isa: Isa, a: ArrayView2<f32>, b: ArrayView2<f32>, c: Arr
     let (Some(lda), Some(ldb), Some(ldc)) = (row_stride(&a), row_stride(&b), row_stride(&c.view())) else {
         return false;
     };
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(mlr_gemm)]
     {
         let mut c = c;
         let (mr, nr) = isa.tile();
@@ -118,10 +126,10 @@ pub(crate) fn gemm_with(isa: Isa, a: ArrayView2<f32>, b: ArrayView2<f32>, c: Arr
         problem.run(threads);
         true
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(not(mlr_gemm))]
     {
         let _ = (lda, ldb, ldc, threads);
-        unreachable!("no instruction set is supported off x86-64")
+        unreachable!("no instruction set is supported on this target")
     }
 }
 
@@ -187,7 +195,7 @@ pub(crate) fn gemm_packed(a: ArrayView2<f32>, b: &PackedB, c: ArrayViewMut2<f32>
     let (Some(lda), Some(ldc)) = (row_stride(&a), row_stride(&c.view())) else {
         return false;
     };
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(mlr_gemm)]
     {
         let mut c = c;
         let (mr, nr) = b.isa.tile();
@@ -207,19 +215,25 @@ pub(crate) fn gemm_packed(a: ArrayView2<f32>, b: &PackedB, c: ArrayViewMut2<f32>
         problem.run(threads);
         true
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(not(mlr_gemm))]
     {
         let _ = (lda, ldc, threads);
-        unreachable!("PackedB::new has no instruction set off x86-64")
+        unreachable!("PackedB::new has no instruction set on this target")
     }
 }
 
-/// The microkernel of `isa`.
-#[cfg(target_arch = "x86_64")]
+/// The microkernel of `isa` (one this target has: `supported` was checked).
+#[cfg(mlr_gemm)]
 fn tile_of(isa: Isa) -> Tile {
     match isa {
+        #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => avx2::tile as Tile,
+        #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => avx512::tile as Tile,
+        #[cfg(target_arch = "wasm32")]
+        Isa::Simd128 => simd128::tile as Tile,
+        #[allow(unreachable_patterns)]
+        _ => unreachable!("{isa:?} has no microkernel on this target"),
     }
 }
 
@@ -247,11 +261,11 @@ unsafe impl Sync for SyncPtr {}
 
 /// A microkernel: `out[r · NR + j] = Σ_p a[r, p] · b[p, j]` for `rows ≤ MR` rows of `a` (row
 /// stride `lda`), `kc` steps, and `NR` columns of `b` (row stride `ldb`).
-#[cfg(target_arch = "x86_64")]
+#[cfg(mlr_gemm)]
 type Tile = unsafe fn(rows: usize, kc: usize, a: *const f32, lda: usize, b: *const f32, ldb: usize, out: &mut [f32; TILE]);
 
 /// Where `b` is: row-major with a row stride, or packed ([`PackedB`]'s layout for this `NR`).
-#[cfg(target_arch = "x86_64")]
+#[cfg(mlr_gemm)]
 #[derive(Clone, Copy)]
 enum B {
     Strided(*const f32, usize),
@@ -260,7 +274,7 @@ enum B {
 
 /// One product `c += a · b`, as raw row-major pointers with row strides (checked by [`gemm`]),
 /// and the microkernel with its tile.
-#[cfg(target_arch = "x86_64")]
+#[cfg(mlr_gemm)]
 struct Problem {
     a: *const f32,
     lda: usize,
@@ -276,16 +290,17 @@ struct Problem {
 }
 
 // SAFETY: `a` and `b` are only read, during `gemm`'s borrow of them; `c` as above.
-#[cfg(target_arch = "x86_64")]
+#[cfg(mlr_gemm)]
 unsafe impl Sync for Problem {}
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(mlr_gemm)]
 impl Problem {
     fn run(&self, threads: bool) {
         let strips = self.n.div_ceil(self.nr);
         let tasks = self.m.div_ceil(MC) * strips;
         // Below ~1 MFLOP a second thread costs more than it saves.
         let flops = 2 * self.m * self.n * self.k;
+        #[cfg(not(target_arch = "wasm32"))]
         if threads && flops >= 1 << 20 && tasks > 1 {
             use rayon::prelude::*;
             // At least ~256 kFLOP per rayon job, so that few-row products are not cut finer
@@ -293,9 +308,11 @@ impl Problem {
             let per_task = 2 * self.m.min(MC) * self.nr * self.k;
             let min_len = (1usize << 18).div_ceil(per_task.max(1)).max(1);
             (0..tasks).into_par_iter().with_min_len(min_len).for_each(|t| self.task(t / strips, t % strips));
-        } else {
-            (0..tasks).for_each(|t| self.task(t / strips, t % strips));
+            return;
         }
+        // wasm has one thread.
+        let _ = (threads, flops);
+        (0..tasks).for_each(|t| self.task(t / strips, t % strips));
     }
 
     /// The tile of rows `[chunk · MC, …)` × columns `[strip · NR, …)` of `c`.
@@ -342,13 +359,13 @@ impl Problem {
 
 /// One microkernel per instruction set: `R` rows (a const, so that the accumulators are
 /// registers) × `LANES · VECS` columns, and `tile`, which picks `R` for a tile's row count.
-#[cfg(target_arch = "x86_64")]
+#[cfg(mlr_gemm)]
 macro_rules! microkernel {
-    ($name:ident, $feature:literal, $vec:ty, $lanes:literal, $zero:ident, $load:ident, $store:ident, $splat:ident, $fma:ident, $mr:literal: $($r:literal)+) => {
+    ($name:ident, $feature:literal, $imports:item, $vec:ty, $lanes:literal, $zero:ident, $load:ident, $store:ident, $splat:ident, $fma:ident, $mr:literal: $($r:literal)+) => {
         mod $name {
             use super::TILE;
             #[allow(clippy::wildcard_imports)]
-            use std::arch::x86_64::*;
+            $imports
 
             const NR: usize = 2 * $lanes;
 
@@ -401,9 +418,51 @@ macro_rules! microkernel {
 }
 
 #[cfg(target_arch = "x86_64")]
-microkernel!(avx2, "avx2,fma", __m256, 8, _mm256_setzero_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_set1_ps, _mm256_fmadd_ps, 6: 1 2 3 4 5);
+microkernel!(avx2, "avx2,fma", use std::arch::x86_64::*;, __m256, 8, _mm256_setzero_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_set1_ps, _mm256_fmadd_ps, 6: 1 2 3 4 5);
 #[cfg(target_arch = "x86_64")]
-microkernel!(avx512, "avx512f", __m512, 16, _mm512_setzero_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_fmadd_ps, 12: 1 2 3 4 5 6 7 8 9 10 11);
+microkernel!(avx512, "avx512f", use std::arch::x86_64::*;, __m512, 16, _mm512_setzero_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_fmadd_ps, 12: 1 2 3 4 5 6 7 8 9 10 11);
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+microkernel!(simd128, "simd128", use super::simd128_ops::*;, v128, 4, zero, loadu, storeu, splat, mul_add, 4: 1 2 3);
+
+/// wasm SIMD in the x86 intrinsics' shapes, for [`microkernel!`].
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd128_ops {
+    pub(super) use core::arch::wasm32::v128;
+    use core::arch::wasm32::{f32x4_add, f32x4_mul, f32x4_splat, v128_load, v128_store};
+
+    #[inline(always)]
+    pub(super) fn zero() -> v128 {
+        f32x4_splat(0.0)
+    }
+
+    /// # Safety
+    /// `p` covers 4 values (any alignment).
+    #[inline(always)]
+    pub(super) unsafe fn loadu(p: *const f32) -> v128 {
+        // SAFETY: as the function's contract; v128_load reads unaligned.
+        unsafe { v128_load(p.cast()) }
+    }
+
+    /// # Safety
+    /// `p` covers 4 values (any alignment).
+    #[inline(always)]
+    pub(super) unsafe fn storeu(p: *mut f32, v: v128) {
+        // SAFETY: as the function's contract; v128_store writes unaligned.
+        unsafe { v128_store(p.cast(), v) }
+    }
+
+    #[inline(always)]
+    pub(super) fn splat(x: f32) -> v128 {
+        f32x4_splat(x)
+    }
+
+    /// `a · b + c`, rounded after the product and after the sum (wasm SIMD has no fused
+    /// multiply-add outside relaxed SIMD).
+    #[inline(always)]
+    pub(super) fn mul_add(a: v128, b: v128, c: v128) -> v128 {
+        f32x4_add(f32x4_mul(a, b), c)
+    }
+}
 
 #[cfg(test)]
 mod tests {
