@@ -161,6 +161,7 @@ pub async fn run(options: &Options, mut progress: impl FnMut(&str)) -> Result<Ou
                 GpuProbe::Software(name) => format!("{name}, software"),
                 GpuProbe::Hardware(name) => name,
             };
+            mlr_shaders::tune_for_adapter(&adapter);
             let device = WgpuDevice::default();
             init_setup_async::<WebGpu>(&device, RuntimeOptions::default()).await;
             let backend = format!("WebGPU ({adapter}; burn wgpu + mlr WGSL kernels)");

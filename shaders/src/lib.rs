@@ -28,7 +28,7 @@ mod cpu;
 pub mod reference;
 mod wgpu;
 
-pub use wgpu::{wgsl, KernelName};
+pub use wgpu::{tune_for_adapter, wgsl, KernelName};
 
 #[cfg(not(target_arch = "wasm32"))]
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;

@@ -14,6 +14,8 @@ use cubecl::prelude::KernelId;
 use cubecl::server::KernelArguments;
 use cubecl::{CubeCount, CubeDim};
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use crate::{float, reference, tensor, Kernels, MAX_HEAD_DIM, MAX_TOP_K};
 
 type Tensor = CubeTensor<WgpuRuntime>;
@@ -105,11 +107,30 @@ const WG_ATTENTION: u32 = 64;
 const WG_TOP_K: u32 = 256;
 const WG_LINEAR: u32 = 64;
 
-/// Most rows `linear` gives `kernels/linear.wgsl`; more go to burn's matmul on the folded rows.
-/// The kernel's time grows with the rows (one 4-row block per invocation), burn's matmul pads to
-/// 64-row tiles. Measured on llvmpipe (`mlr-bench encode --engines mlr-wgpu`): 16 rows, the kernel
-/// 2.3× faster; 64 rows, burn's 1.4× faster. A real GPU would want its own threshold.
+/// Most rows `linear` gives `kernels/linear.wgsl` by default; more go to burn's matmul on the
+/// folded rows. The kernel's time grows with the rows (one 4-row block per invocation), burn's
+/// matmul pads to 64-row tiles. Measured on llvmpipe (`mlr-bench encode --engines mlr-wgpu`): 16
+/// rows, the kernel 2.3× faster; 64 and 128 rows, burn's 1.1–1.4× faster. A real GPU would want its
+/// own threshold. [`tune_for_adapter`] changes it for adapters where it is wrong.
 const LINEAR_KERNEL_MAX_ROWS: usize = 48;
+
+/// The row threshold in force (see [`tune_for_adapter`]).
+static LINEAR_MAX_ROWS: AtomicUsize = AtomicUsize::new(LINEAR_KERNEL_MAX_ROWS);
+
+/// Tunes the wgpu kernels for the adapter they will run on, by its name (wgpu's
+/// `AdapterInfo::name` natively; in a browser, the vendor, architecture and description WebGPU
+/// gives, as `mlr_app::gpu::probe_webgpu` joins them). On SwiftShader (Chromium's software
+/// WebGPU) burn's matmul is far slower than `kernels/linear.wgsl` at every row count (measured in
+/// headless Chromium, `scripts/bench_browser.py`: the whole encoder on 64 and 128 rows ran 5.9× and
+/// 6.0× faster with the kernel for every linear layer), so `linear` runs the kernel at any row count there; on every other adapter up to
+/// [`LINEAR_KERNEL_MAX_ROWS`] rows. Process-wide: the last call wins. Returns the row threshold
+/// chosen (`usize::MAX` for any).
+pub fn tune_for_adapter(name: &str) -> usize {
+    let rows = if name.to_lowercase().contains("swiftshader") { usize::MAX } else { LINEAR_KERNEL_MAX_ROWS };
+    LINEAR_MAX_ROWS.store(rows, Ordering::Relaxed);
+    rows
+}
+
 const MAX_GROUPS_X: u32 = 65_535;
 /// Loop iterations one invocation may run in all. Mesa's llvmpipe (lavapipe, the Vulkan driver of
 /// machines without a GPU) ends an invocation's loops after 65,535 iterations in total, silently;
@@ -159,7 +180,7 @@ fn contiguous(t: Tensor, what: &str) -> Tensor {
 
 impl<BT: BoolElement> Kernels for CubeBackend<WgpuRuntime, f32, i32, BT> {
     /// Every token of the batch as one `[rows, k]` matrix: `kernels/linear.wgsl` for up to
-    /// [`LINEAR_KERNEL_MAX_ROWS`] rows when both widths are multiples of 4, else one
+    /// [`LINEAR_KERNEL_MAX_ROWS`] rows (any number on SwiftShader, [`tune_for_adapter`]) when both widths are multiples of 4, else one
     /// `[rows, k] · [k, n]` burn matmul. (burn's linear
     /// multiplies `[batch, seq, k]` by the weight broadcast to `[1, k, n]`: a batched matmul whose
     /// row tiles are cut per sequence, so eight 16-token sequences cost eight row tiles.)
@@ -179,7 +200,7 @@ impl<BT: BoolElement> Kernels for CubeBackend<WgpuRuntime, f32, i32, BT> {
             check_f32(bias, "bias");
             assert_eq!(dims(bias), [n], "mlr-shaders linear: bias must be [{n}]");
         }
-        if n % 4 == 0 && k % 4 == 0 && n > 0 && k > 0 && (1..=LINEAR_KERNEL_MAX_ROWS).contains(&rows) && k / 4 <= LOOP_BUDGET {
+        if n % 4 == 0 && k % 4 == 0 && n > 0 && k > 0 && (1..=LINEAR_MAX_ROWS.load(Ordering::Relaxed)).contains(&rows) && k / 4 <= LOOP_BUDGET {
             let out = empty(&x, out_shape, DType::F32);
             let bias = bias.map(into_contiguous);
             // A 16-byte stand-in when there is no bias (WebGPU forbids binding one buffer twice

@@ -95,6 +95,8 @@ async fn webgpu() -> (String, WgpuDevice) {
         GpuProbe::Software(name) => format!("{name} (software)"),
         GpuProbe::Hardware(name) => name,
     };
+    // As the demo's worker does: on SwiftShader the linear layers run the kernel at any row count.
+    mlr_shaders::tune_for_adapter(&adapter);
     let device = WgpuDevice::default();
     if !WEBGPU_READY.get() {
         let setup = init_setup_async::<WebGpu>(&device, RuntimeOptions::default()).await;
@@ -158,6 +160,21 @@ async fn kernels_on_webgpu_match_their_references() {
     let diff = max_diff(&read(attn(true)).await, &read(attn(false)).await);
     console_log!("attention: max |fused - plain| {diff:.2e}");
     assert!(diff < 2e-5);
+
+    // 8 rows, and 60 (the kernel on SwiftShader, where `tune_for_adapter` lifts the row limit;
+    // burn's matmul on other adapters).
+    let w = values(h * 3 * h, 11, 0.5);
+    let wb = values(3 * h, 12, 1.0);
+    for rows in [8usize, b * s] {
+        let lin = |fused| {
+            let x = Tensor::<Wgpu, 3>::from_data(TensorData::new(x[..rows * h].to_vec(), [1, rows, h]), &device);
+            let w = Tensor::<Wgpu, 2>::from_data(TensorData::new(w.clone(), [h, 3 * h]), &device);
+            mlr_shaders::linear(x, w, Some(vec1(&wb)), fused)
+        };
+        let diff = max_diff(&read(lin(true)).await, &read(lin(false)).await);
+        console_log!("linear ({rows} rows): max |fused - plain| {diff:.2e}");
+        assert!(diff < 1e-5);
+    }
 
     let gelu = |fused| mlr_shaders::bias_gelu(t(&x, [b, s, h]), vec1(&bias), fused);
     let diff = max_diff(&read(gelu(true)).await, &read(gelu(false)).await);

@@ -36,9 +36,11 @@ pub fn open(name: &str, model: &Path) -> Result<Box<dyn Engine>> {
         "mlr-cpu" => Box::new(Mlr::<NdArray<f32>>::load(name, "cpu (burn ndarray + mlr CPU kernels, simd + threads)".into(), &config, &read("model.safetensors")?, &Default::default(), true)?),
         "mlr-wgpu" | "mlr-wgpu-plain" => {
             let device = WgpuDevice::default();
+            let adapter = adapter_name();
+            mlr_shaders::tune_for_adapter(&adapter);
             let fused = name == "mlr-wgpu";
             let what = if fused { "mlr WGSL kernels" } else { "plain burn ops" };
-            Box::new(Mlr::<Wgpu>::load(name, format!("wgpu ({}; {what})", adapter_name()), &config, &read("model.safetensors")?, &device, fused)?)
+            Box::new(Mlr::<Wgpu>::load(name, format!("wgpu ({adapter}; {what})"), &config, &read("model.safetensors")?, &device, fused)?)
         }
         "candle-cpu" => Box::new(Candle::load(&config_json, &model.join("model.safetensors"))?),
         other => bail!("unknown engine {other:?} (mlr-cpu, mlr-wgpu, mlr-wgpu-plain, candle-cpu)"),
