@@ -100,8 +100,12 @@ class Browser:
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data, method=method,
                                      headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=600) as r:
-            return json.loads(r.read())["value"]
+        try:
+            with urllib.request.urlopen(req, timeout=600) as r:
+                return json.loads(r.read())["value"]
+        except urllib.error.HTTPError as e:
+            # ChromeDriver says what went wrong (a crashed tab, a script timeout) in the body.
+            raise RuntimeError(f"ChromeDriver {method} {path}: HTTP {e.code}: {e.read().decode(errors='replace')[:2000]}") from None
 
     def cmd(self, method, path, body=None):
         return self.call(method, f"/session/{self.session}/{path}", body)
@@ -110,10 +114,22 @@ class Browser:
         """Opens `url` and waits for its #result to be done; returns the parsed JSON."""
         self.cmd("POST", "url", {"url": url})
         start, last = time.time(), None
+        failures = 0
         while time.time() - start < timeout:
-            state, text, progress = self.cmd("POST", "execute/sync", {"script": (
-                "const r = document.getElementById('result'), p = document.getElementById('progress');"
-                "return [r ? r.dataset.state : 'loading', r ? r.textContent : '', p ? p.textContent : ''];"), "args": []})
+            try:
+                state, text, progress = self.cmd("POST", "execute/sync", {"script": (
+                    "const r = document.getElementById('result'), p = document.getElementById('progress');"
+                    "return [r ? r.dataset.state : 'loading', r ? r.textContent : '', p ? p.textContent : ''];"), "args": []})
+                failures = 0
+            except RuntimeError as e:
+                # A page busy in one long synchronous call (the wasm CPU engine encodes on the
+                # page's thread) can make one poll fail; five in a row end the run.
+                failures += 1
+                print(f"  poll failed ({failures} of 5): {str(e)[:300]}", file=sys.stderr, flush=True)
+                if failures >= 5:
+                    raise
+                time.sleep(5)
+                continue
             if progress and progress != last:
                 print(f"  {progress}", file=sys.stderr, flush=True)
                 last = progress

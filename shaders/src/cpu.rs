@@ -146,7 +146,7 @@ fn max_of(x: &[f32]) -> f32 {
     chunks.remainder().iter().fold(acc.into_iter().fold(f32::NEG_INFINITY, larger), |m, &v| larger(m, v))
 }
 
-/// `c += a · b`: [`gemm`] where this CPU has it (on rayon's threads if `threads`), else
+/// `c += a · b`: [`gemm`] where this CPU has it (on rayon's threads if `threads`, natively), else
 /// matrixmultiply (which decides its threads itself).
 fn mat_mul_add(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>, threads: bool) {
     if !gemm::gemm(a, b, c.view_mut(), threads) {
@@ -212,8 +212,9 @@ mod packed_weights {
 
     use super::gemm::PackedB;
 
-    /// Most bytes of packed copies kept at once.
-    pub(super) const CAP_BYTES: usize = 1 << 30;
+    /// Most bytes of packed copies kept at once: 1 GiB natively, 384 MiB in wasm32, whose heap
+    /// is at most 4 GiB and never shrinks (multilingual-e5-small's linear weights take 85 MB).
+    pub(super) const CAP_BYTES: usize = if cfg!(target_arch = "wasm32") { 384 << 20 } else { 1 << 30 };
 
     struct Entry {
         /// Keeps the weight's memory alive and unchanged (see the module docs).

@@ -112,10 +112,10 @@ const WG_LINEAR: u32 = 64;
 /// matmul pads to 64-row tiles. Measured on llvmpipe (`mlr-bench encode --engines mlr-wgpu`): 16
 /// rows, the kernel 2.3× faster; 64 and 128 rows, burn's 1.1–1.4× faster. A real GPU would want its
 /// own threshold. [`tune_for_adapter`] changes it for adapters where it is wrong.
-const LINEAR_KERNEL_MAX_ROWS: usize = 48;
+const DEFAULT_LINEAR_KERNEL_MAX_ROWS: usize = 48;
 
 /// The row threshold in force (see [`tune_for_adapter`]).
-static LINEAR_MAX_ROWS: AtomicUsize = AtomicUsize::new(LINEAR_KERNEL_MAX_ROWS);
+static LINEAR_KERNEL_ROW_LIMIT: AtomicUsize = AtomicUsize::new(DEFAULT_LINEAR_KERNEL_MAX_ROWS);
 
 /// Tunes the wgpu kernels for the adapter they will run on, by its name (wgpu's
 /// `AdapterInfo::name` natively; in a browser, the vendor, architecture and description WebGPU
@@ -123,11 +123,11 @@ static LINEAR_MAX_ROWS: AtomicUsize = AtomicUsize::new(LINEAR_KERNEL_MAX_ROWS);
 /// WebGPU) burn's matmul is far slower than `kernels/linear.wgsl` at every row count (measured in
 /// headless Chromium, `scripts/bench_browser.py`: the whole encoder on 64 and 128 rows ran 5.9× and
 /// 6.0× faster with the kernel for every linear layer), so `linear` runs the kernel at any row count there; on every other adapter up to
-/// [`LINEAR_KERNEL_MAX_ROWS`] rows. Process-wide: the last call wins. Returns the row threshold
+/// 48 rows. Process-wide: the last call wins. Returns the row threshold
 /// chosen (`usize::MAX` for any).
 pub fn tune_for_adapter(name: &str) -> usize {
-    let rows = if name.to_lowercase().contains("swiftshader") { usize::MAX } else { LINEAR_KERNEL_MAX_ROWS };
-    LINEAR_MAX_ROWS.store(rows, Ordering::Relaxed);
+    let rows = if name.to_lowercase().contains("swiftshader") { usize::MAX } else { DEFAULT_LINEAR_KERNEL_MAX_ROWS };
+    LINEAR_KERNEL_ROW_LIMIT.store(rows, Ordering::Relaxed);
     rows
 }
 
@@ -180,7 +180,7 @@ fn contiguous(t: Tensor, what: &str) -> Tensor {
 
 impl<BT: BoolElement> Kernels for CubeBackend<WgpuRuntime, f32, i32, BT> {
     /// Every token of the batch as one `[rows, k]` matrix: `kernels/linear.wgsl` for up to
-    /// [`LINEAR_KERNEL_MAX_ROWS`] rows (any number on SwiftShader, [`tune_for_adapter`]) when both widths are multiples of 4, else one
+    /// [`DEFAULT_LINEAR_KERNEL_MAX_ROWS`] rows (any number on SwiftShader, [`tune_for_adapter`]) when both widths are multiples of 4, else one
     /// `[rows, k] · [k, n]` burn matmul. (burn's linear
     /// multiplies `[batch, seq, k]` by the weight broadcast to `[1, k, n]`: a batched matmul whose
     /// row tiles are cut per sequence, so eight 16-token sequences cost eight row tiles.)
@@ -200,7 +200,7 @@ impl<BT: BoolElement> Kernels for CubeBackend<WgpuRuntime, f32, i32, BT> {
             check_f32(bias, "bias");
             assert_eq!(dims(bias), [n], "mlr-shaders linear: bias must be [{n}]");
         }
-        if n % 4 == 0 && k % 4 == 0 && n > 0 && k > 0 && (1..=LINEAR_MAX_ROWS.load(Ordering::Relaxed)).contains(&rows) && k / 4 <= LOOP_BUDGET {
+        if n % 4 == 0 && k % 4 == 0 && n > 0 && k > 0 && (1..=LINEAR_KERNEL_ROW_LIMIT.load(Ordering::Relaxed)).contains(&rows) && k / 4 <= LOOP_BUDGET {
             let out = empty(&x, out_shape, DType::F32);
             let bias = bias.map(into_contiguous);
             // A 16-byte stand-in when there is no bias (WebGPU forbids binding one buffer twice

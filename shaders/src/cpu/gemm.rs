@@ -52,7 +52,8 @@ pub(crate) enum Isa {
     /// AVX-512F: 12 × 32 tiles in 24 of the 32 ZMM registers.
     Avx512,
     /// wasm32 128-bit SIMD: 4 × 8 tiles, in 8 accumulators, two values of `b`, a broadcast of
-    /// `a` and a product (V8 allocates 15 SIMD registers on x86-64; 6 × 8 would need 17).
+    /// `a` and a product (V8 allocates 15 SIMD registers on x86-64; 6 × 8 would need 16, and
+    /// measured slower, as did 5 × 8).
     Simd128,
 }
 
@@ -74,7 +75,7 @@ impl Isa {
             Isa::Avx2 => std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"),
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
-            Isa::Simd128 => cfg!(all(target_arch = "wasm32", target_feature = "simd128")),
+            Isa::Simd128 => cfg!(all(mlr_gemm, target_arch = "wasm32", target_feature = "simd128")),
             #[allow(unreachable_patterns)]
             _ => false,
         }
@@ -96,7 +97,7 @@ pub(crate) fn available() -> bool {
 
 /// `c += a · b` with `a` `[m, k]`, `b` `[k, n]`, `c` `[m, n]`, each with contiguous rows (any
 /// row stride), with the widest kernel this CPU has. Runs on rayon's threads if `threads` (and the
-/// product is big enough to be worth it). Returns `false`, leaving `c` unchanged, when this CPU or
+/// product is big enough to be worth it; wasm has one thread). Returns `false`, leaving `c` unchanged, when this CPU or
 /// these layouts have no fast path.
 pub(crate) fn gemm(a: ArrayView2<f32>, b: ArrayView2<f32>, c: ArrayViewMut2<f32>, threads: bool) -> bool {
     Isa::best().is_some_and(|isa| gemm_with(isa, a, b, c, threads))
@@ -230,7 +231,7 @@ fn tile_of(isa: Isa) -> Tile {
         Isa::Avx2 => avx2::tile as Tile,
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => avx512::tile as Tile,
-        #[cfg(target_arch = "wasm32")]
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
         Isa::Simd128 => simd128::tile as Tile,
         #[allow(unreachable_patterns)]
         _ => unreachable!("{isa:?} has no microkernel on this target"),
@@ -299,9 +300,8 @@ impl Problem {
         let strips = self.n.div_ceil(self.nr);
         let tasks = self.m.div_ceil(MC) * strips;
         // Below ~1 MFLOP a second thread costs more than it saves.
-        let flops = 2 * self.m * self.n * self.k;
         #[cfg(not(target_arch = "wasm32"))]
-        if threads && flops >= 1 << 20 && tasks > 1 {
+        if threads && 2 * self.m * self.n * self.k >= 1 << 20 && tasks > 1 {
             use rayon::prelude::*;
             // At least ~256 kFLOP per rayon job, so that few-row products are not cut finer
             // than the hand-off is worth.
@@ -311,7 +311,7 @@ impl Problem {
             return;
         }
         // wasm has one thread.
-        let _ = (threads, flops);
+        let _ = threads;
         (0..tasks).for_each(|t| self.task(t / strips, t % strips));
     }
 
