@@ -122,8 +122,8 @@ class Browser:
                     "return [r ? r.dataset.state : 'loading', r ? r.textContent : '', p ? p.textContent : ''];"), "args": []})
                 failures = 0
             except RuntimeError as e:
-                # A page busy in one long synchronous call (the wasm CPU engine encodes on the
-                # page's thread) can make one poll fail; five in a row end the run.
+                # ChromeDriver once answered a poll with HTTP 500 while the wasm CPU page was
+                # loading, and a rerun passed: single failures are retried, five in a row end the run.
                 failures += 1
                 print(f"  poll failed ({failures} of 5): {str(e)[:300]}", file=sys.stderr, flush=True)
                 if failures >= 5:
