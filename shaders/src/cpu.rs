@@ -115,6 +115,9 @@ macro_rules! multiversion {
     };
 }
 
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) mod backward;
+
 /// `Σ f(xᵢ)` with eight running sums (one per `i mod 8`), so that the loop vectorises: a single
 /// running sum is a chain of dependent adds, one every few cycles. The order differs from a left
 /// fold only in rounding.
@@ -192,7 +195,8 @@ pub(crate) fn linear(x: &NdArrayTensor, weight: &NdArrayTensor, bias: Option<&Nd
 }
 
 /// The linear layers' weights packed once for the GEMM ([`gemm::PackedB`]), so that every call
-/// streams them in order instead of reading them at their row stride.
+/// streams them in order instead of reading them at their row stride (and, for training, their
+/// transposes, packed on the first backward pass that needs them).
 ///
 /// An entry holds a clone of the weight tensor (a reference to its memory) beside the packed
 /// copy, which makes the cache sound: the memory cannot be freed and reused by another tensor
@@ -220,7 +224,10 @@ mod packed_weights {
         /// Keeps the weight's memory alive and unchanged (see the module docs).
         weight: NdArrayTensor,
         key: (usize, Vec<usize>, Vec<isize>),
-        packed: Arc<PackedB>,
+        /// The weight `[k, n]` packed (for the forward product), made on first use.
+        packed: Option<Arc<PackedB>>,
+        /// Its transpose `[n, k]` packed (for the backward product `dy · wᵀ`), made on first use.
+        transposed: Option<Arc<PackedB>>,
     }
 
     static CACHE: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
@@ -242,28 +249,49 @@ mod packed_weights {
         matches!(weight, NdArrayTensor::F32(storage) if storage.is_unique())
     }
 
-    fn bytes(packed: &PackedB) -> usize {
-        packed.len() * 4
+    fn bytes(entry: &Entry) -> usize {
+        [&entry.packed, &entry.transposed].iter().filter_map(|p| p.as_ref()).map(|p| p.len() * 4).sum()
     }
 
     /// The packed copy of `weight` (a `[k, n]` f32 matrix), made now if it is not cached; `None`
     /// where this CPU has no packed GEMM.
     pub(super) fn get(weight: &NdArrayTensor) -> Option<Arc<PackedB>> {
+        lookup(weight, false)
+    }
+
+    /// The packed copy of `weight`'s transpose `[n, k]`, for `dy · weightᵀ` in the backward pass
+    /// of a linear layer (one copy per weight and optimiser step, beside the forward's).
+    pub(super) fn get_transposed(weight: &NdArrayTensor) -> Option<Arc<PackedB>> {
+        lookup(weight, true)
+    }
+
+    fn lookup(weight: &NdArrayTensor, transposed: bool) -> Option<Arc<PackedB>> {
         let key = key(weight)?;
         let mut cache = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
         cache.retain(|e| !orphaned(&e.weight));
-        if let Some(e) = cache.iter().find(|e| e.key == key) {
-            return Some(e.packed.clone());
+        let slot = |e: &Entry| if transposed { e.transposed.clone() } else { e.packed.clone() };
+        let found = cache.iter().position(|e| e.key == key);
+        if let Some(packed) = found.and_then(|i| slot(&cache[i])) {
+            return Some(packed);
         }
         let NdArrayTensor::F32(storage) = weight else { return None };
-        let packed = Arc::new(PackedB::new(storage.view().into_dimensionality::<Ix2>().ok()?)?);
+        let view = storage.view().into_dimensionality::<Ix2>().ok()?;
+        let packed = Arc::new(if transposed { PackedB::new(view.t())? } else { PackedB::new(view)? });
         // A full cache takes no more weights (the caller then multiplies in place): evicting the
         // oldest would make a model larger than the cap, whose layers run in a fixed cycle, miss
         // on every call.
-        if cache.iter().map(|e| bytes(&e.packed)).sum::<usize>() + bytes(&packed) > CAP_BYTES {
+        if cache.iter().map(bytes).sum::<usize>() + packed.len() * 4 > CAP_BYTES {
             return None;
         }
-        cache.push(Entry { weight: weight.clone(), key, packed: packed.clone() });
+        let i = match found {
+            Some(i) => i,
+            None => {
+                cache.push(Entry { weight: weight.clone(), key, packed: None, transposed: None });
+                cache.len() - 1
+            }
+        };
+        let entry = &mut cache[i];
+        *(if transposed { &mut entry.transposed } else { &mut entry.packed }) = Some(packed.clone());
         Some(packed)
     }
 
@@ -404,9 +432,10 @@ fn written_zeros(len: usize) -> Vec<f32> {
     v
 }
 
-/// Scaled dot-product attention of one head into `out` `[s, d]`: `softmax(q·kᵀ / √d + bias) · v`
-/// (`out` holds zeros) with `scores` `[s, s]` (zeros) as scratch; `bias[j]` is 0 for a token key and -1e9 for padding.
-fn head_attention(q: ArrayView2<f32>, k: ArrayView2<f32>, v: ArrayView2<f32>, bias: &[f32], mut scores: ArrayViewMut2<f32>, out: ArrayViewMut2<f32>) {
+/// The attention probabilities of one head into `scores` `[s, s]` (zeros on entry):
+/// `softmax(q·kᵀ / √d + bias)` row by row; `bias[j]` is 0 for a token key and -1e9 for padding.
+/// The backward pass recomputes them with this same function, so they are the forward's bits.
+fn head_probs(q: ArrayView2<f32>, k: ArrayView2<f32>, bias: &[f32], mut scores: ArrayViewMut2<f32>) {
     let scale = (q.ncols() as f32).sqrt();
     if gemm::available() {
         // The GEMM reads rows: kᵀ `[d, s]` as a contiguous copy (s × d values, small next to s²·d).
@@ -414,21 +443,28 @@ fn head_attention(q: ArrayView2<f32>, k: ArrayView2<f32>, v: ArrayView2<f32>, bi
     } else {
         mat_mul_add(q, k.t(), scores.view_mut(), false);
     }
-    multiversion! {
-        /// Softmax of each `bias.len()`-long row of `scores` after `/ scale + bias`.
-        fn softmax_rows(scores: &mut [f32], bias: &[f32], scale: f32) {
-            for row in scores.chunks_exact_mut(bias.len()) {
-                for (x, b) in row.iter_mut().zip(bias) {
-                    *x = *x / scale + b;
-                }
-                let max = max_of(row);
-                row.iter_mut().for_each(|x| *x = exp_nonpositive(*x - max));
-                let inv = 1.0 / sum_by(row, |x| x);
-                row.iter_mut().for_each(|x| *x *= inv);
+    softmax_rows(scores.as_slice_mut().expect("a standard-layout scratch block"), bias, scale);
+}
+
+multiversion! {
+    /// Softmax of each `bias.len()`-long row of `scores` after `/ scale + bias`.
+    fn softmax_rows(scores: &mut [f32], bias: &[f32], scale: f32) {
+        for row in scores.chunks_exact_mut(bias.len()) {
+            for (x, b) in row.iter_mut().zip(bias) {
+                *x = *x / scale + b;
             }
+            let max = max_of(row);
+            row.iter_mut().for_each(|x| *x = exp_nonpositive(*x - max));
+            let inv = 1.0 / sum_by(row, |x| x);
+            row.iter_mut().for_each(|x| *x *= inv);
         }
     }
-    softmax_rows(scores.as_slice_mut().expect("a standard-layout scratch block"), bias, scale);
+}
+
+/// Scaled dot-product attention of one head into `out` `[s, d]`: `softmax(q·kᵀ / √d + bias) · v`
+/// (`out` holds zeros) with `scores` `[s, s]` (zeros) as scratch; `bias[j]` is 0 for a token key and -1e9 for padding.
+fn head_attention(q: ArrayView2<f32>, k: ArrayView2<f32>, v: ArrayView2<f32>, bias: &[f32], mut scores: ArrayViewMut2<f32>, out: ArrayViewMut2<f32>) {
+    head_probs(q, k, bias, scores.view_mut());
     mat_mul_add(scores.view(), v, out, false);
 }
 

@@ -16,24 +16,23 @@
 //! | [`cosine_top_k`] | corpus scoring + top-k per query | matmul, sort |
 //!
 //! The free functions take a `fused` flag: `false` runs the reference on any backend, which is
-//! how the encoder's "kernels off" switch and the parity tests work. The autodiff backend uses the
-//! references (so training gets exact gradients from burn's autodiff). The CPU (ndarray) backend
+//! how the encoder's "kernels off" switch and the parity tests work. The CPU (ndarray) backend
 //! has fast paths of its own, in Rust (`cpu.rs`): [`linear`] as a single GEMM, bias + GELU and
 //! LayerNorm as one pass per row, attention one head at a time; pooling and top-k run the
-//! references there.
+//! references there. On the autodiff backend over the CPU backend, those fast paths are custom
+//! autodiff operations with backward passes of their own (`autodiff.rs`, `cpu/backward.rs`), so
+//! training runs them too; on autodiff over wgpu, training runs the references.
 
 #![deny(missing_docs)]
 
+#[cfg(not(target_arch = "wasm32"))]
+mod autodiff;
 mod cpu;
 pub mod reference;
 mod wgpu;
 
 pub use wgpu::{tune_for_adapter, wgsl, KernelName};
 
-#[cfg(not(target_arch = "wasm32"))]
-use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-#[cfg(not(target_arch = "wasm32"))]
-use burn::backend::Autodiff;
 use burn::backend::NdArray;
 #[cfg(not(target_arch = "wasm32"))]
 use burn::tensor::backend::AutodiffBackend;
@@ -127,8 +126,9 @@ pub fn run_on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     }
 }
 
-/// An autodiff backend whose inner backend has the kernels too (training runs the references on
-/// the autodiff graph; validation runs the inner backend's kernels). Native only.
+/// An autodiff backend whose inner backend has the kernels too (training runs the kernels'
+/// autodiff operations where they exist, see `autodiff.rs`; validation runs the inner backend's
+/// kernels). Native only.
 #[cfg(not(target_arch = "wasm32"))]
 pub trait AutodiffKernels: Kernels + AutodiffBackend<InnerBackend: Kernels> {}
 
@@ -192,9 +192,6 @@ impl Kernels for NdArray<f32> {
         run_on_pool(f)
     }
 }
-
-#[cfg(not(target_arch = "wasm32"))]
-impl<B: Kernels, C: CheckpointStrategy> Kernels for Autodiff<B, C> {}
 
 /// The bias + GELU reference on a tensor of any rank (it works on `[rows, width]`).
 fn reference_bias_gelu<B: Backend>(x: FloatTensor<B>, bias: FloatTensor<B>) -> FloatTensor<B> {

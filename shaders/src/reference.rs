@@ -3,14 +3,19 @@
 //! compute (the parity tests compare against them), they are the "kernels off" path, and they
 //! are what the CPU and autodiff backends run.
 
-use burn::tensor::activation::{gelu, softmax};
+use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 
 /// # Shapes
 /// x `[rows, width]`, bias `[width]` -> `[rows, width]`
+///
+/// Written out as `z · (erf(z / √2) + 1) / 2`, the ops and order of burn's `gelu`, so that the
+/// forward values are the same, but differentiated exactly: burn's own `gelu` backward is the
+/// derivative of the tanh approximation of GELU, not of the erf GELU it computes.
 pub fn bias_gelu<B: Backend>(x: Tensor<B, 2>, bias: Tensor<B, 1>) -> Tensor<B, 2> {
-    gelu(x + bias.unsqueeze_dim::<2>(0))
+    let z = x + bias.unsqueeze_dim::<2>(0);
+    (z.clone() * z.div_scalar(core::f64::consts::SQRT_2).erf().add_scalar(1.0)).div_scalar(2.0)
 }
 
 /// LayerNorm as burn's `nn::LayerNorm` computes it (biased variance), of `x + bias + residual`.

