@@ -118,7 +118,7 @@ impl Backward<Nd, 3> for Attention {
 /// Training on the CPU with the fast paths and their backward passes (see the module docs).
 impl<C: CheckpointStrategy> Kernels for Autodiff<Nd, C> {
     fn fused_linear(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: Option<FloatTensor<Self>>) -> FloatTensor<Self> {
-        let f32s = cpu::all_f32(&[&x.primitive, &weight.primitive]) && bias.as_ref().is_none_or(|b| cpu::all_f32(&[&b.primitive]));
+        let f32s = cpu::all_f32([&x.primitive, &weight.primitive].into_iter().chain(bias.as_ref().map(|b| &b.primitive)));
         let out = f32s.then(|| cpu::linear(&x.primitive, &weight.primitive, bias.as_ref().map(|b| &b.primitive))).flatten();
         let Some(out) = out else {
             return float(reference::linear::<Self>(tensor(x), tensor(weight), bias.map(tensor)));
@@ -131,7 +131,7 @@ impl<C: CheckpointStrategy> Kernels for Autodiff<Nd, C> {
     }
 
     fn fused_bias_gelu(x: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
-        if !cpu::all_f32(&[&x.primitive, &bias.primitive]) {
+        if !cpu::all_f32([&x.primitive, &bias.primitive]) {
             return reference_bias_gelu::<Self>(x, bias);
         }
         let out = cpu::bias_gelu(x.primitive.clone(), &bias.primitive);
@@ -147,9 +147,7 @@ impl<C: CheckpointStrategy> Kernels for Autodiff<Nd, C> {
         beta: FloatTensor<Self>,
         epsilon: f64,
     ) -> FloatTensor<Self> {
-        let f32s = cpu::all_f32(&[&x.primitive, &bias.primitive, &gamma.primitive, &beta.primitive])
-            && residual.as_ref().is_none_or(|r| cpu::all_f32(&[&r.primitive]));
-        if !f32s {
+        if !cpu::all_f32([&x.primitive, &bias.primitive, &gamma.primitive, &beta.primitive].into_iter().chain(residual.as_ref().map(|r| &r.primitive))) {
             return reference_layer_norm::<Self>(x, bias, residual, gamma, beta, epsilon);
         }
         let (out, saved) =
@@ -171,7 +169,7 @@ impl<C: CheckpointStrategy> Kernels for Autodiff<Nd, C> {
         mask: FloatTensor<Self>,
         heads: usize,
     ) -> FloatTensor<Self> {
-        if !cpu::all_f32(&[&q.primitive, &k.primitive, &v.primitive, &mask.primitive]) {
+        if !cpu::all_f32([&q.primitive, &k.primitive, &v.primitive, &mask.primitive]) {
             return float(reference::attention::<Self>(tensor(q), tensor(k), tensor(v), tensor(mask), heads));
         }
         let out = cpu::attention(&q.primitive, &k.primitive, &v.primitive, &mask.primitive, heads);

@@ -26,9 +26,10 @@ use ndarray::{linalg::general_mat_mul, s, Array2, ArrayView2, ArrayViewMut2, Ix1
 
 type Shared = ndarray::ArcArray<f32, IxDyn>;
 
-/// Whether every tensor holds f32 values (the fast paths' element type).
-pub(crate) fn all_f32(tensors: &[&NdArrayTensor]) -> bool {
-    tensors.iter().all(|t| matches!(t, NdArrayTensor::F32(_)))
+/// Whether every tensor holds f32 values (the fast paths' element type); optional inputs are
+/// chained in (`[&x, &w].into_iter().chain(bias)`).
+pub(crate) fn all_f32<'a>(tensors: impl IntoIterator<Item = &'a NdArrayTensor>) -> bool {
+    tensors.into_iter().all(|t| matches!(t, NdArrayTensor::F32(_)))
 }
 
 /// The f32 array of `t`, in standard (row-major, contiguous) layout; shared memory is copied on
@@ -361,6 +362,42 @@ pub(crate) fn bias_gelu(x: NdArrayTensor, bias: &NdArrayTensor) -> NdArrayTensor
     NdArrayTensor::from(x)
 }
 
+/// One LayerNorm row, shared by inference ([`layer_norm`]) and training (`backward::
+/// layer_norm_forward`, which also keeps `x̂`), so that both give the same bits: `u = row + bias
+/// (+ residual)`, `x̂ = (u − mean) / σ` (into `xhat` if given), `row = x̂ · γ + β`. Returns
+/// `σ = √(var + ε)`. Inlined into each caller's `multiversion!` copy, so it vectorises for the
+/// caller's instruction set.
+#[inline(always)]
+pub(crate) fn norm_row_body(row: &mut [f32], xhat: Option<&mut [f32]>, residual: Option<&[f32]>, params: [&[f32]; 3], epsilon: f32) -> f32 {
+    let [bias, gamma, beta] = params;
+    match residual {
+        Some(r) => {
+            for ((v, b), r) in row.iter_mut().zip(bias).zip(r) {
+                *v = *v + b + r;
+            }
+        }
+        None => row.iter_mut().zip(bias).for_each(|(v, b)| *v += b),
+    }
+    let n = row.len() as f32;
+    let mean = sum_by(row, |v| v) / n;
+    let var = sum_by(row, |v| (v - mean) * (v - mean)) / n;
+    let std = (var + epsilon).sqrt();
+    match xhat {
+        Some(xhat) => {
+            for (((v, h), g), b) in row.iter_mut().zip(xhat.iter_mut()).zip(gamma).zip(beta) {
+                *h = (*v - mean) / std;
+                *v = *h * g + b;
+            }
+        }
+        None => {
+            for ((v, g), b) in row.iter_mut().zip(gamma).zip(beta) {
+                *v = (*v - mean) / std * g + b;
+            }
+        }
+    }
+    std
+}
+
 /// `LayerNorm(x + bias + residual) · gamma + beta` over the last axis (biased variance, as the
 /// reference), in place when `x` is not shared.
 pub(crate) fn layer_norm(
@@ -390,22 +427,7 @@ pub(crate) fn layer_norm(
     multiversion! {
         /// `row = LayerNorm(row + bias (+ residual)) · gamma + beta`, `params` = [bias, gamma, beta].
         fn norm_row(row: &mut [f32], residual: Option<&[f32]>, params: [&[f32]; 3], epsilon: f32) {
-            let [bias, gamma, beta] = params;
-            match residual {
-                Some(r) => {
-                    for ((v, b), r) in row.iter_mut().zip(bias).zip(r) {
-                        *v = *v + b + r;
-                    }
-                }
-                None => row.iter_mut().zip(bias).for_each(|(v, b)| *v += b),
-            }
-            let n = row.len() as f32;
-            let mean = sum_by(row, |v| v) / n;
-            let var = sum_by(row, |v| (v - mean) * (v - mean)) / n;
-            let std = (var + epsilon).sqrt();
-            for ((v, g), b) in row.iter_mut().zip(gamma).zip(beta) {
-                *v = (*v - mean) / std * g + b;
-            }
+            norm_row_body(row, None, residual, params, epsilon);
         }
     }
     for_rows(data, w, |i, row| norm_row(row, residual.map(|r| &r[i * w..(i + 1) * w]), [&bias, &gamma, &beta], epsilon));

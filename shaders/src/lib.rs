@@ -155,7 +155,7 @@ impl Kernels for NdArray<f32> {
     }
 
     fn fused_bias_gelu(x: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
-        if !cpu::all_f32(&[&x, &bias]) {
+        if !cpu::all_f32([&x, &bias]) {
             return reference_bias_gelu::<Self>(x, bias);
         }
         cpu::bias_gelu(x, &bias)
@@ -169,7 +169,7 @@ impl Kernels for NdArray<f32> {
         beta: FloatTensor<Self>,
         epsilon: f64,
     ) -> FloatTensor<Self> {
-        if !cpu::all_f32(&[&x, &bias, &gamma, &beta]) || residual.as_ref().is_some_and(|r| !cpu::all_f32(&[r])) {
+        if !cpu::all_f32([&x, &bias, &gamma, &beta].into_iter().chain(residual.as_ref())) {
             return reference_layer_norm::<Self>(x, bias, residual, gamma, beta, epsilon);
         }
         cpu::layer_norm(x, &bias, residual.as_ref(), &gamma, &beta, epsilon)
@@ -182,7 +182,7 @@ impl Kernels for NdArray<f32> {
         mask: FloatTensor<Self>,
         heads: usize,
     ) -> FloatTensor<Self> {
-        if !cpu::all_f32(&[&q, &k, &v, &mask]) {
+        if !cpu::all_f32([&q, &k, &v, &mask]) {
             return float(reference::attention::<Self>(tensor(q), tensor(k), tensor(v), tensor(mask), heads));
         }
         cpu::attention(&q, &k, &v, &mask, heads)

@@ -2,10 +2,44 @@
 //! the encoder computed them before the kernels existed. They define what the kernels must
 //! compute (the parity tests compare against them), they are the "kernels off" path, and they
 //! are what the CPU and autodiff backends run.
+//!
+//! Every division by a tensor goes through [`div`], and the logarithm of the training loss through
+//! [`ln`], so that their gradients are exact divisions: burn's autodiff differentiates `a / b` with
+//! respect to `a` as `grad · recip(b)` and `ln(s)` as `grad · recip(s)`, and burn-ndarray computes
+//! `recip` of 32 or more values with the CPU's approximate reciprocal where its SIMD dispatch picks
+//! AVX2 (`vrcpps`, relative error up to 1.5 · 2⁻¹²). Gradients of the reference then differed from
+//! the exact ones by up to 6e-4 (relative) on such machines, and from machine to machine.
 
-use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
+
+/// `a / b` (`b` broadcast to `a`'s shape) as `a · (1 / b)`: one more rounding than `a / b` (at
+/// most one ulp), and a backward pass of exact products and divisions (see the module docs).
+pub fn div<B: Backend, const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>) -> Tensor<B, D> {
+    a * (b.ones_like() / b)
+}
+
+/// `ln(s)` whose gradient is `1 / s` by an exact division (see the module docs): the value is
+/// `ln(s)` itself, plus `(s − s) · (1 / s)` on the graph, which is zero and carries the gradient.
+pub fn ln<B: Backend, const D: usize>(s: Tensor<B, D>) -> Tensor<B, D> {
+    let value = s.clone().detach();
+    let inverse = value.clone().ones_like() / value.clone();
+    value.clone().log() + (s - value) * inverse
+}
+
+/// Softmax over `dim`, as burn's `softmax` computes it (the row's max subtracted, `exp`, divided by
+/// the sum), with the division by [`div`].
+pub fn softmax<B: Backend, const D: usize>(x: Tensor<B, D>, dim: usize) -> Tensor<B, D> {
+    let e = (x.clone() - x.detach().max_dim(dim)).exp();
+    div(e.clone(), e.sum_dim(dim))
+}
+
+/// Log-softmax over `dim`, as burn's `log_softmax` computes it (`x − max − ln Σ exp(x − max)`),
+/// with the logarithm by [`ln`].
+pub fn log_softmax<B: Backend, const D: usize>(x: Tensor<B, D>, dim: usize) -> Tensor<B, D> {
+    let shifted = x.clone() - x.detach().max_dim(dim);
+    shifted.clone() - ln(shifted.exp().sum_dim(dim))
+}
 
 /// # Shapes
 /// x `[rows, width]`, bias `[width]` -> `[rows, width]`
@@ -37,7 +71,7 @@ pub fn layer_norm<B: Backend>(
     let mean = input.clone().mean_dim(1);
     let centered = input - mean;
     let var = (centered.clone() * centered.clone()).mean_dim(1);
-    let normalized = centered / var.add_scalar(epsilon).sqrt();
+    let normalized = div(centered, var.add_scalar(epsilon).sqrt());
     normalized * gamma.unsqueeze_dim::<2>(0) + beta.unsqueeze_dim::<2>(0)
 }
 
@@ -78,7 +112,7 @@ pub fn mean_pool<B: Backend>(hidden: Tensor<B, 3>, mask: Tensor<B, 2>, normalize
     let [b, s, h] = hidden.dims();
     let weights = mask.reshape([b, s, 1]);
     let counts = weights.clone().sum_dim(1).clamp_min(1.0).reshape([b, 1]); // [b, 1]
-    let means = (hidden * weights).sum_dim(1).reshape([b, h]) / counts; // [b, h]
+    let means = div((hidden * weights).sum_dim(1).reshape([b, h]), counts); // [b, h]
     if normalize {
         l2_normalize(means)
     } else {
@@ -92,7 +126,7 @@ pub fn mean_pool<B: Backend>(hidden: Tensor<B, 3>, mask: Tensor<B, 2>, normalize
 /// `[b, h]` -> `[b, h]`
 pub fn l2_normalize<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
     let norms = x.clone().powi_scalar(2).sum_dim(1).sqrt().clamp_min(1e-12); // [b, 1]
-    x / norms
+    div(x, norms)
 }
 
 /// Dot-product scores of every query against the corpus, then the `k` best per query. Past the

@@ -11,16 +11,8 @@ use mlr_shaders::{attention, bias_gelu, layer_norm, linear};
 
 type A = Autodiff<NdArray<f32>>;
 
-/// Deterministic values in [-scale, scale) (a 64-bit LCG).
-fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
-        })
-        .collect()
-}
+mod common;
+use common::values;
 
 fn param<const D: usize>(v: &[f32], shape: [usize; D]) -> Tensor<A, D> {
     Tensor::<A, D>::from_data(TensorData::new(v.to_vec(), shape), &Default::default()).require_grad()

@@ -13,16 +13,8 @@ use mlr_shaders::{attention, bias_gelu, cosine_top_k, layer_norm, linear, mean_p
 type G = Wgpu;
 type C = NdArray<f32>;
 
-/// Deterministic values in [-scale, scale) (a 64-bit LCG), so failures reproduce.
-fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
-        })
-        .collect()
-}
+mod common;
+use common::values;
 
 fn t<B: Backend, const D: usize>(v: &[f32], shape: [usize; D], device: &B::Device) -> Tensor<B, D> {
     Tensor::from_data(TensorData::new(v.to_vec(), shape), device)

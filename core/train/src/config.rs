@@ -63,7 +63,8 @@ pub struct TrainConfig {
     /// many texts, sorted by length, without a graph; take the loss's gradient with respect to
     /// every embedding; then re-encode each mini-batch with a graph and back-propagate its slice
     /// of that gradient. The same gradients as the whole batch at once, with memory bounded by
-    /// the mini-batch. 0 = off (the whole batch in one graph).
+    /// the mini-batch. 0 = off: the whole batch in one graph (encoded 8 texts at a time, sorted
+    /// by length, so that short texts are not padded to the batch's longest).
     pub mini_batch: usize,
 }
 

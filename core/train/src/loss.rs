@@ -1,8 +1,8 @@
 //! InfoNCE over cosine similarity with in-batch negatives.
 
-use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor};
+use mlr_shaders::reference::log_softmax;
 
 /// Mean InfoNCE loss of `queries[i]` against `passages`, whose first `queries.len()` rows are the
 /// positives in order (row i belongs to query i) and whose remaining rows are extra negatives

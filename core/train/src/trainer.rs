@@ -411,8 +411,9 @@ impl<B: AutodiffKernels> Trainer<B> {
         mask: Option<Tensor<B, 2, Bool>>,
     ) -> Result<(f32, GradientsParams), TrainError> {
         let c = &self.config;
-        let q = encode(model, &self.tokenizer, queries, Role::Query, c.max_query_tokens, &self.device)?;
-        let p = encode(model, &self.tokenizer, passages, Role::Passage, c.max_passage_tokens, &self.device)?;
+        let bucket = LENGTH_BUCKET;
+        let (q, _) = encode_by_length(model, &self.tokenizer, queries, Role::Query, c.max_query_tokens, bucket, &self.device)?;
+        let (p, _) = encode_by_length(model, &self.tokenizer, passages, Role::Passage, c.max_passage_tokens, bucket, &self.device)?;
         let loss = info_nce(q, p, c.tau, mask);
         let value = scalar(loss.clone())?;
         if !value.is_finite() {
@@ -440,20 +441,7 @@ impl<B: AutodiffKernels> Trainer<B> {
         let mut chunks = Vec::new();
         let mut leaves = Vec::new();
         for (texts, role, max_tokens) in sides {
-            let order = length_chunks(&self.tokenizer, texts, role, max_tokens, c.mini_batch)?;
-            let mut vectors = Vec::new();
-            for idx in &order {
-                let chunk: Vec<String> = idx.iter().map(|&i| texts[i].clone()).collect();
-                vectors.push(encode(&inner, &self.tokenizer, &chunk, role, max_tokens, &self.device)?);
-            }
-            let flat: Vec<i32> = order.iter().flatten().map(|&i| i as i32).collect();
-            // Rows back in text order: row flat[j] of the result is row j of the concatenation.
-            let mut inverse = vec![0i32; flat.len()];
-            for (j, &i) in flat.iter().enumerate() {
-                inverse[i as usize] = j as i32;
-            }
-            let inverse = Tensor::<B::InnerBackend, 1, Int>::from_data(TensorData::new(inverse, [flat.len()]), &self.device);
-            let vectors = Tensor::cat(vectors, 0).select(0, inverse);
+            let (vectors, order) = encode_by_length(&inner, &self.tokenizer, texts, role, max_tokens, c.mini_batch, &self.device)?;
             leaves.push(Tensor::<B, 2>::from_inner(vectors).require_grad());
             chunks.push(order);
         }
@@ -473,7 +461,7 @@ impl<B: AutodiffKernels> Trainer<B> {
         let mut total = GradientsAccumulator::<BertModel<B>>::new();
         for (((texts, role, max_tokens), order), grad) in sides.into_iter().zip(&chunks).zip(embedding_grads) {
             for idx in order {
-                let chunk: Vec<String> = idx.iter().map(|&i| texts[i].clone()).collect();
+                let chunk = pick(texts, idx);
                 let rows: Vec<i32> = idx.iter().map(|&i| i as i32).collect();
                 let rows = Tensor::<B::InnerBackend, 1, Int>::from_data(TensorData::new(rows, [idx.len()]), &self.device);
                 let slice = Tensor::<B, 2>::from_inner(grad.clone().select(0, rows));
@@ -569,13 +557,49 @@ fn scalar<B: Backend>(t: Tensor<B, 1>) -> Result<f32, TrainError> {
     v.first().copied().ok_or_else(|| TrainError::Device("empty scalar".into()))
 }
 
+/// Texts per forward pass on the whole-batch path: texts of similar length run together, so
+/// that a batch's short texts are not padded to its longest.
+const LENGTH_BUCKET: usize = 8;
+
 /// The indices of `texts` sorted by token length (stably), cut into chunks of at most `size`.
 fn length_chunks(tokenizer: &TextTokenizer, texts: &[String], role: Role, max_tokens: usize, size: usize) -> Result<Vec<Vec<usize>>, TrainError> {
-    let batch = tokenizer.batch(texts, role, max_tokens, Overflow::Truncate)?;
-    let lengths: Vec<usize> = batch.mask.chunks(batch.seq_len.max(1)).map(|row| row.iter().filter(|&&m| m != 0).count()).collect();
+    let lengths: Vec<usize> = tokenizer.sequences(texts, role, max_tokens, Overflow::Truncate)?.iter().map(|s| s.ids.len()).collect();
     let mut order: Vec<usize> = (0..texts.len()).collect();
     order.sort_by_key(|&i| lengths.get(i).copied().unwrap_or(0));
     Ok(order.chunks(size.max(1)).map(<[usize]>::to_vec).collect())
+}
+
+/// The texts at `indices`.
+fn pick(texts: &[String], indices: &[usize]) -> Vec<String> {
+    indices.iter().map(|&i| texts[i].clone()).collect()
+}
+
+/// [`encode`] in chunks of at most `size` texts of similar length ([`length_chunks`]), the rows
+/// put back in the order of `texts` (on the graph, if `B` is an autodiff backend). Also returns
+/// the chunks.
+///
+/// # Shapes
+/// -> `[texts, hidden]`
+fn encode_by_length<B: Kernels>(
+    model: &BertModel<B>,
+    tokenizer: &TextTokenizer,
+    texts: &[String],
+    role: Role,
+    max_tokens: usize,
+    size: usize,
+    device: &B::Device,
+) -> Result<(Tensor<B, 2>, Vec<Vec<usize>>), TrainError> {
+    let order = length_chunks(tokenizer, texts, role, max_tokens, size)?;
+    let vectors =
+        order.iter().map(|idx| encode(model, tokenizer, &pick(texts, idx), role, max_tokens, device)).collect::<Result<Vec<_>, _>>()?;
+    // Row j of the concatenation is text flat[j]; text i is row inverse[i].
+    let flat: Vec<usize> = order.iter().flatten().copied().collect();
+    let mut inverse = vec![0i32; flat.len()];
+    for (j, &i) in flat.iter().enumerate() {
+        inverse[i] = j as i32;
+    }
+    let inverse = Tensor::<B, 1, Int>::from_data(TensorData::new(inverse, [flat.len()]), device);
+    Ok((Tensor::cat(vectors, 0).select(0, inverse), order))
 }
 
 /// Unit sentence vectors of `texts` (truncated to `max_tokens`), on the autodiff graph.

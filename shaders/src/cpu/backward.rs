@@ -149,28 +149,10 @@ pub(crate) struct NormSaved {
 }
 
 multiversion! {
-    /// One row of [`layer_norm_forward`]: `u = x + bias (+ residual)`, `x̂ = (u − mean) / σ`
-    /// (into `xhat`), `out = x̂ · γ + β` (into `x`); returns σ. The same arithmetic, in the same
-    /// order, as the inference kernel (`cpu::layer_norm`), so the outputs are its bits.
+    /// One row of [`layer_norm_forward`]: the inference kernel's row (`cpu::norm_row_body`),
+    /// keeping `x̂` and σ.
     fn norm_row_saving(row: &mut [f32], xhat: &mut [f32], residual: Option<&[f32]>, params: [&[f32]; 3], epsilon: f32, std_out: &mut f32) {
-        let [bias, gamma, beta] = params;
-        match residual {
-            Some(r) => {
-                for ((v, b), r) in row.iter_mut().zip(bias).zip(r) {
-                    *v = *v + b + r;
-                }
-            }
-            None => row.iter_mut().zip(bias).for_each(|(v, b)| *v += b),
-        }
-        let n = row.len() as f32;
-        let mean = sum_by(row, |v| v) / n;
-        let var = sum_by(row, |v| (v - mean) * (v - mean)) / n;
-        let std = (var + epsilon).sqrt();
-        for (((v, h), g), b) in row.iter_mut().zip(xhat.iter_mut()).zip(gamma).zip(beta) {
-            *h = (*v - mean) / std;
-            *v = *h * g + b;
-        }
-        *std_out = std;
+        *std_out = super::norm_row_body(row, Some(xhat), residual, params, epsilon);
     }
 }
 

@@ -81,12 +81,34 @@ impl Isa {
         }
     }
 
-    /// The widest instruction set this CPU has, if any.
+    /// The widest instruction set this CPU has, if any, or the one `MLR_CPU_ISA` names
+    /// (`avx512`, `avx2` or `none`, for tests and benchmarks of the narrower paths on a wider
+    /// CPU; a set this CPU lacks, or an unknown name, is ignored with a warning).
     pub(crate) fn best() -> Option<Isa> {
         static BEST: std::sync::OnceLock<Option<Isa>> = std::sync::OnceLock::new();
         *BEST.get_or_init(|| {
-            [Isa::Avx512, Isa::Avx2, Isa::Simd128].into_iter().find(|isa| isa.supported())
+            let widest = [Isa::Avx512, Isa::Avx2, Isa::Simd128].into_iter().find(|isa| isa.supported());
+            match std::env::var("MLR_CPU_ISA").ok().as_deref() {
+                None | Some("") => widest,
+                Some("none") => None,
+                Some(name) => match [Isa::Avx512, Isa::Avx2].into_iter().find(|isa| isa.name() == name) {
+                    Some(isa) if isa.supported() => Some(isa),
+                    _ => {
+                        eprintln!("mlr: MLR_CPU_ISA={name} is not an instruction set this CPU runs (avx512, avx2, none); using {:?}", widest);
+                        widest
+                    }
+                },
+            }
         })
+    }
+
+    /// The name `MLR_CPU_ISA` takes.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
+            Isa::Simd128 => "simd128",
+        }
     }
 }
 
