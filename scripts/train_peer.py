@@ -42,7 +42,11 @@ def st_layout(model_dir, out):
     with open(os.path.join(out, "sentence_bert_config.json"), "w") as f:
         json.dump({"max_seq_length": 512, "do_lower_case": False}, f)
     with open(os.path.join(out, "tokenizer_config.json"), "w") as f:
-        json.dump({"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": 512}, f)
+        # The fast tokenizer over tokenizer.json as it is; transformers only pads with a named pad
+        # token, so XLM-R's special tokens are named here (their ids come from tokenizer.json).
+        json.dump({"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": 512,
+                   "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>",
+                   "cls_token": "<s>", "sep_token": "</s>", "mask_token": "<mask>"}, f)
 
 
 def main():
