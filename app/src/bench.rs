@@ -59,7 +59,8 @@ impl Options {
             .filter(|p| !p.is_empty())
             .map(|p| {
                 let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                let v = js_sys::decode_uri_component(v).ok().and_then(|s| s.as_string()).unwrap_or_else(|| v.to_string());
+                let v =
+                    js_sys::decode_uri_component(v).ok().and_then(|s| s.as_string()).unwrap_or_else(|| v.to_string());
                 (k.to_string(), v)
             })
             .collect();
@@ -80,7 +81,12 @@ impl Options {
             None => vec![1, 8, 64],
             Some(list) => list
                 .split(',')
-                .map(|b| b.parse::<usize>().ok().filter(|&b| b > 0).ok_or_else(|| format!("batches: {b:?} is not a positive number")))
+                .map(|b| {
+                    b.parse::<usize>()
+                        .ok()
+                        .filter(|&b| b > 0)
+                        .ok_or_else(|| format!("batches: {b:?} is not a positive number"))
+                })
                 .collect::<Result<_, _>>()?,
         };
         Ok(Self {
@@ -136,21 +142,25 @@ pub struct Output {
 }
 
 fn now_ms() -> f64 {
-    let performance = js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("performance")).unwrap_or(JsValue::UNDEFINED);
-    let now = js_sys::Reflect::get(&performance, &JsValue::from_str("now")).ok().and_then(|f| f.dyn_into::<js_sys::Function>().ok());
+    let performance =
+        js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("performance")).unwrap_or(JsValue::UNDEFINED);
+    let now = js_sys::Reflect::get(&performance, &JsValue::from_str("now"))
+        .ok()
+        .and_then(|f| f.dyn_into::<js_sys::Function>().ok());
     match now.and_then(|f| f.call0(&performance).ok()).and_then(|v| v.as_f64()) {
         Some(t) => t,
         None => js_sys::Date::now(),
     }
 }
 
-
 /// Runs the benchmark; `progress` hears one line per shape.
 pub async fn run(options: &Options, mut progress: impl FnMut(&str)) -> Result<Output, String> {
     let config_json = fetch_plain(&format!("{}config.json", options.model)).await?;
-    let config = BertConfig::from_json(&String::from_utf8_lossy(&config_json)).map_err(|e| format!("config.json: {e}"))?;
+    let config =
+        BertConfig::from_json(&String::from_utf8_lossy(&config_json)).map_err(|e| format!("config.json: {e}"))?;
     let inputs_json = fetch_plain(&options.inputs).await?;
-    let inputs: Vec<SeqInputs> = serde_json::from_slice(&inputs_json).map_err(|e| format!("{}: {e}", options.inputs))?;
+    let inputs: Vec<SeqInputs> =
+        serde_json::from_slice(&inputs_json).map_err(|e| format!("{}: {e}", options.inputs))?;
     drop(inputs_json);
     progress("fetching model.safetensors");
     let safetensors = fetch_plain(&format!("{}model.safetensors", options.model)).await?;
@@ -165,12 +175,23 @@ pub async fn run(options: &Options, mut progress: impl FnMut(&str)) -> Result<Ou
             let device = WgpuDevice::default();
             init_setup_async::<WebGpu>(&device, RuntimeOptions::default()).await;
             let backend = format!("WebGPU ({adapter}; burn wgpu + mlr WGSL kernels)");
-            measure::<Wgpu>("mlr-wasm-webgpu", &backend, &config, safetensors, &device, &inputs, options, &mut progress).await
+            measure::<Wgpu>("mlr-wasm-webgpu", &backend, &config, safetensors, &device, &inputs, options, &mut progress)
+                .await
         }
         Backend::Cpu => {
             let simd = if cfg!(target_feature = "simd128") { "wasm SIMD" } else { "no wasm SIMD" };
             let backend = format!("wasm CPU (burn ndarray + mlr CPU kernels, {simd}, 1 thread)");
-            measure::<NdArray<f32>>("mlr-wasm-cpu", &backend, &config, safetensors, &Default::default(), &inputs, options, &mut progress).await
+            measure::<NdArray<f32>>(
+                "mlr-wasm-cpu",
+                &backend,
+                &config,
+                safetensors,
+                &Default::default(),
+                &inputs,
+                options,
+                &mut progress,
+            )
+            .await
         }
     }
 }
@@ -186,7 +207,8 @@ async fn measure<B: Kernels>(
     options: &Options,
     progress: &mut impl FnMut(&str),
 ) -> Result<Output, String> {
-    let model = mlr_weights::load_bert::<B>(config, &safetensors, device).map_err(|e| format!("model.safetensors: {e}"))?;
+    let model =
+        mlr_weights::load_bert::<B>(config, &safetensors, device).map_err(|e| format!("model.safetensors: {e}"))?;
     drop(safetensors);
     let first = *options.batches.iter().min().ok_or("no batch sizes")?;
     let mut out = Output { rows: Vec::new(), vectors: BTreeMap::new(), skipped: Vec::new() };
@@ -226,7 +248,10 @@ async fn measure<B: Kernels>(
                 runs: n,
                 min_ms: times[0],
             };
-            progress(&format!("{engine} batch {batch} seq {seq}: {:.1} tokens/s, {median:.1} ms ({} runs)", row.tokens_per_s, row.runs));
+            progress(&format!(
+                "{engine} batch {batch} seq {seq}: {:.1} tokens/s, {median:.1} ms ({} runs)",
+                row.tokens_per_s, row.runs
+            ));
             out.rows.push(row);
         }
     }

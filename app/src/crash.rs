@@ -10,7 +10,8 @@ use wasm_bindgen::{JsCast, JsValue};
 pub const CHANNEL: &str = "mlr-worker-crash";
 
 fn channel() -> Option<JsValue> {
-    let ctor: Function = Reflect::get(&js_sys::global(), &JsValue::from_str("BroadcastChannel")).ok()?.dyn_into().ok()?;
+    let ctor: Function =
+        Reflect::get(&js_sys::global(), &JsValue::from_str("BroadcastChannel")).ok()?.dyn_into().ok()?;
     Reflect::construct(&ctor, &js_sys::Array::of1(&JsValue::from_str(CHANNEL))).ok()
 }
 

@@ -45,7 +45,8 @@ async fn fetch_response(url: &str, no_cache: bool) -> Result<Response, String> {
     // `cache: "no-cache"` revalidates with the server instead of trusting the HTTP cache.
     let init = js_sys::Object::new();
     if no_cache {
-        Reflect::set(&init, &JsValue::from_str("cache"), &JsValue::from_str("no-cache")).map_err(|e| js_err("fetch", e))?;
+        Reflect::set(&init, &JsValue::from_str("cache"), &JsValue::from_str("no-cache"))
+            .map_err(|e| js_err("fetch", e))?;
     }
     let promise: js_sys::Promise = fetch
         .call2(&global, &JsValue::from_str(url), &init)
@@ -58,14 +59,20 @@ async fn fetch_response(url: &str, no_cache: bool) -> Result<Response, String> {
         .dyn_into()
         .map_err(|_| "not a Response".to_string())?;
     if !response.ok() {
-        let hint = if response.status() == 404 { " (missing file: was the demo built with `mlr demo build`?)" } else { "" };
+        let hint =
+            if response.status() == 404 { " (missing file: was the demo built with `mlr demo build`?)" } else { "" };
         return Err(format!("{url}: HTTP {} {}{hint}", response.status(), response.status_text()));
     }
     Ok(response)
 }
 
 /// Reads a response body, calling `progress(loaded)` as chunks arrive.
-async fn read_body(url: &str, response: &Response, capacity: usize, mut progress: impl AsyncFnMut(u64)) -> Result<Vec<u8>, String> {
+async fn read_body(
+    url: &str,
+    response: &Response,
+    capacity: usize,
+    mut progress: impl AsyncFnMut(u64),
+) -> Result<Vec<u8>, String> {
     let body = response.body().ok_or_else(|| format!("{url}: empty body"))?;
     let reader: ReadableStreamDefaultReader =
         body.get_reader().dyn_into().map_err(|_| format!("{url}: body is not readable"))?;
@@ -107,7 +114,9 @@ pub async fn fetch_verified(
     if let Some(c) = &cache {
         let hit = JsFuture::from(c.match_with_str(&url)).await.ok().and_then(|r| r.dyn_into::<Response>().ok());
         if let Some(response) = hit {
-            if let Ok(bytes) = read_body(&url, &response, total as usize, async |n| progress(n, total, true).await).await {
+            if let Ok(bytes) =
+                read_body(&url, &response, total as usize, async |n| progress(n, total, true).await).await
+            {
                 if entry.verify(&bytes).is_ok() {
                     return Ok(Fetched { bytes, cached: true });
                 }
@@ -118,7 +127,9 @@ pub async fn fetch_verified(
     }
     let response = fetch_response(&url, false).await?;
     let bytes = read_body(&url, &response, total as usize, async |n| progress(n, total, false).await).await?;
-    entry.verify(&bytes).map_err(|e| format!("{e} (the download is damaged or the demo was rebuilt: reload the page)"))?;
+    entry
+        .verify(&bytes)
+        .map_err(|e| format!("{e} (the download is damaged or the demo was rebuilt: reload the page)"))?;
     if let Some(c) = &cache {
         // Store the verified bytes; a failed put (quota) only costs a download next time.
         let array = Uint8Array::from(bytes.as_slice());

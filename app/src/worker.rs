@@ -119,7 +119,12 @@ async fn say(scope: &mut Scope, event: Event) {
 }
 
 /// Fetches one file with progress events (one per 4 MB and one at the end).
-async fn fetch_file(scope: &mut Scope, base: &str, entry: &mlr_demo::FileEntry, downloaded: &mut u64) -> Result<Vec<u8>, String> {
+async fn fetch_file(
+    scope: &mut Scope,
+    base: &str,
+    entry: &mlr_demo::FileEntry,
+    downloaded: &mut u64,
+) -> Result<Vec<u8>, String> {
     let mut last = 0u64;
     let name = entry.path.clone();
     let fetched = fetch_verified(base, entry, async |loaded, total, cached| {
@@ -176,7 +181,8 @@ async fn load(
 ) -> Result<(Loaded, String, u64), String> {
     let base = base.trim_end_matches('/');
     say(scope, Event::Status("reading manifest.json".into())).await;
-    let manifest = Manifest::from_json(&fetch_plain(&format!("{base}/manifest.json")).await?).map_err(|e| e.to_string())?;
+    let manifest =
+        Manifest::from_json(&fetch_plain(&format!("{base}/manifest.json")).await?).map_err(|e| e.to_string())?;
     say(scope, Event::Manifest(manifest.clone())).await;
     let entry = manifest.model(model_name).map_err(|e| e.to_string())?.clone();
     let mut downloaded = 0u64;
@@ -217,11 +223,18 @@ async fn load(
             }
             Engine::Gpu(Embedder::from_bytes(&bytes[0], &bytes[1], &bytes[2], &device).map_err(|e| e.to_string())?)
         }
-        None => Engine::Cpu(Embedder::from_bytes(&bytes[0], &bytes[1], &bytes[2], &Default::default()).map_err(|e| e.to_string())?),
+        None => Engine::Cpu(
+            Embedder::from_bytes(&bytes[0], &bytes[1], &bytes[2], &Default::default()).map_err(|e| e.to_string())?,
+        ),
     };
     drop(bytes);
     if engine.dim() != entry.dim {
-        return Err(format!("model {}: the encoder gives vectors of width {}, the manifest says {}", entry.name, engine.dim(), entry.dim));
+        return Err(format!(
+            "model {}: the encoder gives vectors of width {}, the manifest says {}",
+            entry.name,
+            engine.dim(),
+            entry.dim
+        ));
     }
     // Warm up (first-use shader compilation on WebGPU) with a one-word query.
     say(scope, Event::Status(format!("warming up the encoder ({label})"))).await;
@@ -257,7 +270,14 @@ fn bias_view(corpus: &Corpus, ranking: &Ranking, group: &str, model: &str, sourc
     }
 }
 
-async fn search(loaded: &Loaded, shared: &Shared, id: u32, query: &str, k: usize, lang: Option<&str>) -> Result<Event, String> {
+async fn search(
+    loaded: &Loaded,
+    shared: &Shared,
+    id: u32,
+    query: &str,
+    k: usize,
+    lang: Option<&str>,
+) -> Result<Event, String> {
     let (_, corpus, _) = shared.corpus.as_ref().ok_or("the corpus is not loaded")?;
     let text = query.trim();
     if text.is_empty() {
@@ -285,7 +305,13 @@ async fn search(loaded: &Loaded, shared: &Shared, id: u32, query: &str, k: usize
             for other in loaded.manifest.models.iter().filter(|m| m.name != entry.name) {
                 if let Some(ov) = shared.vectors.get(&other.vectors.sha256) {
                     let r = corpus.rank(ov.question(g.question), &ov.candidates, ov.dim);
-                    bias.push(bias_view(corpus, &r, &g.question_id, &other.name, "precomputed vector of this dataset question"));
+                    bias.push(bias_view(
+                        corpus,
+                        &r,
+                        &g.question_id,
+                        &other.name,
+                        "precomputed vector of this dataset question",
+                    ));
                 }
             }
         }
@@ -377,7 +403,11 @@ async fn run_eval(
     let vectors = shared.vectors.get(&entry.vectors.sha256).ok_or("the model's vectors are not loaded")?;
     let what = |s: &str| s.to_string();
     say(scope, Event::JobProgress { id, done: 0, total: 3, what: what("selecting the questions") }).await;
-    let codes: Vec<&str> = if langs.is_empty() { corpus.set.langs.iter().map(String::as_str).collect() } else { langs.iter().map(String::as_str).collect() };
+    let codes: Vec<&str> = if langs.is_empty() {
+        corpus.set.langs.iter().map(String::as_str).collect()
+    } else {
+        langs.iter().map(String::as_str).collect()
+    };
     let set = corpus.set.restrict_langs(&codes).map_err(|e| e.to_string())?;
     let part: Split = split.parse()?;
     let set = if part == Split::All {
@@ -398,7 +428,8 @@ async fn run_eval(
     let input = lareqa_input(&index, &cands, &queries, vectors.dim);
     let start = now_ms();
     // `mlr eval`'s defaults; one thread in the browser.
-    let report = evaluate(&input, &LareqaOptions { threads: 1, ..LareqaOptions::default() }).map_err(|e| e.to_string())?;
+    let report =
+        evaluate(&input, &LareqaOptions { threads: 1, ..LareqaOptions::default() }).map_err(|e| e.to_string())?;
     let ms = now_ms() - start;
     say(scope, Event::JobProgress { id, done: 3, total: 3, what: what("done") }).await;
     let table = report.markdown();
@@ -440,12 +471,14 @@ pub async fn encoder_reactor(mut scope: ReactorScope<Request, Event>) {
             }
             Request::Search { id, query, k, lang } => match &loaded {
                 None => Event::Error { id, load: false, message: "the model is not loaded yet".into(), gpu: false },
-                Some(l) => search(l, &shared, id, &query, k, lang.as_deref()).await.unwrap_or_else(|message| Event::Error {
-                    id,
-                    load: false,
-                    message: format!("search failed: {message}"),
-                    gpu: l.engine.is_gpu(),
-                }),
+                Some(l) => {
+                    search(l, &shared, id, &query, k, lang.as_deref()).await.unwrap_or_else(|message| Event::Error {
+                        id,
+                        load: false,
+                        message: format!("search failed: {message}"),
+                        gpu: l.engine.is_gpu(),
+                    })
+                }
             },
             Request::Reembed { id, count } => match &loaded {
                 None => Event::Error { id, load: false, message: "the model is not loaded yet".into(), gpu: false },
@@ -458,9 +491,14 @@ pub async fn encoder_reactor(mut scope: ReactorScope<Request, Event>) {
             },
             Request::Evaluate { id, langs, split, max_questions } => match &loaded {
                 None => Event::Error { id, load: false, message: "the model is not loaded yet".into(), gpu: false },
-                Some(l) => run_eval(&mut scope, l, &shared, id, &langs, &split, max_questions).await.unwrap_or_else(|message| {
-                    Event::Error { id, load: false, message: format!("evaluation failed: {message}"), gpu: false }
-                }),
+                Some(l) => run_eval(&mut scope, l, &shared, id, &langs, &split, max_questions).await.unwrap_or_else(
+                    |message| Event::Error {
+                        id,
+                        load: false,
+                        message: format!("evaluation failed: {message}"),
+                        gpu: false,
+                    },
+                ),
             },
         };
         if scope.send(reply).await.is_err() {

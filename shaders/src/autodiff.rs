@@ -47,7 +47,11 @@ macro_rules! wanted {
 }
 
 /// Finishes a custom operation: tracked, it keeps `state` for its backward pass.
-fn finish<O, S, C, const N: usize>(kind: OpsKind<O, Nd, S, C, N>, state: impl FnOnce() -> S, out: NdArrayTensor) -> FloatTensor<Autodiff<Nd, C>>
+fn finish<O, S, C, const N: usize>(
+    kind: OpsKind<O, Nd, S, C, N>,
+    state: impl FnOnce() -> S,
+    out: NdArrayTensor,
+) -> FloatTensor<Autodiff<Nd, C>>
 where
     O: Backward<Nd, N, State = S>,
     S: Clone + Send + std::fmt::Debug + 'static,
@@ -117,16 +121,30 @@ impl Backward<Nd, 3> for Attention {
 
 /// Training on the CPU with the fast paths and their backward passes (see the module docs).
 impl<C: CheckpointStrategy> Kernels for Autodiff<Nd, C> {
-    fn fused_linear(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: Option<FloatTensor<Self>>) -> FloatTensor<Self> {
-        let f32s = cpu::all_f32([&x.primitive, &weight.primitive].into_iter().chain(bias.as_ref().map(|b| &b.primitive)));
-        let out = f32s.then(|| cpu::linear(&x.primitive, &weight.primitive, bias.as_ref().map(|b| &b.primitive))).flatten();
+    fn fused_linear(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+    ) -> FloatTensor<Self> {
+        let f32s =
+            cpu::all_f32([&x.primitive, &weight.primitive].into_iter().chain(bias.as_ref().map(|b| &b.primitive)));
+        let out =
+            f32s.then(|| cpu::linear(&x.primitive, &weight.primitive, bias.as_ref().map(|b| &b.primitive))).flatten();
         let Some(out) = out else {
             return float(reference::linear::<Self>(tensor(x), tensor(weight), bias.map(tensor)));
         };
         let state = || (x.primitive.clone(), weight.primitive.clone());
         match &bias {
-            Some(b) => finish(Linear.prepare::<C>([x.node.clone(), weight.node.clone(), b.node.clone()]).compute_bound().stateful(), state, out),
-            None => finish(Linear.prepare::<C>([x.node.clone(), weight.node.clone()]).compute_bound().stateful(), state, out),
+            Some(b) => finish(
+                Linear.prepare::<C>([x.node.clone(), weight.node.clone(), b.node.clone()]).compute_bound().stateful(),
+                state,
+                out,
+            ),
+            None => finish(
+                Linear.prepare::<C>([x.node.clone(), weight.node.clone()]).compute_bound().stateful(),
+                state,
+                out,
+            ),
         }
     }
 
@@ -147,11 +165,21 @@ impl<C: CheckpointStrategy> Kernels for Autodiff<Nd, C> {
         beta: FloatTensor<Self>,
         epsilon: f64,
     ) -> FloatTensor<Self> {
-        if !cpu::all_f32([&x.primitive, &bias.primitive, &gamma.primitive, &beta.primitive].into_iter().chain(residual.as_ref().map(|r| &r.primitive))) {
+        if !cpu::all_f32(
+            [&x.primitive, &bias.primitive, &gamma.primitive, &beta.primitive]
+                .into_iter()
+                .chain(residual.as_ref().map(|r| &r.primitive)),
+        ) {
             return reference_layer_norm::<Self>(x, bias, residual, gamma, beta, epsilon);
         }
-        let (out, saved) =
-            backward::layer_norm_forward(&x.primitive, &bias.primitive, residual.as_ref().map(|r| &r.primitive), &gamma.primitive, &beta.primitive, epsilon);
+        let (out, saved) = backward::layer_norm_forward(
+            &x.primitive,
+            &bias.primitive,
+            residual.as_ref().map(|r| &r.primitive),
+            &gamma.primitive,
+            &beta.primitive,
+            epsilon,
+        );
         let nodes = [x.node.clone(), bias.node.clone(), gamma.node.clone(), beta.node.clone()];
         match residual {
             Some(r) => {
@@ -174,7 +202,11 @@ impl<C: CheckpointStrategy> Kernels for Autodiff<Nd, C> {
         }
         let out = cpu::attention(&q.primitive, &k.primitive, &v.primitive, &mask.primitive, heads);
         let state = || (q.primitive.clone(), k.primitive.clone(), v.primitive.clone(), mask.primitive.clone(), heads);
-        finish(Attention.prepare::<C>([q.node.clone(), k.node.clone(), v.node.clone()]).compute_bound().stateful(), state, out)
+        finish(
+            Attention.prepare::<C>([q.node.clone(), k.node.clone(), v.node.clone()]).compute_bound().stateful(),
+            state,
+            out,
+        )
     }
 
     fn run<R: Send>(f: impl FnOnce() -> R + Send) -> R {

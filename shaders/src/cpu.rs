@@ -35,7 +35,9 @@ pub(crate) fn all_f32<'a>(tensors: impl IntoIterator<Item = &'a NdArrayTensor>) 
 /// The f32 array of `t`, in standard (row-major, contiguous) layout; shared memory is copied on
 /// first write (ndarray's copy-on-write), unshared memory is reused.
 fn owned_f32(t: NdArrayTensor, what: &str) -> Shared {
-    let NdArrayTensor::F32(storage) = t else { panic!("mlr-shaders {what}: expected an f32 tensor, got {:?}", t.dtype()) };
+    let NdArrayTensor::F32(storage) = t else {
+        panic!("mlr-shaders {what}: expected an f32 tensor, got {:?}", t.dtype())
+    };
     let array = storage.into_shared();
     if array.is_standard_layout() {
         array
@@ -181,7 +183,8 @@ pub(crate) fn linear(x: &NdArrayTensor, weight: &NdArrayTensor, bias: Option<&Nd
         None => Array2::from_shape_vec((rows, n), written_zeros(rows * n)).expect("rows × n values"),
     };
     #[cfg(mlr_gemm)]
-    let done = packed_weights::get(weight_tensor).is_some_and(|packed| gemm::gemm_packed(x.view(), &packed, out.view_mut(), true));
+    let done = packed_weights::get(weight_tensor)
+        .is_some_and(|packed| gemm::gemm_packed(x.view(), &packed, out.view_mut(), true));
     #[cfg(not(mlr_gemm))]
     let done = {
         let _ = weight_tensor;
@@ -311,9 +314,23 @@ mod packed_weights {
 /// f32 erf is ±1 beyond. The coefficients are the published ones XLA and Eigen use for f32 erf.
 #[inline(always)]
 fn erf(x: f32) -> f32 {
-    const P: [f32; 7] = [-2.726_142_3e-10, 2.770_681_4e-8, -2.101_024e-6, -5.692_506_4e-5, -7.349_906_3e-4, -2.954_600e-3, -1.609_603_3e-2];
+    const P: [f32; 7] = [
+        -2.726_142_3e-10,
+        2.770_681_4e-8,
+        -2.101_024e-6,
+        -5.692_506_4e-5,
+        -7.349_906_3e-4,
+        -2.954_600e-3,
+        -1.609_603_3e-2,
+    ];
     const Q: [f32; 5] = [-1.456_607_2e-5, -2.133_740_6e-4, -1.682_827e-3, -7.373_329e-3, -1.426_474e-2];
-    let x = if x < -4.0 { -4.0 } else if x > 4.0 { 4.0 } else { x };
+    let x = if x < -4.0 {
+        -4.0
+    } else if x > 4.0 {
+        4.0
+    } else {
+        x
+    };
     let x2 = x * x;
     let p = P.iter().fold(0.0, |acc, &c| acc * x2 + c);
     let q = Q.iter().fold(0.0, |acc, &c| acc * x2 + c);
@@ -339,9 +356,15 @@ fn exp_nonpositive(x: f32) -> f32 {
     let y = if x < -87.0 { -87.0 } else { x };
     let n = (y * core::f32::consts::LOG2_E + ROUND) - ROUND;
     let r = y - n * LN2_HI - n * LN2_LO;
-    let p = [1.987_569_1e-4, 1.398_2e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5].iter().fold(0.0, |acc, &c| acc * r + c);
+    let p = [1.987_569_1e-4, 1.398_2e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5]
+        .iter()
+        .fold(0.0, |acc, &c| acc * r + c);
     let e = (p * r * r + r + 1.0) * f32::from_bits(((n as i32 + 127) as u32) << 23);
-    if x < -87.0 { 0.0 } else { e }
+    if x < -87.0 {
+        0.0
+    } else {
+        e
+    }
 }
 
 /// `gelu(x + bias)` over the last axis, in place when `x` is not shared.
@@ -368,7 +391,13 @@ pub(crate) fn bias_gelu(x: NdArrayTensor, bias: &NdArrayTensor) -> NdArrayTensor
 /// `σ = √(var + ε)`. Inlined into each caller's `multiversion!` copy, so it vectorises for the
 /// caller's instruction set.
 #[inline(always)]
-pub(crate) fn norm_row_body(row: &mut [f32], xhat: Option<&mut [f32]>, residual: Option<&[f32]>, params: [&[f32]; 3], epsilon: f32) -> f32 {
+pub(crate) fn norm_row_body(
+    row: &mut [f32],
+    xhat: Option<&mut [f32]>,
+    residual: Option<&[f32]>,
+    params: [&[f32]; 3],
+    epsilon: f32,
+) -> f32 {
     let [bias, gamma, beta] = params;
     match residual {
         Some(r) => {
@@ -410,7 +439,8 @@ pub(crate) fn layer_norm(
 ) -> NdArrayTensor {
     let mut x = owned_f32(x, "layer_norm");
     let w = width(x.shape());
-    let [bias, gamma, beta] = [(bias, "bias"), (gamma, "gamma"), (beta, "beta")].map(|(t, name)| vector(t, w, &format!("layer_norm: {name}")));
+    let [bias, gamma, beta] = [(bias, "bias"), (gamma, "gamma"), (beta, "beta")]
+        .map(|(t, name)| vector(t, w, &format!("layer_norm: {name}")));
     // The residual's values in row-major order: its memory when contiguous, else one copy.
     let residual = residual.map(|r| {
         let NdArrayTensor::F32(r) = r else { panic!("mlr-shaders layer_norm: residual must be f32") };
@@ -430,7 +460,9 @@ pub(crate) fn layer_norm(
             norm_row_body(row, None, residual, params, epsilon);
         }
     }
-    for_rows(data, w, |i, row| norm_row(row, residual.map(|r| &r[i * w..(i + 1) * w]), [&bias, &gamma, &beta], epsilon));
+    for_rows(data, w, |i, row| {
+        norm_row(row, residual.map(|r| &r[i * w..(i + 1) * w]), [&bias, &gamma, &beta], epsilon)
+    });
     NdArrayTensor::from(x)
 }
 
@@ -485,17 +517,32 @@ multiversion! {
 
 /// Scaled dot-product attention of one head into `out` `[s, d]`: `softmax(q·kᵀ / √d + bias) · v`
 /// (`out` holds zeros) with `scores` `[s, s]` (zeros) as scratch; `bias[j]` is 0 for a token key and -1e9 for padding.
-fn head_attention(q: ArrayView2<f32>, k: ArrayView2<f32>, v: ArrayView2<f32>, bias: &[f32], mut scores: ArrayViewMut2<f32>, out: ArrayViewMut2<f32>) {
+fn head_attention(
+    q: ArrayView2<f32>,
+    k: ArrayView2<f32>,
+    v: ArrayView2<f32>,
+    bias: &[f32],
+    mut scores: ArrayViewMut2<f32>,
+    out: ArrayViewMut2<f32>,
+) {
     head_probs(q, k, bias, scores.view_mut());
     mat_mul_add(scores.view(), v, out, false);
 }
 
 /// Multi-head self-attention; q, k, v `[b, s, h]`, mask `[b, s]` -> `[b, s, h]`. Each (batch,
 /// head) pair is one task with its own `[s, s]` block.
-pub(crate) fn attention(q: &NdArrayTensor, k: &NdArrayTensor, v: &NdArrayTensor, mask: &NdArrayTensor, heads: usize) -> NdArrayTensor {
+pub(crate) fn attention(
+    q: &NdArrayTensor,
+    k: &NdArrayTensor,
+    v: &NdArrayTensor,
+    mask: &NdArrayTensor,
+    heads: usize,
+) -> NdArrayTensor {
     fn view3<'a>(t: &'a NdArrayTensor, what: &str) -> ndarray::ArrayView3<'a, f32> {
         let NdArrayTensor::F32(t) = t else { unreachable!("checked by the caller") };
-        t.view().into_dimensionality::<Ix3>().unwrap_or_else(|_| panic!("mlr-shaders attention: {what} must be [batch, seq, hidden]"))
+        t.view()
+            .into_dimensionality::<Ix3>()
+            .unwrap_or_else(|_| panic!("mlr-shaders attention: {what} must be [batch, seq, hidden]"))
     }
     let (q, k, v) = (view3(q, "q"), view3(k, "k"), view3(v, "v"));
     let (b, s, h) = q.dim();
@@ -569,7 +616,8 @@ mod packed_weight_tests {
         let ws: Vec<f32> = (0..k * n).map(|i| ((i * 5 % 11) as f32 - 5.0) / 5.0).collect();
         let x = Tensor::<NdArray<f32>, 3>::from_data(TensorData::new(xs.clone(), [1, m, k]), &device);
         let w = Tensor::<NdArray<f32>, 2>::from_data(TensorData::new(ws.clone(), [k, n]), &device);
-        let run = |w: Tensor<NdArray<f32>, 2>| crate::linear(x.clone(), w, None, true).into_data().into_vec::<f32>().unwrap();
+        let run =
+            |w: Tensor<NdArray<f32>, 2>| crate::linear(x.clone(), w, None, true).into_data().into_vec::<f32>().unwrap();
         let first = run(w.clone());
         assert!(max_diff(&first, &naive(&xs, &ws, m, k, n)) < 1e-5);
         // Again: the cached copy gives the same values.

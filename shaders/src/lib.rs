@@ -53,7 +53,11 @@ pub const MAX_HEAD_DIM: usize = 128;
 /// Shapes are those of the free functions of the same name.
 pub trait Kernels: Backend {
     /// `x · weight (+ bias)`; x `[.., k]`, weight `[k, n]`, bias `[n]` -> `[.., n]`.
-    fn fused_linear(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: Option<FloatTensor<Self>>) -> FloatTensor<Self> {
+    fn fused_linear(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+    ) -> FloatTensor<Self> {
         float(reference::linear::<Self>(tensor(x), tensor(weight), bias.map(tensor)))
     }
 
@@ -96,7 +100,11 @@ pub trait Kernels: Backend {
     /// The `k` best corpus rows per query by dot product; queries `[nq, width]`, corpus
     /// `[n, width]` -> scores `[nq, k]`, row ids `[nq, k]` (best first, ties to the lower row;
     /// `f32::MIN` / `-1` past the end when `n < k`).
-    fn fused_cosine_top_k(queries: FloatTensor<Self>, corpus: FloatTensor<Self>, k: usize) -> (FloatTensor<Self>, IntTensor<Self>) {
+    fn fused_cosine_top_k(
+        queries: FloatTensor<Self>,
+        corpus: FloatTensor<Self>,
+        k: usize,
+    ) -> (FloatTensor<Self>, IntTensor<Self>) {
         let (scores, ids) = reference::cosine_top_k::<Self>(tensor(queries), tensor(corpus), k);
         (float(scores), ids.into_primitive())
     }
@@ -147,7 +155,11 @@ where
 /// reference builds `[batch, heads, seq, seq]` tensors). Rows and heads run on rayon's threads
 /// natively. Mean pooling and top-k are the references. Other element types run the references.
 impl Kernels for NdArray<f32> {
-    fn fused_linear(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: Option<FloatTensor<Self>>) -> FloatTensor<Self> {
+    fn fused_linear(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+    ) -> FloatTensor<Self> {
         match cpu::linear(&x, &weight, bias.as_ref()) {
             Some(out) => out,
             None => float(reference::linear::<Self>(tensor(x), tensor(weight), bias.map(tensor))),
@@ -210,7 +222,8 @@ fn reference_layer_norm<B: Backend>(
 ) -> FloatTensor<B> {
     let (x, shape) = rows::<B>(x);
     let residual = residual.map(|r| rows::<B>(r).0);
-    let out = reference::layer_norm::<B>(tensor(x), tensor(bias), residual.map(tensor), tensor(gamma), tensor(beta), epsilon);
+    let out =
+        reference::layer_norm::<B>(tensor(x), tensor(bias), residual.map(tensor), tensor(gamma), tensor(beta), epsilon);
     B::float_reshape(float(out), shape)
 }
 
@@ -237,7 +250,12 @@ fn float<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> FloatTensor<B> {
 ///
 /// # Shapes
 /// x `[batch, seq, in]`, weight `[in, out]`, bias `[out]` -> `[batch, seq, out]`
-pub fn linear<B: Kernels>(x: Tensor<B, 3>, weight: Tensor<B, 2>, bias: Option<Tensor<B, 1>>, fused: bool) -> Tensor<B, 3> {
+pub fn linear<B: Kernels>(
+    x: Tensor<B, 3>,
+    weight: Tensor<B, 2>,
+    bias: Option<Tensor<B, 1>>,
+    fused: bool,
+) -> Tensor<B, 3> {
     if !fused {
         return reference::linear(x, weight, bias);
     }
@@ -275,7 +293,14 @@ pub fn layer_norm<B: Kernels, const D: usize>(
     fused: bool,
 ) -> Tensor<B, D> {
     if fused {
-        return tensor(B::fused_layer_norm(float(x), float(bias), residual.map(float), float(gamma), float(beta), epsilon));
+        return tensor(B::fused_layer_norm(
+            float(x),
+            float(bias),
+            residual.map(float),
+            float(gamma),
+            float(beta),
+            epsilon,
+        ));
     }
     let dims = x.dims();
     let width = dims[D - 1];

@@ -135,7 +135,11 @@ pub fn l2_normalize<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
 ///
 /// # Shapes
 /// queries `[nq, w]`, corpus `[n, w]` -> scores `[nq, k]`, ids `[nq, k]`
-pub fn cosine_top_k<B: Backend>(queries: Tensor<B, 2>, corpus: Tensor<B, 2>, k: usize) -> (Tensor<B, 2>, Tensor<B, 2, Int>) {
+pub fn cosine_top_k<B: Backend>(
+    queries: Tensor<B, 2>,
+    corpus: Tensor<B, 2>,
+    k: usize,
+) -> (Tensor<B, 2>, Tensor<B, 2, Int>) {
     let nq = queries.dims()[0];
     let n = corpus.dims()[0];
     let device = queries.device();

@@ -82,7 +82,8 @@ struct Kernel {
 
 impl KernelSource for Kernel {
     fn source(&self) -> SourceTemplate {
-        let source = self.name.shared().iter().fold(SourceTemplate::new(self.name.template()), |t, part| t.add_template(*part));
+        let source =
+            self.name.shared().iter().fold(SourceTemplate::new(self.name.template()), |t, part| t.add_template(*part));
         self.params
             .iter()
             .fold(source, |t, (k, v)| t.register(*k, v.clone()))
@@ -184,7 +185,11 @@ impl<BT: BoolElement> Kernels for CubeBackend<WgpuRuntime, f32, i32, BT> {
     /// `[rows, k] · [k, n]` burn matmul. (burn's linear
     /// multiplies `[batch, seq, k]` by the weight broadcast to `[1, k, n]`: a batched matmul whose
     /// row tiles are cut per sequence, so eight 16-token sequences cost eight row tiles.)
-    fn fused_linear(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: Option<FloatTensor<Self>>) -> FloatTensor<Self> {
+    fn fused_linear(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+    ) -> FloatTensor<Self> {
         let x = contiguous(x, "x");
         let weight = contiguous(weight, "weight");
         let shape = dims(&x);
@@ -200,7 +205,13 @@ impl<BT: BoolElement> Kernels for CubeBackend<WgpuRuntime, f32, i32, BT> {
             check_f32(bias, "bias");
             assert_eq!(dims(bias), [n], "mlr-shaders linear: bias must be [{n}]");
         }
-        if n % 4 == 0 && k % 4 == 0 && n > 0 && k > 0 && (1..=LINEAR_KERNEL_ROW_LIMIT.load(Ordering::Relaxed)).contains(&rows) && k / 4 <= LOOP_BUDGET {
+        if n % 4 == 0
+            && k % 4 == 0
+            && n > 0
+            && k > 0
+            && (1..=LINEAR_KERNEL_ROW_LIMIT.load(Ordering::Relaxed)).contains(&rows)
+            && k / 4 <= LOOP_BUDGET
+        {
             let out = empty(&x, out_shape, DType::F32);
             let bias = bias.map(into_contiguous);
             // A 16-byte stand-in when there is no bias (WebGPU forbids binding one buffer twice
@@ -213,7 +224,12 @@ impl<BT: BoolElement> Kernels for CubeBackend<WgpuRuntime, f32, i32, BT> {
                 params: vec![("has_bias", bias.is_some().to_string())],
             };
             let items = rows.div_ceil(4) * (n / 4);
-            launch(kernel, grid(items.div_ceil(WG_LINEAR as usize)), &[&x, &weight, bias_ref, &out], &[rows as u32, (k / 4) as u32, (n / 4) as u32]);
+            launch(
+                kernel,
+                grid(items.div_ceil(WG_LINEAR as usize)),
+                &[&x, &weight, bias_ref, &out],
+                &[rows as u32, (k / 4) as u32, (n / 4) as u32],
+            );
             return out;
         }
         let flat = Self::float_reshape(x, Shape::new([rows, k]));
@@ -290,7 +306,9 @@ impl<BT: BoolElement> Kernels for CubeBackend<WgpuRuntime, f32, i32, BT> {
         heads: usize,
     ) -> FloatTensor<Self> {
         let shape = dims(&q);
-        let [b, s, h] = shape[..] else { panic!("mlr-shaders attention: q must be [batch, seq, hidden], got {shape:?}") };
+        let [b, s, h] = shape[..] else {
+            panic!("mlr-shaders attention: q must be [batch, seq, hidden], got {shape:?}")
+        };
         assert!(heads > 0 && h % heads == 0, "mlr-shaders attention: {h} columns do not split into {heads} heads");
         let d = h / heads;
         // Per invocation: the mask count, then per key one loop over the query and one over v.
@@ -302,8 +320,11 @@ impl<BT: BoolElement> Kernels for CubeBackend<WgpuRuntime, f32, i32, BT> {
         assert!(dims(&k) == shape && dims(&v) == shape, "mlr-shaders attention: q, k and v must have one shape");
         assert_eq!(dims(&mask), [b, s], "mlr-shaders attention: mask must be [batch, seq]");
         let out = empty(&q, shape, DType::F32);
-        let kernel =
-            Kernel { name: KernelName::Attention, workgroup_size: WG_ATTENTION, params: vec![("head_dim", d.to_string())] };
+        let kernel = Kernel {
+            name: KernelName::Attention,
+            workgroup_size: WG_ATTENTION,
+            params: vec![("head_dim", d.to_string())],
+        };
         let invocations = b * heads * s;
         let scale = 1.0 / (d as f32).sqrt();
         launch(
@@ -319,28 +340,43 @@ impl<BT: BoolElement> Kernels for CubeBackend<WgpuRuntime, f32, i32, BT> {
         let hidden = contiguous(hidden, "hidden");
         let mask = contiguous(mask, "mask");
         let shape = dims(&hidden);
-        let [b, s, w] = shape[..] else { panic!("mlr-shaders mean_pool: hidden must be [batch, seq, width], got {shape:?}") };
+        let [b, s, w] = shape[..] else {
+            panic!("mlr-shaders mean_pool: hidden must be [batch, seq, width], got {shape:?}")
+        };
         assert_eq!(dims(&mask), [b, s], "mlr-shaders mean_pool: mask must be [batch, seq]");
         let out = empty(&hidden, vec![b, w], DType::F32);
-        let kernel =
-            Kernel { name: KernelName::MeanPool, workgroup_size: WG_ROW, params: vec![("normalize", normalize.to_string())] };
+        let kernel = Kernel {
+            name: KernelName::MeanPool,
+            workgroup_size: WG_ROW,
+            params: vec![("normalize", normalize.to_string())],
+        };
         launch(kernel, grid(b), &[&hidden, &mask, &out], &[b as u32, s as u32, w as u32]);
         out
     }
 
-    fn fused_cosine_top_k(queries: FloatTensor<Self>, corpus: FloatTensor<Self>, k: usize) -> (FloatTensor<Self>, IntTensor<Self>) {
+    fn fused_cosine_top_k(
+        queries: FloatTensor<Self>,
+        corpus: FloatTensor<Self>,
+        k: usize,
+    ) -> (FloatTensor<Self>, IntTensor<Self>) {
         // burn's sort on this backend reads the tensor back synchronously, which WebGPU in a
         // browser cannot do: there the reference path is no fallback.
         let in_browser = cfg!(target_arch = "wasm32");
         if k == 0 || k > MAX_TOP_K {
-            assert!(!in_browser || k == 0, "mlr-shaders cosine_top_k: k = {k} > {MAX_TOP_K} is not supported on WebGPU in the browser");
+            assert!(
+                !in_browser || k == 0,
+                "mlr-shaders cosine_top_k: k = {k} > {MAX_TOP_K} is not supported on WebGPU in the browser"
+            );
             let (scores, ids) = reference::cosine_top_k::<Self>(tensor(queries), tensor(corpus), k);
             return (float(scores), ids.into_primitive());
         }
         let queries = contiguous(queries, "queries");
         let corpus = contiguous(corpus, "corpus");
         let (qs, cs) = (dims(&queries), dims(&corpus));
-        assert!(qs.len() == 2 && cs.len() == 2, "mlr-shaders cosine_top_k: queries and corpus must be matrices, got {qs:?} and {cs:?}");
+        assert!(
+            qs.len() == 2 && cs.len() == 2,
+            "mlr-shaders cosine_top_k: queries and corpus must be matrices, got {qs:?} and {cs:?}"
+        );
         let (nq, w, n, cw) = (qs[0], qs[1], cs[0], cs[1]);
         assert_eq!(w, cw, "mlr-shaders cosine_top_k: queries have {w} columns, the corpus {cw}");
         // Per invocation: its rows (a dot product of w/4 + 3 iterations and at worst k shifts of
@@ -353,7 +389,8 @@ impl<BT: BoolElement> Kernels for CubeBackend<WgpuRuntime, f32, i32, BT> {
         }
         let scores = empty(&queries, vec![nq, k], DType::F32);
         let ids = empty(&queries, vec![nq, k], DType::I32);
-        let kernel = Kernel { name: KernelName::CosineTopK, workgroup_size: WG_TOP_K, params: vec![("k", k.to_string())] };
+        let kernel =
+            Kernel { name: KernelName::CosineTopK, workgroup_size: WG_TOP_K, params: vec![("k", k.to_string())] };
         launch(kernel, grid(nq), &[&queries, &corpus, &scores, &ids], &[nq as u32, n as u32, w as u32]);
         (scores, ids)
     }
@@ -411,16 +448,23 @@ mod tests {
             }
             let literal = token.trim_end_matches('f');
             if let Ok(v) = literal.parse::<f64>() {
-                assert!(v.abs() <= f32::MAX as f64, "{name:?}: the literal {token} lies beyond the f32 range (Tint rejects it)");
+                assert!(
+                    v.abs() <= f32::MAX as f64,
+                    "{name:?}: the literal {token} lies beyond the f32 range (Tint rejects it)"
+                );
             }
         }
     }
 
     #[test]
     fn the_literal_check_catches_out_of_range_floats() {
-        let caught = std::panic::catch_unwind(|| assert_float_literals_fit_f32(KernelName::Attention, "let x = -3.4028235e38;"));
+        let caught =
+            std::panic::catch_unwind(|| assert_float_literals_fit_f32(KernelName::Attention, "let x = -3.4028235e38;"));
         assert!(caught.is_err());
-        assert_float_literals_fit_f32(KernelName::Attention, "let x = -340282346638528859811704183484516925440.0; // 3.5e38");
+        assert_float_literals_fit_f32(
+            KernelName::Attention,
+            "let x = -340282346638528859811704183484516925440.0; // 3.5e38",
+        );
     }
 
     /// A kernel's workgroup memory must fit WebGPU's guaranteed 16 KiB.

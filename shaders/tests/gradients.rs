@@ -74,7 +74,12 @@ fn grads<const D: usize, const R: usize>(
 }
 
 /// Runs both paths and checks the output and every gradient.
-fn check<const D: usize, const R: usize>(case: &str, names: &[&str], inputs: &[(Vec<f32>, Vec<usize>)], f: impl Fn(&[Tensor<A, R>], bool) -> Tensor<A, D>) {
+fn check<const D: usize, const R: usize>(
+    case: &str,
+    names: &[&str],
+    inputs: &[(Vec<f32>, Vec<usize>)],
+    f: impl Fn(&[Tensor<A, R>], bool) -> Tensor<A, D>,
+) {
     let (out_fused, g_fused) = grads(inputs, true, &f);
     let (out_plain, g_plain) = grads(inputs, false, &f);
     let out_err = relative(&out_fused, &out_plain, &format!("{case} output"));
@@ -101,7 +106,9 @@ fn linear_gradients_match_the_reference() {
             let bias = t[2].clone().reshape([n]);
             linear(t[0].clone(), w, Some(bias), fused)
         });
-        check::<3, 3>(&format!("{case} without bias"), &["x", "w"], &inputs[..2], |t, fused| linear(t[0].clone(), t[1].clone().reshape([k, n]), None, fused));
+        check::<3, 3>(&format!("{case} without bias"), &["x", "w"], &inputs[..2], |t, fused| {
+            linear(t[0].clone(), t[1].clone().reshape([k, n]), None, fused)
+        });
     }
 }
 
@@ -109,7 +116,9 @@ fn linear_gradients_match_the_reference() {
 fn bias_gelu_gradients_match_the_reference() {
     for (b, s, w, scale) in [(1, 1, 1, 1.0), (2, 5, 37, 4.0), (4, 64, 1536, 3.0)] {
         let inputs = [input(b * s * w, &[b, s, w], 4, scale), input(w, &[w], 5, 1.0)];
-        check::<3, 3>(&format!("bias_gelu [{b}, {s}, {w}]"), &["x", "b"], &inputs, |t, fused| bias_gelu(t[0].clone(), t[1].clone().reshape([w]), fused));
+        check::<3, 3>(&format!("bias_gelu [{b}, {s}, {w}]"), &["x", "b"], &inputs, |t, fused| {
+            bias_gelu(t[0].clone(), t[1].clone().reshape([w]), fused)
+        });
     }
 }
 
@@ -131,11 +140,16 @@ fn layer_norm_gradients_match_the_reference() {
                 layer_norm(t[0].clone(), vec(&t[1]), Some(t[4].clone()), vec(&t[2]), vec(&t[3]), 1e-12, fused)
             });
         }
-        check::<3, 3>(&format!("{case} without residual"), &["gamma", "beta"], &[inputs[2].clone(), inputs[3].clone()], |t, fused| {
-            let x = constant(&inputs[0].0, [b, s, w]);
-            let bias = constant(&inputs[1].0, [w]);
-            layer_norm(x, bias, None, vec(&t[0]), vec(&t[1]), 1e-5, fused)
-        });
+        check::<3, 3>(
+            &format!("{case} without residual"),
+            &["gamma", "beta"],
+            &[inputs[2].clone(), inputs[3].clone()],
+            |t, fused| {
+                let x = constant(&inputs[0].0, [b, s, w]);
+                let bias = constant(&inputs[1].0, [w]);
+                layer_norm(x, bias, None, vec(&t[0]), vec(&t[1]), 1e-5, fused)
+            },
+        );
     }
 }
 
@@ -159,8 +173,11 @@ fn attention_gradients_match_the_reference() {
         let n = b * s * h;
         let inputs = [input(n, &[b, s, h], 11, 1.0), input(n, &[b, s, h], 12, 1.0), input(n, &[b, s, h], 13, 1.0)];
         let m = mask(&lens, s);
-        check::<3, 3>(&format!("attention b{b} s{s} h{h}/{heads} lens {lens:?}"), &["q", "k", "v"], &inputs, |t, fused| {
-            attention(t[0].clone(), t[1].clone(), t[2].clone(), constant(&m, [b, s]), heads, fused)
-        });
+        check::<3, 3>(
+            &format!("attention b{b} s{s} h{h}/{heads} lens {lens:?}"),
+            &["q", "k", "v"],
+            &inputs,
+            |t, fused| attention(t[0].clone(), t[1].clone(), t[2].clone(), constant(&m, [b, s]), heads, fused),
+        );
     }
 }

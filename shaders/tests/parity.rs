@@ -68,7 +68,8 @@ fn bias_gelu_matches_reference() {
 fn layer_norm_matches_reference() {
     let (g, c) = (gpu(), Default::default());
     // 70,000 rows need two dispatch dimensions.
-    for (rows, width, residual) in [(1, 1, true), (5, 384, true), (5, 384, false), (33, 1000, true), (70_000, 8, true)] {
+    for (rows, width, residual) in [(1, 1, true), (5, 384, true), (5, 384, false), (33, 1000, true), (70_000, 8, true)]
+    {
         let x = values(rows * width, 3, 2.0);
         let r = values(rows * width, 4, 2.0);
         let [bias, gamma, beta] = [5, 6, 7].map(|s| values(width, s, 1.0));
@@ -94,7 +95,9 @@ fn layer_norm_matches_reference() {
         ));
         let (fused, plain) = (run(true), run(false));
         let (d_plain, d_cpu) = (max_diff(&fused, &plain), max_diff(&fused, &cpu));
-        println!("layer_norm [{rows}, {width}] residual={residual}: max diff vs plain {d_plain:.2e}, vs cpu {d_cpu:.2e}");
+        println!(
+            "layer_norm [{rows}, {width}] residual={residual}: max diff vs plain {d_plain:.2e}, vs cpu {d_cpu:.2e}"
+        );
         // A one-column row normalises to exactly beta in every path.
         assert!(d_plain < 1e-5 && d_cpu < 1e-5);
     }
@@ -117,7 +120,14 @@ fn attention_matches_reference() {
         let [q, k, v] = [8, 9, 10].map(|seed| values(b * s * h, seed, 2.0));
         let m = mask(&lens, s);
         let run = |fused: bool| {
-            read(attention::<G>(t(&q, [b, s, h], &g), t(&k, [b, s, h], &g), t(&v, [b, s, h], &g), t(&m, [b, s], &g), heads, fused))
+            read(attention::<G>(
+                t(&q, [b, s, h], &g),
+                t(&k, [b, s, h], &g),
+                t(&v, [b, s, h], &g),
+                t(&m, [b, s], &g),
+                heads,
+                fused,
+            ))
         };
         let cpu = read(attention::<C>(
             t(&q, [b, s, h], &c),
@@ -151,7 +161,9 @@ fn mean_pool_matches_reference() {
             let cpu = read(mean_pool::<C>(t(&x, [b, s, w], &c), t(&m, [b, s], &c), normalize, false));
             let (fused, plain) = (run(true), run(false));
             let (d_plain, d_cpu) = (max_diff(&fused, &plain), max_diff(&fused, &cpu));
-            println!("mean_pool [{b}, {s}, {w}] normalize={normalize}: max diff vs plain {d_plain:.2e}, vs cpu {d_cpu:.2e}");
+            println!(
+                "mean_pool [{b}, {s}, {w}] normalize={normalize}: max diff vs plain {d_plain:.2e}, vs cpu {d_cpu:.2e}"
+            );
             assert!(d_plain < 1e-5 && d_cpu < 1e-5);
             if lens.contains(&0) {
                 // The all-padding row pools to zeros, not NaN.
@@ -168,7 +180,16 @@ fn cosine_top_k_matches_reference() {
     // The last three: 4,000 rows of width 1,536 and 50,000 of e5-small's width (far past 65,535
     // loop iterations for a 64-wide workgroup on lavapipe), and a corpus too large for one
     // workgroup per query (the reference path then answers).
-    for (nq, n, w, k) in [(1, 1, 1, 1), (3, 1000, 384, 10), (5, 13_014, 384, 50), (2, 300, 16, 128), (4, 97, 8, 5), (1, 4000, 1536, 10), (1, 50_000, 384, 10), (1, 900_000, 16, 10)] {
+    for (nq, n, w, k) in [
+        (1, 1, 1, 1),
+        (3, 1000, 384, 10),
+        (5, 13_014, 384, 50),
+        (2, 300, 16, 128),
+        (4, 97, 8, 5),
+        (1, 4000, 1536, 10),
+        (1, 50_000, 384, 10),
+        (1, 900_000, 16, 10),
+    ] {
         let q = values(nq * w, 12, 1.0);
         let corpus = values(n * w, 13, 1.0);
         let (fs, fi) = cosine_top_k::<G>(t(&q, [nq, w], &g), t(&corpus, [n, w], &g), k, true);
@@ -224,7 +245,12 @@ fn linear_on_the_cpu_matches_burns_linear() {
                     }
                 };
                 let run = |fused: bool| {
-                    read(linear(input(), t::<C, 2>(&w, [k, n], &c), with_bias.then(|| t::<C, 1>(&bias, [n], &c)), fused))
+                    read(linear(
+                        input(),
+                        t::<C, 2>(&w, [k, n], &c),
+                        with_bias.then(|| t::<C, 1>(&bias, [n], &c)),
+                        fused,
+                    ))
                 };
                 let want = run(false);
                 assert_eq!(want.len(), b * s * n);
@@ -241,7 +267,9 @@ fn linear_on_the_cpu_matches_burns_linear() {
 #[test]
 fn linear_on_wgpu_matches_burns_linear() {
     let (g, c) = (gpu(), Default::default());
-    for &(b, s, k, n) in &[(1usize, 1usize, 8usize, 3usize), (3, 5, 64, 100), (2, 16, 384, 1536), (8, 16, 384, 1536), (3, 7, 37, 11)] {
+    for &(b, s, k, n) in
+        &[(1usize, 1usize, 8usize, 3usize), (3, 5, 64, 100), (2, 16, 384, 1536), (8, 16, 384, 1536), (3, 7, 37, 11)]
+    {
         let x = values(b * s * k, 21, 1.0);
         let w = values(k * n, 22, 0.5);
         let bias = values(n, 23, 1.0);
@@ -255,10 +283,20 @@ fn linear_on_wgpu_matches_burns_linear() {
                     }
                 };
                 let run = |fused: bool| {
-                    read(linear(input(), t::<G, 2>(&w, [k, n], &g), with_bias.then(|| t::<G, 1>(&bias, [n], &g)), fused))
+                    read(linear(
+                        input(),
+                        t::<G, 2>(&w, [k, n], &g),
+                        with_bias.then(|| t::<G, 1>(&bias, [n], &g)),
+                        fused,
+                    ))
                 };
-                let cpu_x = if transposed { t::<C, 3>(&x, [s, b, k], &c).swap_dims(0, 1) } else { t::<C, 3>(&x, [b, s, k], &c) };
-                let cpu = read(linear(cpu_x, t::<C, 2>(&w, [k, n], &c), with_bias.then(|| t::<C, 1>(&bias, [n], &c)), false));
+                let cpu_x = if transposed {
+                    t::<C, 3>(&x, [s, b, k], &c).swap_dims(0, 1)
+                } else {
+                    t::<C, 3>(&x, [b, s, k], &c)
+                };
+                let cpu =
+                    read(linear(cpu_x, t::<C, 2>(&w, [k, n], &c), with_bias.then(|| t::<C, 1>(&bias, [n], &c)), false));
                 let (fused, plain) = (run(true), run(false));
                 assert_eq!(fused.len(), b * s * n);
                 let (d_plain, d_cpu) = (max_diff(&fused, &plain), max_diff(&fused, &cpu));
@@ -286,14 +324,24 @@ fn cpu_fast_paths_match_the_references() {
         assert!(diff < 2e-6 * scale, "bias_gelu [{b}, {s}, {w}]: {diff}");
         assert_eq!(read(input), x, "bias_gelu wrote into a shared input");
     }
-    for (b, s, w, residual) in [(1usize, 1usize, 1usize, true), (2, 7, 384, true), (2, 7, 384, false), (1, 33, 1000, true)] {
+    for (b, s, w, residual) in
+        [(1usize, 1usize, 1usize, true), (2, 7, 384, true), (2, 7, 384, false), (1, 33, 1000, true)]
+    {
         let x = values(b * s * w, 23, 2.0);
         let r = values(b * s * w, 24, 2.0);
         let [bias, gamma, beta] = [25, 26, 27].map(|seed| values(w, seed, 1.0));
         let input = t::<C, 3>(&x, [b, s, w], &c);
         let res = t::<C, 3>(&r, [b, s, w], &c);
         let run = |x: Tensor<C, 3>, fused: bool| {
-            read(layer_norm::<C, 3>(x, t(&bias, [w], &c), residual.then(|| res.clone()), t(&gamma, [w], &c), t(&beta, [w], &c), 1e-12, fused))
+            read(layer_norm::<C, 3>(
+                x,
+                t(&bias, [w], &c),
+                residual.then(|| res.clone()),
+                t(&gamma, [w], &c),
+                t(&beta, [w], &c),
+                1e-12,
+                fused,
+            ))
         };
         let fused = run(input.clone(), true);
         let plain = run(t(&x, [b, s, w], &c), false);
@@ -316,7 +364,14 @@ fn cpu_fast_paths_match_the_references() {
         let [q, k, v] = [28, 29, 30].map(|seed| values(b * s * h, seed, 2.0));
         let m = mask(&lens, s);
         let run = |fused: bool| {
-            read(attention::<C>(t(&q, [b, s, h], &c), t(&k, [b, s, h], &c), t(&v, [b, s, h], &c), t(&m, [b, s], &c), heads, fused))
+            read(attention::<C>(
+                t(&q, [b, s, h], &c),
+                t(&k, [b, s, h], &c),
+                t(&v, [b, s, h], &c),
+                t(&m, [b, s], &c),
+                heads,
+                fused,
+            ))
         };
         let diff = max_diff(&run(true), &run(false));
         println!("cpu attention b={b} s={s} heads={heads} d={d}: max |fast - reference| {diff:.2e}");

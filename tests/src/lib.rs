@@ -213,13 +213,20 @@ impl EvalCase {
         let mut scores = vec![0f32; nc];
         for (q, rel) in self.relevant.iter().enumerate() {
             let qid = format!("{}-{}", self.langs[self.query_lang[q]], self.query_group[q]);
-            mlr_eval::score::dot_scores(&self.queries[q * EVAL_DIM..(q + 1) * EVAL_DIM], &self.candidates, EVAL_DIM, &mut scores);
+            mlr_eval::score::dot_scores(
+                &self.queries[q * EVAL_DIM..(q + 1) * EVAL_DIM],
+                &self.candidates,
+                EVAL_DIM,
+                &mut scores,
+            );
             let docs = run.queries.entry(qid.clone()).or_default();
             let ties = mlr_eval::score::tie_order(&self.candidate_ids);
             for c in mlr_eval::score::top(&scores, &ties, 10) {
                 docs.push((self.candidate_ids[c].clone(), scores[c] as f64));
             }
-            qrels.queries.insert(qid, rel.iter().map(|&c| (self.candidate_ids[c].clone(), 1 + (c % 2) as i64)).collect());
+            qrels
+                .queries
+                .insert(qid, rel.iter().map(|&c| (self.candidate_ids[c].clone(), 1 + (c % 2) as i64)).collect());
         }
         (qrels, run)
     }
@@ -244,10 +251,14 @@ pub fn eval_fixture() -> serde_json::Value {
 pub fn json_max_diff(a: &serde_json::Value, b: &serde_json::Value, path: &str) -> Result<f64, String> {
     use serde_json::Value;
     match (a, b) {
-        (Value::Number(x), Value::Number(y)) => Ok((x.as_f64().unwrap_or(f64::NAN) - y.as_f64().unwrap_or(f64::NAN)).abs()),
-        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
-            x.iter().zip(y).enumerate().try_fold(0.0f64, |m, (i, (p, q))| Ok(m.max(json_max_diff(p, q, &format!("{path}[{i}]"))?)))
+        (Value::Number(x), Value::Number(y)) => {
+            Ok((x.as_f64().unwrap_or(f64::NAN) - y.as_f64().unwrap_or(f64::NAN)).abs())
         }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
+            .iter()
+            .zip(y)
+            .enumerate()
+            .try_fold(0.0f64, |m, (i, (p, q))| Ok(m.max(json_max_diff(p, q, &format!("{path}[{i}]"))?))),
         (Value::Object(x), Value::Object(y)) if x.len() == y.len() => x.iter().try_fold(0.0f64, |m, (k, p)| {
             let q = y.get(k).ok_or_else(|| format!("{path}.{k} missing"))?;
             Ok(m.max(json_max_diff(p, q, &format!("{path}.{k}"))?))

@@ -90,7 +90,9 @@ thread_local! {
 /// set up on first use. Panics when there is no adapter: these tests never fall back silently.
 async fn webgpu() -> (String, WgpuDevice) {
     let adapter = match probe_webgpu().await {
-        GpuProbe::NoApi => panic!("navigator.gpu is missing: this browser has no WebGPU (start Chromium with --enable-unsafe-webgpu)"),
+        GpuProbe::NoApi => {
+            panic!("navigator.gpu is missing: this browser has no WebGPU (start Chromium with --enable-unsafe-webgpu)")
+        }
         GpuProbe::NoAdapter => panic!("navigator.gpu.requestAdapter() returned null: no WebGPU adapter"),
         GpuProbe::Software(name) => format!("{name} (software)"),
         GpuProbe::Hardware(name) => name,
@@ -136,10 +138,13 @@ fn values(n: usize, seed: u32, scale: f32) -> Vec<f32> {
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| {
-        assert!(x.is_finite() && y.is_finite(), "non-finite: {x} vs {y}");
-        (x - y).abs()
-    }).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| {
+            assert!(x.is_finite() && y.is_finite(), "non-finite: {x} vs {y}");
+            (x - y).abs()
+        })
+        .fold(0.0, f32::max)
 }
 
 /// Each kernel on WebGPU against its reference on the same device.
@@ -150,13 +155,15 @@ async fn kernels_on_webgpu_match_their_references() {
     let t = |v: &[f32], shape: [usize; 3]| Tensor::<Wgpu, 3>::from_data(TensorData::new(v.to_vec(), shape), &device);
     let (b, s, heads, d) = (3usize, 20usize, 4usize, 8usize);
     let h = heads * d;
-    let mask_v: Vec<f32> = [20usize, 7, 1].iter().flat_map(|&l| (0..s).map(move |j| if j < l { 1.0 } else { 0.0 })).collect();
+    let mask_v: Vec<f32> =
+        [20usize, 7, 1].iter().flat_map(|&l| (0..s).map(move |j| if j < l { 1.0 } else { 0.0 })).collect();
     let mask = || Tensor::<Wgpu, 2>::from_data(TensorData::new(mask_v.clone(), [b, s]), &device);
     let [q, k, v, x, r] = [1, 2, 3, 4, 5].map(|seed| values(b * s * h, seed, 2.0));
     let [bias, gamma, beta] = [6, 7, 8].map(|seed| values(h, seed, 1.0));
     let vec1 = |v: &[f32]| Tensor::<Wgpu, 1>::from_data(TensorData::new(v.to_vec(), [v.len()]), &device);
 
-    let attn = |fused| mlr_shaders::attention(t(&q, [b, s, h]), t(&k, [b, s, h]), t(&v, [b, s, h]), mask(), heads, fused);
+    let attn =
+        |fused| mlr_shaders::attention(t(&q, [b, s, h]), t(&k, [b, s, h]), t(&v, [b, s, h]), mask(), heads, fused);
     let diff = max_diff(&read(attn(true)).await, &read(attn(false)).await);
     console_log!("attention: max |fused - plain| {diff:.2e}");
     assert!(diff < 2e-5);
@@ -164,7 +171,10 @@ async fn kernels_on_webgpu_match_their_references() {
     // 8 rows, and 59 (the kernel on SwiftShader, where `tune_for_adapter` lifts the row limit,
     // with a last partial 4-row block; burn's matmul on other adapters).
     let limit = mlr_shaders::tune_for_adapter(&adapter);
-    console_log!("linear.wgsl up to {} rows on {adapter}", if limit == usize::MAX { "any number of".to_string() } else { limit.to_string() });
+    console_log!(
+        "linear.wgsl up to {} rows on {adapter}",
+        if limit == usize::MAX { "any number of".to_string() } else { limit.to_string() }
+    );
     let w = values(h * 3 * h, 11, 0.5);
     let wb = values(3 * h, 12, 1.0);
     for rows in [8usize, b * s - 1] {
@@ -183,7 +193,17 @@ async fn kernels_on_webgpu_match_their_references() {
     console_log!("bias_gelu: max |fused - plain| {diff:.2e}");
     assert!(diff < 1e-5);
 
-    let ln = |fused| mlr_shaders::layer_norm(t(&x, [b, s, h]), vec1(&bias), Some(t(&r, [b, s, h])), vec1(&gamma), vec1(&beta), 1e-12, fused);
+    let ln = |fused| {
+        mlr_shaders::layer_norm(
+            t(&x, [b, s, h]),
+            vec1(&bias),
+            Some(t(&r, [b, s, h])),
+            vec1(&gamma),
+            vec1(&beta),
+            1e-12,
+            fused,
+        )
+    };
     let diff = max_diff(&read(ln(true)).await, &read(ln(false)).await);
     console_log!("layer_norm: max |fused - plain| {diff:.2e}");
     assert!(diff < 1e-5);
@@ -201,7 +221,9 @@ async fn kernels_on_webgpu_match_their_references() {
     let (fs, fi) = mlr_shaders::cosine_top_k(m2(&queries, 3), m2(&corpus, 500), 10, true);
     // The plain reference sorts, and burn's sort on WebGPU needs a synchronous read the browser
     // cannot do: the reference runs on the wasm CPU backend, on the same values.
-    let cpu = |v: &[f32], rows: usize| Tensor::<NdArray<f32>, 2>::from_data(TensorData::new(v.to_vec(), [rows, h]), &Default::default());
+    let cpu = |v: &[f32], rows: usize| {
+        Tensor::<NdArray<f32>, 2>::from_data(TensorData::new(v.to_vec(), [rows, h]), &Default::default())
+    };
     let (ps, pi) = mlr_shaders::cosine_top_k(cpu(&queries, 3), cpu(&corpus, 500), 10, false);
     let plain_ids: Vec<i64> = pi.into_data().convert::<i64>().into_vec().unwrap();
     assert_eq!(read_int(fi).await, plain_ids, "top-10 ids");
@@ -218,7 +240,10 @@ async fn kernels_on_webgpu_match_their_references() {
 #[wasm_bindgen_test]
 fn cpu_products_on_wasm_match_the_plain_matmul() {
     // Without wasm SIMD both sides would be matrixmultiply (the GEMM has no other wasm kernel).
-    assert!(cfg!(target_feature = "simd128"), "built without wasm SIMD (scripts/env.sh sets -C target-feature=+simd128)");
+    assert!(
+        cfg!(target_feature = "simd128"),
+        "built without wasm SIMD (scripts/env.sh sets -C target-feature=+simd128)"
+    );
     type Cpu = NdArray<f32>;
     let device = Default::default();
     let mut worst = 0.0f32;
@@ -230,9 +255,15 @@ fn cpu_products_on_wasm_match_the_plain_matmul() {
                 let x = Tensor::<Cpu, 3>::from_data(TensorData::new(values(m * k, case, 1.0), [1, m, k]), &device);
                 let w = Tensor::<Cpu, 2>::from_data(TensorData::new(values(k * n, case + 5000, 1.0), [k, n]), &device);
                 let bias = Tensor::<Cpu, 1>::from_data(TensorData::new(values(n, case + 9000, 1.0), [n]), &device);
-                let plain: Vec<f32> = mlr_shaders::linear(x.clone(), w.clone(), Some(bias.clone()), false).into_data().into_vec().unwrap();
+                let plain: Vec<f32> = mlr_shaders::linear(x.clone(), w.clone(), Some(bias.clone()), false)
+                    .into_data()
+                    .into_vec()
+                    .unwrap();
                 for _ in 0..2 {
-                    let fused: Vec<f32> = mlr_shaders::linear(x.clone(), w.clone(), Some(bias.clone()), true).into_data().into_vec().unwrap();
+                    let fused: Vec<f32> = mlr_shaders::linear(x.clone(), w.clone(), Some(bias.clone()), true)
+                        .into_data()
+                        .into_vec()
+                        .unwrap();
                     let diff = max_diff(&fused, &plain);
                     // Each value is a bias plus k products of values below 1 in magnitude.
                     assert!(diff <= 1e-6 * (k as f32).max(8.0), "linear {m}×{k}·{k}×{n}: max |fast − plain| {diff}");
@@ -247,7 +278,9 @@ fn cpu_products_on_wasm_match_the_plain_matmul() {
     let (m, k, n) = (6usize, 40usize, 70usize);
     let x = Tensor::<Cpu, 3>::from_data(TensorData::new(values(m * k, 1, 1.0), [1, m, k]), &device);
     let w = Tensor::<Cpu, 2>::from_data(TensorData::new(values(k * n, 2, 1.0), [k, n]), &device);
-    let run = |w: Tensor<Cpu, 2>, fused| -> Vec<f32> { mlr_shaders::linear(x.clone(), w, None, fused).into_data().into_vec().unwrap() };
+    let run = |w: Tensor<Cpu, 2>, fused| -> Vec<f32> {
+        mlr_shaders::linear(x.clone(), w, None, fused).into_data().into_vec().unwrap()
+    };
     assert!(max_diff(&run(w.clone(), true), &run(w.clone(), false)) < 1e-5);
     let w1 = w + 1.0;
     let diff = max_diff(&run(w1.clone(), true), &run(w1, false));
@@ -260,7 +293,9 @@ fn cpu_products_on_wasm_match_the_plain_matmul() {
         let t = |seed| Tensor::<Cpu, 3>::from_data(TensorData::new(values(b * s * h, seed, 2.0), [b, s, h]), &device);
         let mask_v: Vec<f32> = lens.iter().flat_map(|&l| (0..s).map(move |j| if j < l { 1.0 } else { 0.0 })).collect();
         let mask = Tensor::<Cpu, 2>::from_data(TensorData::new(mask_v, [b, s]), &device);
-        let attn = |fused| -> Vec<f32> { mlr_shaders::attention(t(1), t(2), t(3), mask.clone(), heads, fused).into_data().into_vec().unwrap() };
+        let attn = |fused| -> Vec<f32> {
+            mlr_shaders::attention(t(1), t(2), t(3), mask.clone(), heads, fused).into_data().into_vec().unwrap()
+        };
         let diff = max_diff(&attn(true), &attn(false));
         console_log!("attention on the wasm CPU, {s} tokens: max |fast − plain| {diff:.2e}");
         assert!(diff < 2e-5);

@@ -131,7 +131,8 @@ fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> Value {
     }
     let mut body = vec![0u8; length];
     reader.read_exact(&mut body).unwrap();
-    serde_json::from_slice(&body).unwrap_or_else(|e| panic!("WebDriver answer is not JSON ({e}): {}", String::from_utf8_lossy(&body)))
+    serde_json::from_slice(&body)
+        .unwrap_or_else(|e| panic!("WebDriver answer is not JSON ({e}): {}", String::from_utf8_lossy(&body)))
 }
 
 impl Driver {
@@ -261,7 +262,8 @@ fn search(driver: &Driver, query: &str) -> (Vec<(String, f64)>, f64) {
          return [...r.querySelectorAll('li.hit')].map(h => [h.dataset.id, Number(h.dataset.score)]);"
     );
     let hits = driver.wait_for(&format!("results for {query:?}"), &js, Duration::from_secs(900));
-    let hits = hits.as_array().unwrap().iter().map(|h| (h[0].as_str().unwrap().to_string(), h[1].as_f64().unwrap())).collect();
+    let hits =
+        hits.as_array().unwrap().iter().map(|h| (h[0].as_str().unwrap().to_string(), h[1].as_f64().unwrap())).collect();
     (hits, started.elapsed().as_secs_f64())
 }
 
@@ -270,7 +272,11 @@ fn mlr(args: &[&str]) -> String {
         let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("target"));
         target.join("release/mlr")
     });
-    let out = Command::new(&bin).args(args).stderr(Stdio::inherit()).output().unwrap_or_else(|e| panic!("running {}: {e}", bin.display()));
+    let out = Command::new(&bin)
+        .args(args)
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", bin.display()));
     assert!(out.status.success(), "mlr {args:?} failed");
     String::from_utf8(out.stdout).unwrap()
 }
@@ -290,7 +296,11 @@ fn check_ranking(label: &str, page: &[(String, f64)], native: &Value) {
         assert!((pscore - nscore).abs() < 2e-3, "{label}: rank {}: browser score {pscore} vs native {nscore}", i + 1);
         if pid != nid {
             let other = native_score(pid).unwrap_or(f64::NEG_INFINITY);
-            assert!((other - nscore).abs() < 1e-4, "{label}: rank {}: browser {pid} vs native {nid} ({other} vs {nscore})", i + 1);
+            assert!(
+                (other - nscore).abs() < 1e-4,
+                "{label}: rank {}: browser {pid} vs native {nid} ({other} vs {nscore})",
+                i + 1
+            );
         }
     }
     println!("e2e: {label}: top {} equal to `mlr search` (top 1 {} at {:.4})", page.len(), page[0].0, page[0].1);
@@ -304,7 +314,10 @@ fn demo_page_end_to_end() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
     let dist = env_path("MLR_DIST", || repo.join("dist"));
     assert!(dist.join("index.html").exists(), "{} has no index.html: run `trunk build`", dist.display());
-    assert!(dist.join("manifest.json").exists(), "the trunk build does not link the demo data (run `mlr demo build`; MLR_DEMO_DIR set at build time?)");
+    assert!(
+        dist.join("manifest.json").exists(),
+        "the trunk build does not link the demo data (run `mlr demo build`; MLR_DEMO_DIR set at build time?)"
+    );
     let manifest: Value = serde_json::from_slice(&std::fs::read(dist.join("manifest.json")).unwrap()).unwrap();
     let model = manifest["models"][0]["name"].as_str().unwrap().to_string();
     let vectors = dist.join(manifest["models"][0]["vectors"]["path"].as_str().unwrap());
@@ -331,7 +344,10 @@ fn demo_page_end_to_end() {
     // 1. Cold start on the wasm CPU backend (headless Chromium has only a software WebGPU adapter).
     driver.cmd("POST", "url", Some(json!({"url": page})));
     let (backend, cold) = wait_ready(&driver, "CPU", Duration::from_secs(900));
-    println!("e2e: cold start: model ready in {cold:.1} s on {backend:?} ({:.1} MB to download)", download as f64 / 1e6);
+    println!(
+        "e2e: cold start: model ready in {cold:.1} s on {backend:?} ({:.1} MB to download)",
+        download as f64 / 1e6
+    );
     assert!(backend.starts_with("CPU"), "headless Chromium has no hardware adapter, so the CPU backend: {backend:?}");
     let (hits, first) = search(&driver, MIXED_QUERY);
     println!("e2e: first result {first:.1} s after the model was ready ({:.1} s after opening the page)", cold + first);
@@ -339,7 +355,8 @@ fn demo_page_end_to_end() {
     measured.insert("cold_ready_s".into(), json!(cold));
     measured.insert("cold_first_result_s".into(), json!(cold + first));
     measured.insert("cpu_search_s".into(), json!(first));
-    let native: Value = serde_json::from_str(&mlr(&["search", "--demo", &dist_s, "--json", "-k", "10", MIXED_QUERY])).unwrap();
+    let native: Value =
+        serde_json::from_str(&mlr(&["search", "--demo", &dist_s, "--json", "-k", "10", MIXED_QUERY])).unwrap();
     check_ranking("mixed es+zh query on wasm CPU", &hits, &native);
     let shot = env_path("MLR_SCREENSHOT", || std::env::temp_dir().join("mlr-demo.png"));
     driver.screenshot(&shot);
@@ -355,8 +372,14 @@ fn demo_page_end_to_end() {
         Duration::from_secs(30),
     );
     assert_eq!(distance.as_u64(), native["rank_distance"].as_u64(), "rank distance in the bias view vs mlr search");
-    let bars = driver.script("return document.querySelectorAll('#bias-panel svg.bias-bars')[0].querySelectorAll('rect.bar').length;");
-    assert_eq!(bars.as_u64(), Some(manifest["dataset"]["langs"].as_array().unwrap().len() as u64), "a bar per language");
+    let bars = driver.script(
+        "return document.querySelectorAll('#bias-panel svg.bias-bars')[0].querySelectorAll('rect.bar').length;",
+    );
+    assert_eq!(
+        bars.as_u64(),
+        Some(manifest["dataset"]["langs"].as_array().unwrap().len() as u64),
+        "a bar per language"
+    );
     let shot = env_path("MLR_SCREENSHOT", || std::env::temp_dir().join("mlr-demo.png"));
     driver.screenshot(&shot.with_file_name(format!("{}-bias.png", shot.file_stem().unwrap().to_string_lossy())));
 
@@ -396,8 +419,21 @@ fn demo_page_end_to_end() {
     let browser: Value = serde_json::from_str(report.as_str().unwrap()).unwrap();
     let out = std::env::temp_dir().join(format!("mlr-e2e-eval-{port}.json"));
     let data = dist.join("data").display().to_string();
-    mlr(&["eval", "--vectors", &vectors.display().to_string(), "--data", &data, "--langs", "de,en,zh", "--split", "test",
-          "--max-questions", "40", "--out", &out.display().to_string()]);
+    mlr(&[
+        "eval",
+        "--vectors",
+        &vectors.display().to_string(),
+        "--data",
+        &data,
+        "--langs",
+        "de,en,zh",
+        "--split",
+        "test",
+        "--max-questions",
+        "40",
+        "--out",
+        &out.display().to_string(),
+    ]);
     let native_eval: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     let mut diff = 0f64;
     for key in ["per_lang", "pairs", "correlation_pairs"] {
@@ -406,7 +442,8 @@ fn demo_page_end_to_end() {
     for (b, n) in [("mono", "mAP_mono"), ("cross", "mAP_cross"), ("multi", "mAP_multi")] {
         diff = diff.max((browser[b]["map"].as_f64().unwrap() - native_eval[n].as_f64().unwrap()).abs());
     }
-    diff = diff.max((browser["rank_distance"].as_f64().unwrap() - native_eval["rank_distance"].as_f64().unwrap()).abs());
+    diff =
+        diff.max((browser["rank_distance"].as_f64().unwrap() - native_eval["rank_distance"].as_f64().unwrap()).abs());
     assert_eq!(browser["n_queries"], native_eval["n_queries"]);
     println!(
         "e2e: evaluator in the browser (en,de,zh, test, 40 questions: {} queries): Mul. mAP {:.4}, max |browser − mlr eval| = {diff:.1e}",
@@ -444,14 +481,21 @@ fn demo_page_end_to_end() {
     );
     measured.insert("cached_ready_s".into(), json!(cached));
     measured.insert("cached_first_result_s".into(), json!(reload.elapsed().as_secs_f64()));
-    let hits: Vec<(String, f64)> = hits.as_array().unwrap().iter().map(|h| (h[0].as_str().unwrap().into(), h[1].as_f64().unwrap())).collect();
-    let native: Value = serde_json::from_str(&mlr(&["search", "--demo", &dist_s, "--json", "-k", "5", "Warsaw university founded"])).unwrap();
+    let hits: Vec<(String, f64)> =
+        hits.as_array().unwrap().iter().map(|h| (h[0].as_str().unwrap().into(), h[1].as_f64().unwrap())).collect();
+    let native: Value =
+        serde_json::from_str(&mlr(&["search", "--demo", &dist_s, "--json", "-k", "5", "Warsaw university founded"]))
+            .unwrap();
     check_ranking("query from the URL", &hits, &native);
 
     // Empty and 10,000-character queries.
     driver.type_into("#query", "   ");
     driver.click("#search");
-    let hint = driver.wait_for("the empty-query hint", "return document.querySelector('#query-hint')?.textContent || null;", Duration::from_secs(10));
+    let hint = driver.wait_for(
+        "the empty-query hint",
+        "return document.querySelector('#query-hint')?.textContent || null;",
+        Duration::from_secs(10),
+    );
     println!("e2e: whitespace-only query: {hint}");
     // 10,000 characters, put in the box at once (typing them key by key takes minutes).
     let long = "Warsaw ".repeat(1430);
@@ -468,7 +512,8 @@ fn demo_page_end_to_end() {
     driver.click("#search-tab");
     driver.cmd("POST", "window/rect", Some(json!({"width": 390, "height": 844})));
     std::thread::sleep(Duration::from_millis(500));
-    let overflow = driver.script("return [document.documentElement.scrollWidth, document.documentElement.clientWidth];");
+    let overflow =
+        driver.script("return [document.documentElement.scrollWidth, document.documentElement.clientWidth];");
     println!("e2e: phone-sized window: page width {} px in a {} px viewport", overflow[0], overflow[1]);
     if overflow[0].as_u64() > overflow[1].as_u64() {
         let wide = driver.script(
@@ -488,7 +533,8 @@ fn demo_page_end_to_end() {
     println!("e2e: WebGPU: model ready in {gpu_load:.1} s on {backend:?}");
     assert!(backend.starts_with("WebGPU"), "the toggle moves the encoder to WebGPU: {backend:?}");
     let (hits, t) = search(&driver, "Warsaw");
-    let native: Value = serde_json::from_str(&mlr(&["search", "--demo", &dist_s, "--json", "-k", "5", "Warsaw"])).unwrap();
+    let native: Value =
+        serde_json::from_str(&mlr(&["search", "--demo", &dist_s, "--json", "-k", "5", "Warsaw"])).unwrap();
     let hits: Vec<(String, f64)> = hits.into_iter().take(5).collect();
     println!("e2e: WebGPU search took {t:.1} s");
     measured.insert("gpu_backend".into(), json!(backend));

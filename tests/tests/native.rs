@@ -279,8 +279,9 @@ fn model_dir_errors_are_clear() {
     assert!(err.to_string().contains("hidden_act = gelu_new"), "{err}");
     let err = Embedder::<Cpu>::from_bytes(&read("config.json"), b"[]", b"", &Default::default()).unwrap_err();
     assert!(err.to_string().contains("tokenizer.json"), "{err}");
-    let err = Embedder::<Cpu>::from_bytes(&read("config.json"), &read("tokenizer.json"), b"garbage", &Default::default())
-        .unwrap_err();
+    let err =
+        Embedder::<Cpu>::from_bytes(&read("config.json"), &read("tokenizer.json"), b"garbage", &Default::default())
+            .unwrap_err();
     assert!(err.to_string().contains("model.safetensors"), "{err}");
 }
 
@@ -367,7 +368,11 @@ fn xquad_r_loads_with_the_committed_split() {
     assert_eq!(sizes, vec![(32, 814), (4, 87), (12, 289)]);
     // The parts cover every article exactly once.
     assert_eq!(split.train.len() + split.dev.len() + split.test.len(), 48);
-    assert!(set.articles.iter().all(|t| [Split::Train, Split::Dev, Split::Test].iter().filter(|&&s| split.contains(s, t)).count() == 1));
+    assert!(set.articles.iter().all(|t| [Split::Train, Split::Dev, Split::Test]
+        .iter()
+        .filter(|&&s| split.contains(s, t))
+        .count()
+        == 1));
 }
 
 #[test]
@@ -375,14 +380,21 @@ fn miracl_topics_and_qrels_parse() {
     use mlr_eval::trec::{parse_topics, Qrels};
     let dir = repo_data("miracl");
     let mut total = 0;
-    for lang in ["ar", "bn", "de", "en", "es", "fa", "fi", "fr", "hi", "id", "ja", "ko", "ru", "sw", "te", "th", "yo", "zh"] {
+    for lang in
+        ["ar", "bn", "de", "en", "es", "fa", "fi", "fr", "hi", "id", "ja", "ko", "ru", "sw", "te", "th", "yo", "zh"]
+    {
         let topics_path = dir.join(format!("topics.miracl-v1.0-{lang}-dev.tsv"));
         let qrels_path = dir.join(format!("qrels.miracl-v1.0-{lang}-dev.tsv"));
-        let topics = parse_topics(&std::fs::read_to_string(&topics_path).unwrap(), &topics_path.display().to_string()).unwrap();
-        let qrels = Qrels::parse(&std::fs::read_to_string(&qrels_path).unwrap(), &qrels_path.display().to_string()).unwrap();
+        let topics =
+            parse_topics(&std::fs::read_to_string(&topics_path).unwrap(), &topics_path.display().to_string()).unwrap();
+        let qrels =
+            Qrels::parse(&std::fs::read_to_string(&qrels_path).unwrap(), &qrels_path.display().to_string()).unwrap();
         let ids: std::collections::HashSet<&str> = topics.iter().map(|t| t.0.as_str()).collect();
         assert!(qrels.queries.keys().all(|q| ids.contains(q.as_str())), "{lang}: qrels query without a topic");
-        assert!(qrels.queries.values().all(|d| d.values().all(|&r| r == 0 || r == 1)), "{lang}: MIRACL relevance is 0/1");
+        assert!(
+            qrels.queries.values().all(|d| d.values().all(|&r| r == 0 || r == 1)),
+            "{lang}: MIRACL relevance is 0/1"
+        );
         total += topics.len();
     }
     println!("MIRACL dev: {total} topics in 18 languages");

@@ -29,18 +29,33 @@ pub trait Engine {
 
 /// Starts the engine called `name`.
 pub fn open(name: &str, model: &Path) -> Result<Box<dyn Engine>> {
-    let read = |file: &str| std::fs::read(model.join(file)).with_context(|| format!("reading {}/{file}", model.display()));
+    let read =
+        |file: &str| std::fs::read(model.join(file)).with_context(|| format!("reading {}/{file}", model.display()));
     let config_json = read("config.json")?;
     let config = BertConfig::from_json(&String::from_utf8_lossy(&config_json))?;
     Ok(match name {
-        "mlr-cpu" => Box::new(Mlr::<NdArray<f32>>::load(name, "cpu (burn ndarray + mlr CPU kernels, simd + threads)".into(), &config, &read("model.safetensors")?, &Default::default(), true)?),
+        "mlr-cpu" => Box::new(Mlr::<NdArray<f32>>::load(
+            name,
+            "cpu (burn ndarray + mlr CPU kernels, simd + threads)".into(),
+            &config,
+            &read("model.safetensors")?,
+            &Default::default(),
+            true,
+        )?),
         "mlr-wgpu" | "mlr-wgpu-plain" => {
             let device = WgpuDevice::default();
             let adapter = adapter_name();
             mlr_shaders::tune_for_adapter(&adapter);
             let fused = name == "mlr-wgpu";
             let what = if fused { "mlr WGSL kernels" } else { "plain burn ops" };
-            Box::new(Mlr::<Wgpu>::load(name, format!("wgpu ({adapter}; {what})"), &config, &read("model.safetensors")?, &device, fused)?)
+            Box::new(Mlr::<Wgpu>::load(
+                name,
+                format!("wgpu ({adapter}; {what})"),
+                &config,
+                &read("model.safetensors")?,
+                &device,
+                fused,
+            )?)
         }
         "candle-cpu" => Box::new(Candle::load(&config_json, &model.join("model.safetensors"))?),
         other => bail!("unknown engine {other:?} (mlr-cpu, mlr-wgpu, mlr-wgpu-plain, candle-cpu)"),
@@ -86,7 +101,14 @@ struct Mlr<B: Kernels> {
 }
 
 impl<B: Kernels> Mlr<B> {
-    fn load(name: &str, backend: String, config: &BertConfig, safetensors: &[u8], device: &B::Device, fused: bool) -> Result<Self> {
+    fn load(
+        name: &str,
+        backend: String,
+        config: &BertConfig,
+        safetensors: &[u8],
+        device: &B::Device,
+        fused: bool,
+    ) -> Result<Self> {
         let model = mlr_weights::load_bert::<B>(config, safetensors, device)?.with_kernels(fused);
         Ok(Self { name: name.into(), backend, model, device: device.clone() })
     }
@@ -120,7 +142,9 @@ impl Candle {
         let config: candle_transformers::models::bert::Config =
             serde_json::from_slice(config_json).context("config.json as candle's BERT config")?;
         // SAFETY: the file is not modified while mapped (it is ours, read-only during the run).
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[safetensors], candle_core::DType::F32, &candle_core::Device::Cpu)? };
+        let vb = unsafe {
+            VarBuilder::from_mmaped_safetensors(&[safetensors], candle_core::DType::F32, &candle_core::Device::Cpu)?
+        };
         Ok(Self { model: candle_transformers::models::bert::BertModel::load(vb, &config)? })
     }
 }

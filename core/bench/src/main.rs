@@ -14,8 +14,8 @@
 //! the pooled, normalised vectors, as a user's call would.
 
 mod engines;
-mod quiet;
 mod inputs;
+mod quiet;
 mod report;
 mod train;
 
@@ -138,7 +138,8 @@ fn main() -> Result<()> {
 }
 
 fn read_tokenizer(model: &std::path::Path) -> Result<mlr_tokenize::TextTokenizer> {
-    let json = std::fs::read(model.join("tokenizer.json")).with_context(|| format!("reading {}/tokenizer.json", model.display()))?;
+    let json = std::fs::read(model.join("tokenizer.json"))
+        .with_context(|| format!("reading {}/tokenizer.json", model.display()))?;
     Ok(mlr_tokenize::TextTokenizer::from_bytes(&json)?)
 }
 
@@ -146,8 +147,14 @@ fn encode(args: &EncodeArgs) -> Result<()> {
     if args.batches.is_empty() || args.seqs.is_empty() {
         bail!("give at least one batch size and one sequence length");
     }
-    if !(args.quiet_limit > 0.0 && args.quiet_limit <= 1.0) || !(args.quiet_timeout >= 0.0 && args.quiet_timeout.is_finite()) {
-        bail!("--quiet-limit must be in (0, 1] and --quiet-timeout a finite number of seconds ≥ 0 (got {} and {})", args.quiet_limit, args.quiet_timeout);
+    if !(args.quiet_limit > 0.0 && args.quiet_limit <= 1.0)
+        || !(args.quiet_timeout >= 0.0 && args.quiet_timeout.is_finite())
+    {
+        bail!(
+            "--quiet-limit must be in (0, 1] and --quiet-timeout a finite number of seconds ≥ 0 (got {} and {})",
+            args.quiet_limit,
+            args.quiet_timeout
+        );
     }
     let tokenizer = read_tokenizer(&args.model)?;
     let max_batch = *args.batches.iter().max().expect("non-empty");
@@ -164,9 +171,11 @@ fn encode(args: &EncodeArgs) -> Result<()> {
     for name in &args.engines {
         let engine = engines::open(name, &args.model).with_context(|| format!("starting {name}"))?;
         eprintln!("== {} ({})", engine.name(), engine.backend());
-        let limit = if name.starts_with("mlr-wgpu") && args.wgpu_max_tokens > 0 { args.wgpu_max_tokens } else { usize::MAX };
+        let limit =
+            if name.starts_with("mlr-wgpu") && args.wgpu_max_tokens > 0 { args.wgpu_max_tokens } else { usize::MAX };
         quiet::wait_for_quiet(name, args.quiet_limit, std::time::Duration::from_secs_f64(args.quiet_timeout));
-        let (mut r, vectors) = engines::time_all(engine.as_ref(), &inputs, &args.batches, args.min_time, args.min_runs, limit)?;
+        let (mut r, vectors) =
+            engines::time_all(engine.as_ref(), &inputs, &args.batches, args.min_time, args.min_runs, limit)?;
         match &reference {
             None => reference = Some(vectors),
             Some(want) => checks.push(report::agreement(engine.name(), want, &vectors, dim)),

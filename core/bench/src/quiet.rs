@@ -132,7 +132,11 @@ pub fn wait_for_quiet(what: &str, limit: f64, timeout: Duration) -> Option<f64> 
         let share = meter.share()?;
         if share < limit {
             if said {
-                eprintln!("  quiet after {:.0} s ({:.0}% of the CPU used by other processes)", start.elapsed().as_secs_f64(), share * 100.0);
+                eprintln!(
+                    "  quiet after {:.0} s ({:.0}% of the CPU used by other processes)",
+                    start.elapsed().as_secs_f64(),
+                    share * 100.0
+                );
             }
             return Some(share);
         }
@@ -206,7 +210,14 @@ mod tests {
             }
             b = sample().expect("/proc is readable on Linux");
         }
-        assert!(b.busy + 2 >= a.busy + (b.own - a.own), "machine busy {} → {}, own {} → {}", a.busy, b.busy, a.own, b.own);
+        assert!(
+            b.busy + 2 >= a.busy + (b.own - a.own),
+            "machine busy {} → {}, own {} → {}",
+            a.busy,
+            b.busy,
+            a.own,
+            b.own
+        );
         assert!(b.total - a.total >= b.busy - a.busy);
     }
 }

@@ -113,7 +113,12 @@ fn read_peer(path: &Path, reference: Option<&Vectors>, dim: usize) -> Result<(Ve
 
 /// Runs `scripts/bench_peers.py` on the same inputs, one process per peer, each after the machine
 /// has gone quiet, and reads its rows (with other processes' CPU share while it ran).
-pub fn python_peers(python: &Path, args: &EncodeArgs, reference: Option<&Vectors>, dim: usize) -> Result<(Vec<Row>, Vec<Check>)> {
+pub fn python_peers(
+    python: &Path,
+    args: &EncodeArgs,
+    reference: Option<&Vectors>,
+    dim: usize,
+) -> Result<(Vec<Row>, Vec<Check>)> {
     let batches: Vec<String> = args.batches.iter().map(usize::to_string).collect();
     let (mut rows, mut checks) = (Vec::new(), Vec::new());
     for engine in &args.python_engines {
@@ -214,7 +219,12 @@ pub fn machine() -> String {
         .lines()
         .find_map(|l| l.strip_prefix("MemTotal:").map(|r| r.trim().trim_end_matches(" kB").trim().parse().unwrap_or(0)))
         .unwrap_or(0);
-    format!("{model}, {cores} cores, {:.0} GiB RAM, {} {}, no GPU", mem_kb as f64 / 1048576.0, std::env::consts::OS, std::env::consts::ARCH)
+    format!(
+        "{model}, {cores} cores, {:.0} GiB RAM, {} {}, no GPU",
+        mem_kb as f64 / 1048576.0,
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    )
 }
 
 /// Writes the JSON report and the markdown table beside it.
@@ -267,7 +277,11 @@ pub fn write(args: &EncodeArgs, rows: Vec<Row>, checks: Vec<Check>) -> Result<()
                 None => write!(md, " – |")?,
             }
         }
-        let other = rows.iter().filter(|r| r.engine == *engine).filter_map(|r| r.other_cpu).fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
+        let other = rows
+            .iter()
+            .filter(|r| r.engine == *engine)
+            .filter_map(|r| r.other_cpu)
+            .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
         match other {
             Some(x) => writeln!(md, " {:.0}% |", x * 100.0)?,
             None => writeln!(md, " – |")?,
@@ -296,7 +310,17 @@ mod tests {
     use super::*;
 
     fn row(engine: &str, batch: usize, seq: usize, tps: f64) -> Row {
-        Row { engine: engine.into(), backend: "x".into(), batch, seq, tokens_per_s: tps, latency_ms: 1.0, runs: 1, min_ms: 1.0, other_cpu: None }
+        Row {
+            engine: engine.into(),
+            backend: "x".into(),
+            batch,
+            seq,
+            tokens_per_s: tps,
+            latency_ms: 1.0,
+            runs: 1,
+            min_ms: 1.0,
+            other_cpu: None,
+        }
     }
 
     #[test]

@@ -76,13 +76,20 @@ pub struct TrainArgs {
 /// The first `steps` losses of the recorded run `path`, retrained from its config, with the kernels
 /// on and off: the largest relative difference from the recorded losses of each.
 fn loss_check(args: &TrainArgs, path: &Path, steps: usize) -> Result<Value> {
-    let recorded: Value = serde_json::from_slice(&std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)?;
+    let recorded: Value =
+        serde_json::from_slice(&std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)?;
     let mut config: TrainConfig = serde_json::from_value(recorded["config"].clone()).context("the recorded config")?;
     // Runs from before the shared-answer mask existed trained without it.
     if recorded["config"].get("mask_shared_answers").is_none() {
         config.mask_shared_answers = false;
     }
-    let want: Vec<f64> = recorded["run"]["history"].as_array().context("the recorded history")?.iter().take(steps).filter_map(|s| s["loss"].as_f64()).collect();
+    let want: Vec<f64> = recorded["run"]["history"]
+        .as_array()
+        .context("the recorded history")?
+        .iter()
+        .take(steps)
+        .filter_map(|s| s["loss"].as_f64())
+        .collect();
     if want.len() < steps {
         bail!("{} records {} steps, fewer than {steps}", path.display(), want.len());
     }
@@ -93,7 +100,9 @@ fn loss_check(args: &TrainArgs, path: &Path, steps: usize) -> Result<Value> {
         data.dev = None;
         let out = std::env::temp_dir().join(format!("mlr-bench-loss-check-{kernels}-{}", std::process::id()));
         let config = TrainConfig { eval_every: 0, checkpoint_every: 0, ..config.clone() };
-        let mut trainer = Trainer::<Autodiff<NdArray<f32>>>::new(config, files.clone(), data, &out, &Default::default())?.with_kernels(kernels);
+        let mut trainer =
+            Trainer::<Autodiff<NdArray<f32>>>::new(config, files.clone(), data, &out, &Default::default())?
+                .with_kernels(kernels);
         let mut got = Vec::new();
         for _ in 0..steps {
             got.push(f64::from(trainer.train_step()?.loss));
@@ -154,7 +163,8 @@ fn config(batch_size: usize, mini_batch: usize, steps: usize, q: usize, p: usize
 /// The peak resident memory of this process in bytes (VmHWM).
 fn peak_rss() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb: u64 = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    let kb: u64 =
+        status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
     Some(kb * 1024)
 }
 
@@ -168,7 +178,12 @@ fn child_steps<B: AutodiffKernels>(args: &ChildArgs, kernels: bool, device: &B::
     if let Some(path) = &args.batches_out {
         let batches = trainer.upcoming_batches(args.steps + 1);
         // mlr's vectors of the first batch's texts (the base model), for the peer to compare with.
-        let embedder = Embedder::<NdArray<f32>>::from_bytes(&files.config_json, &files.tokenizer_json, &files.safetensors, &Default::default())?;
+        let embedder = Embedder::<NdArray<f32>>::from_bytes(
+            &files.config_json,
+            &files.tokenizer_json,
+            &files.safetensors,
+            &Default::default(),
+        )?;
         let (queries, passages) = &batches[0];
         let check = json!({
             "queries": queries, "passages": passages,
@@ -184,7 +199,14 @@ fn child_steps<B: AutodiffKernels>(args: &ChildArgs, kernels: bool, device: &B::
         let t = Instant::now();
         let log = trainer.train_step()?;
         let secs = t.elapsed().as_secs_f64();
-        eprintln!("  {} b{}: step {}: {secs:.2} s, loss {:.4} ({})", args.engine, args.batch_size, step + 1, log.loss, log.batch);
+        eprintln!(
+            "  {} b{}: step {}: {secs:.2} s, loss {:.4} ({})",
+            args.engine,
+            args.batch_size,
+            step + 1,
+            log.loss,
+            log.batch
+        );
         if step > 0 {
             times.push(secs);
         }
@@ -210,19 +232,42 @@ fn backend_name(engine: &str) -> String {
     match engine {
         "mlr-cpu" => "mlr, CPU (burn ndarray + mlr kernels and their backward passes)".into(),
         "mlr-cpu-plain" => "mlr, CPU --no-kernels (burn autodiff of the plain-burn references)".into(),
-        "mlr-wgpu" => format!("mlr, wgpu ({}; the references: no WGSL backward passes)", crate::engines::adapter_name()),
+        "mlr-wgpu" => {
+            format!("mlr, wgpu ({}; the references: no WGSL backward passes)", crate::engines::adapter_name())
+        }
         "sentence-transformers" => "sentence-transformers on PyTorch, CPU, 2 threads".into(),
         other => other.into(),
     }
 }
 
 /// Runs one mlr engine in a child process; returns its report.
-fn run_child(args: &TrainArgs, engine: &str, batch: usize, mini_batch: usize, steps: usize, batches_out: Option<&Path>) -> Result<Value> {
+fn run_child(
+    args: &TrainArgs,
+    engine: &str,
+    batch: usize,
+    mini_batch: usize,
+    steps: usize,
+    batches_out: Option<&Path>,
+) -> Result<Value> {
     let out = std::env::temp_dir().join(format!("mlr-bench-train-{engine}-{batch}-{}.json", std::process::id()));
     let mut cmd = Command::new(std::env::current_exe()?);
     cmd.arg("train-child").arg("--model").arg(&args.model).arg("--data").arg(&args.data);
-    cmd.args(["--engine", engine, "--batch-size", &batch.to_string(), "--mini-batch", &mini_batch.to_string(), "--steps", &steps.to_string()]);
-    cmd.args(["--max-query-tokens", &args.max_query_tokens.to_string(), "--max-passage-tokens", &args.max_passage_tokens.to_string()]);
+    cmd.args([
+        "--engine",
+        engine,
+        "--batch-size",
+        &batch.to_string(),
+        "--mini-batch",
+        &mini_batch.to_string(),
+        "--steps",
+        &steps.to_string(),
+    ]);
+    cmd.args([
+        "--max-query-tokens",
+        &args.max_query_tokens.to_string(),
+        "--max-passage-tokens",
+        &args.max_passage_tokens.to_string(),
+    ]);
     if let Some(path) = batches_out {
         cmd.arg("--batches-out").arg(path);
     }
@@ -247,7 +292,8 @@ fn portable(path: &Path) -> String {
 }
 
 fn row(engine: &str, batch: usize, mini_batch: usize, args: &TrainArgs, run: &Value) -> Value {
-    let times: Vec<f64> = run["step_times_s"].as_array().map(|a| a.iter().filter_map(Value::as_f64).collect()).unwrap_or_default();
+    let times: Vec<f64> =
+        run["step_times_s"].as_array().map(|a| a.iter().filter_map(Value::as_f64).collect()).unwrap_or_default();
     let mean = times.iter().sum::<f64>() / times.len().max(1) as f64;
     json!({
         "engine": engine, "backend": backend_name(engine), "batch": batch, "mini_batch": mini_batch,
@@ -275,7 +321,9 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                 run_child(args, engine, args.batch_size, 0, steps, out)?
             }
             "sentence-transformers" => {
-                let Some(python) = &args.python else { bail!("sentence-transformers needs --python (scripts/setup_st.sh prints it)") };
+                let Some(python) = &args.python else {
+                    bail!("sentence-transformers needs --python (scripts/setup_st.sh prints it)")
+                };
                 if !wrote_batches {
                     run_child(args, "mlr-cpu", args.batch_size, 0, 1, Some(&batches))?;
                     wrote_batches = true;
@@ -320,7 +368,12 @@ fn peer(python: &Path, args: &TrainArgs, batches: &Path) -> Result<Value> {
         .arg(&args.model)
         .arg("--batches")
         .arg(batches)
-        .args(["--max-query-tokens", &args.max_query_tokens.to_string(), "--max-passage-tokens", &args.max_passage_tokens.to_string()])
+        .args([
+            "--max-query-tokens",
+            &args.max_query_tokens.to_string(),
+            "--max-passage-tokens",
+            &args.max_passage_tokens.to_string(),
+        ])
         .arg("--out")
         .arg(&out)
         .env("USE_HUB_KERNELS", "0")
@@ -353,13 +406,21 @@ fn write_report(args: &TrainArgs, rows: &[Value], memory: &[Value], check: Optio
     if let Some(dir) = args.out.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::write(&args.out, serde_json::to_string_pretty(&value)? + "\n").with_context(|| format!("writing {}", args.out.display()))?;
+    std::fs::write(&args.out, serde_json::to_string_pretty(&value)? + "\n")
+        .with_context(|| format!("writing {}", args.out.display()))?;
     let mut md = format!(
         "# Training step rate and memory of mlr\n\nMachine: {machine}.\n\nCommand: `{command}`\n\nOne run, every engine on the same batches (the hybrid sampler's), queries ≤ {} and passages ≤ {} tokens.\n\n| engine | batch | s/step | pairs/s | peak RSS (GB) |\n|---|---:|---:|---:|---:|\n",
         args.max_query_tokens, args.max_passage_tokens
     );
     for r in rows {
-        md += &format!("| {} | {} | {:.2} | {:.2} | {} |\n", r["backend"].as_str().unwrap_or(""), r["batch"], r["step_s"].as_f64().unwrap_or(0.0), r["pairs_per_s"].as_f64().unwrap_or(0.0), gb(&r["peak_rss_bytes"]));
+        md += &format!(
+            "| {} | {} | {:.2} | {:.2} | {} |\n",
+            r["backend"].as_str().unwrap_or(""),
+            r["batch"],
+            r["step_s"].as_f64().unwrap_or(0.0),
+            r["pairs_per_s"].as_f64().unwrap_or(0.0),
+            gb(&r["peak_rss_bytes"])
+        );
     }
     let show = |r: Option<f64>| r.map_or("–".into(), |r| format!("{r:.2}×"));
     md += &format!(
@@ -373,7 +434,13 @@ fn write_report(args: &TrainArgs, rows: &[Value], memory: &[Value], check: Optio
     if !memory.is_empty() {
         md += &format!("\n## Memory with cached InfoNCE (`--mini-batch {}`), mlr CPU\n\n| batch | s/step | pairs/s | peak RSS (GB) |\n|---:|---:|---:|---:|\n", args.mini_batch);
         for r in memory {
-            md += &format!("| {} | {:.2} | {:.2} | {} |\n", r["batch"], r["step_s"].as_f64().unwrap_or(0.0), r["pairs_per_s"].as_f64().unwrap_or(0.0), gb(&r["peak_rss_bytes"]));
+            md += &format!(
+                "| {} | {:.2} | {:.2} | {} |\n",
+                r["batch"],
+                r["step_s"].as_f64().unwrap_or(0.0),
+                r["pairs_per_s"].as_f64().unwrap_or(0.0),
+                gb(&r["peak_rss_bytes"])
+            );
         }
     }
     if let Some(c) = check {

@@ -58,7 +58,10 @@ impl EmbeddingCache {
             let v = rec[32..].chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect();
             vectors.insert(k, v);
         }
-        let file = OpenOptions::new().create(true).append(true).open(&path)
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
             .with_context(|| format!("opening {}", path.display()))?;
         if whole != bytes.len() {
             file.set_len(whole as u64).with_context(|| format!("truncating {}", path.display()))?;

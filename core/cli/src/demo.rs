@@ -9,12 +9,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use mlr_model::Kernels;
 use mlr_data::lareqa::{ArticleSplit, LareqaSet, Split};
 use mlr_demo::corpus::rank_distance;
 use mlr_demo::{lareqa_input, Corpus, DatasetEntry, FileEntry, Manifest, ModelEntry, Rows, VectorFile};
 use mlr_embed::{Embedder, Role};
 use mlr_eval::lareqa::{evaluate, LareqaOptions};
+use mlr_model::Kernels;
 use serde_json::json;
 
 use crate::eval::{command_line, open_encoder};
@@ -107,7 +107,8 @@ fn parse_model(spec: &str) -> Result<(String, PathBuf)> {
             (name, dir)
         }
     };
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) || name.starts_with('.') {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) || name.starts_with('.')
+    {
         bail!("model name {name:?}: use letters, digits, '-', '_' and '.'");
     }
     Ok((name, dir))
@@ -115,7 +116,9 @@ fn parse_model(spec: &str) -> Result<(String, PathBuf)> {
 
 /// A label for people: what `mlr train` recorded, else the directory.
 fn model_label(name: &str, dir: &Path) -> String {
-    let training = std::fs::read(dir.join("mlr_training.json")).ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+    let training = std::fs::read(dir.join("mlr_training.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
     match training {
         Some(t) => {
             let sampler = t["config"]["sampler"].as_str().unwrap_or("?");
@@ -176,7 +179,13 @@ pub fn build<B: Kernels>(args: &BuildArgs, device: &B::Device) -> Result<()> {
         n_questions: set.questions.len(),
         licence: args.licence.clone(),
     };
-    eprintln!("{}: {} languages, {} candidates, {} questions", args.data.display(), langs.len(), set.candidates.len(), set.questions.len());
+    eprintln!(
+        "{}: {} languages, {} candidates, {} questions",
+        args.data.display(),
+        langs.len(),
+        set.candidates.len(),
+        set.questions.len()
+    );
 
     let candidate_texts: Vec<String> = set.candidates.iter().map(|c| c.sentence.clone()).collect();
     let question_texts: Vec<String> = set.questions.iter().map(|q| q.text.clone()).collect();
@@ -200,7 +209,8 @@ pub fn build<B: Kernels>(args: &BuildArgs, device: &B::Device) -> Result<()> {
         ];
         drop(weights);
         // Encode with the shipped weights, so the page's queries and the corpus match.
-        let (mut encoder, _) = open_encoder::<B>(&out.join("models").join(name), 512, false, None, args.batch_size, device)?;
+        let (mut encoder, _) =
+            open_encoder::<B>(&out.join("models").join(name), 512, false, None, args.batch_size, device)?;
         let dim = encoder.embedder.dim();
         let cands = encoder.encode(&candidate_texts, Role::Passage, "candidates")?.concat();
         let questions = encoder.encode(&question_texts, Role::Query, "questions")?.concat();
@@ -233,9 +243,15 @@ pub fn build<B: Kernels>(args: &BuildArgs, device: &B::Device) -> Result<()> {
         Manifest { version: mlr_demo::manifest::MANIFEST_VERSION, dataset, models: entries, command: command_line() };
     let text = serde_json::to_string_pretty(&manifest)? + "\n";
     ship(&out, "manifest.json", text.as_bytes())?;
-    let total: u64 = manifest.models.iter().flat_map(|m| m.files.iter().chain([&m.vectors])).map(|f| f.bytes).sum::<u64>()
-        + manifest.dataset.files.iter().map(|f| f.bytes).sum::<u64>();
-    eprintln!("wrote {} ({} models, {:.1} MB in all)", out.join("manifest.json").display(), manifest.models.len(), total as f64 / 1e6);
+    let total: u64 =
+        manifest.models.iter().flat_map(|m| m.files.iter().chain([&m.vectors])).map(|f| f.bytes).sum::<u64>()
+            + manifest.dataset.files.iter().map(|f| f.bytes).sum::<u64>();
+    eprintln!(
+        "wrote {} ({} models, {:.1} MB in all)",
+        out.join("manifest.json").display(),
+        manifest.models.len(),
+        total as f64 / 1e6
+    );
     Ok(())
 }
 
@@ -293,12 +309,19 @@ pub fn search<B: Kernels>(args: &SearchArgs, device: &B::Device) -> Result<()> {
     println!("{:>4}  {:>6}  {:<4} sentence", "rank", "score", "lang");
     for h in &top {
         let c = &corpus.set.candidates[h.candidate];
-        let mark = if group.as_ref().is_some_and(|g| corpus.answers(h.candidate, &g.question_id)) { "◆" } else { " " };
+        let mark =
+            if group.as_ref().is_some_and(|g| corpus.answers(h.candidate, &g.question_id)) { "◆" } else { " " };
         println!("{:>4}  {:.4}  {:<4}{mark} {}", h.rank, h.score, corpus.set.langs[c.lang], c.sentence);
     }
     if let Some(g) = &group {
         let per: Vec<String> = ranks.iter().map(|r| format!("{} {}", corpus.set.langs[r.lang], r.rank)).collect();
-        println!("\nparallel answers of question {} ({}): pooled ranks {}; rank distance {}", g.question_id, g.reason.describe(), per.join(", "), rank_distance(&ranks));
+        println!(
+            "\nparallel answers of question {} ({}): pooled ranks {}; rank distance {}",
+            g.question_id,
+            g.reason.describe(),
+            per.join(", "),
+            rank_distance(&ranks)
+        );
     }
     Ok(())
 }

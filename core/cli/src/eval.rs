@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use mlr_model::Kernels;
 use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressStyle};
 use mlr_data::lareqa::{ArticleSplit, CandidateText, EvalIndex, LareqaSet, Split};
@@ -13,6 +12,7 @@ use mlr_embed::{Embedder, Role};
 use mlr_eval::lareqa::{evaluate, LareqaInput, LareqaOptions, LareqaReport};
 use mlr_eval::score::{dot_scores, tie_order, top};
 use mlr_eval::trec::Qrels;
+use mlr_model::Kernels;
 use serde_json::json;
 
 use crate::cache::{key, EmbeddingCache};
@@ -141,7 +141,8 @@ impl<B: Kernels> Encoder<B> {
             // Chunks of similar length; each is cached as soon as it is done.
             for chunk in missing.chunks(self.batch_size.max(1) * 8) {
                 let group: Vec<&str> = chunk.iter().map(|&i| texts[i].as_str()).collect();
-                self.stats.tokens += self.embedder.tokenize(&group, role)?.rows.iter().map(|r| r.ids.len()).sum::<usize>();
+                self.stats.tokens +=
+                    self.embedder.tokenize(&group, role)?.rows.iter().map(|r| r.ids.len()).sum::<usize>();
                 let vectors = self.embedder.embed_many(&group, role, self.batch_size, |n| bar.inc(n as u64))?;
                 self.cache.insert_many(chunk.iter().map(|&i| keys[i]).zip(vectors).collect())?;
             }
@@ -176,7 +177,11 @@ pub(crate) fn command_line() -> String {
 pub fn machine() -> serde_json::Value {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_else(|| "unknown".into());
     json!({"cpu": cpu, "cores": std::thread::available_parallelism().map_or(1, |n| n.get()), "os": std::env::consts::OS})
 }
@@ -185,7 +190,8 @@ fn write_outputs(out: &Path, report: &serde_json::Value, markdown: &str) -> Resu
     if let Some(parent) = out.parent() {
         std::fs::create_dir_all(parent).ok();
     }
-    std::fs::write(out, serde_json::to_string_pretty(report)? + "\n").with_context(|| format!("writing {}", out.display()))?;
+    std::fs::write(out, serde_json::to_string_pretty(report)? + "\n")
+        .with_context(|| format!("writing {}", out.display()))?;
     let md = out.with_extension("md");
     std::fs::write(&md, markdown).with_context(|| format!("writing {}", md.display()))?;
     eprintln!("wrote {} and {}", out.display(), md.display());
@@ -243,8 +249,14 @@ pub fn run<B: Kernels>(args: &EvalArgs, device: &B::Device) -> Result<()> {
         }
         return run_precomputed(args, vectors);
     }
-    let (mut encoder, model_sha) =
-        open_encoder::<B>(&args.model, args.max_tokens, args.no_cache, args.cache_dir.clone(), args.batch_size, device)?;
+    let (mut encoder, model_sha) = open_encoder::<B>(
+        &args.model,
+        args.max_tokens,
+        args.no_cache,
+        args.cache_dir.clone(),
+        args.batch_size,
+        device,
+    )?;
     let common = json!({
         "model": args.model.display().to_string(),
         "model_sha256": model_sha,
@@ -275,7 +287,8 @@ fn load_lareqa(args: &EvalArgs) -> Result<(LareqaSet, Vec<String>)> {
         full
     } else {
         let path = args.data.join("split.json");
-        let bytes = std::fs::read(&path).with_context(|| format!("reading {} (needed for --split {})", path.display(), args.split))?;
+        let bytes = std::fs::read(&path)
+            .with_context(|| format!("reading {} (needed for --split {})", path.display(), args.split))?;
         full.split(&ArticleSplit::from_json(&bytes, &path.display().to_string())?, split)
     };
     if set.questions.is_empty() {
@@ -312,8 +325,10 @@ fn run_lareqa<B: Kernels>(args: &EvalArgs, encoder: &mut Encoder<B>, common: ser
             eprintln!("warning: centering means are estimated on articles that are also evaluated (--split {} --center-langs {on})", args.split);
         }
         let path = args.data.join("split.json");
-        let bytes = std::fs::read(&path).with_context(|| format!("reading {} (needed for --center-langs)", path.display()))?;
-        let est = LareqaSet::load_dir(&args.data, &lang_refs)?.split(&ArticleSplit::from_json(&bytes, &path.display().to_string())?, part);
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("reading {} (needed for --center-langs)", path.display()))?;
+        let est = LareqaSet::load_dir(&args.data, &lang_refs)?
+            .split(&ArticleSplit::from_json(&bytes, &path.display().to_string())?, part);
         let texts: Vec<String> = (0..est.candidates.len()).map(|i| est.candidate_text(i, mode)).collect();
         let c = encoder.encode(&texts, Role::Passage, "centering candidates")?.concat();
         let c_lang: Vec<usize> = est.candidates.iter().map(|c| c.lang).collect();
@@ -321,7 +336,8 @@ fn run_lareqa<B: Kernels>(args: &EvalArgs, encoder: &mut Encoder<B>, common: ser
         let q = encoder.encode(&texts, Role::Query, "centering queries")?.concat();
         let q_lang: Vec<usize> = est.questions.iter().map(|q| q.lang).collect();
         let n = set.langs.len();
-        let (c_means, q_means) = (center::language_means(&c, &c_lang, n, dim), center::language_means(&q, &q_lang, n, dim));
+        let (c_means, q_means) =
+            (center::language_means(&c, &c_lang, n, dim), center::language_means(&q, &q_lang, n, dim));
         for (l, lang) in set.langs.iter().enumerate() {
             if c_means[l].is_none() || q_means[l].is_none() {
                 eprintln!("warning: no {on} questions or candidates in {lang}: its vectors are not centred");
@@ -329,7 +345,12 @@ fn run_lareqa<B: Kernels>(args: &EvalArgs, encoder: &mut Encoder<B>, common: ser
         }
         center::center(&mut cand_vecs, &index.candidate_lang, &c_means, dim);
         center::center(&mut query_vecs, &index.query_lang, &q_means, dim);
-        eprintln!("centred each language on the means of {} {} questions and {} candidates", est.questions.len(), on, est.candidates.len());
+        eprintln!(
+            "centred each language on the means of {} {} questions and {} candidates",
+            est.questions.len(),
+            on,
+            est.candidates.len()
+        );
     }
     let stats = (encoder.stats.json(), encode_line(&encoder.stats));
     score_and_report(args, &set, &index, &cand_vecs, &query_vecs, dim, &common, stats)
@@ -349,7 +370,8 @@ fn run_precomputed(args: &EvalArgs, path: &Path) -> Result<()> {
     let all_langs = LareqaSet::dir_langs(&args.data)?;
     let all_refs: Vec<&str> = all_langs.iter().map(String::as_str).collect();
     let full = LareqaSet::load_dir(&args.data, &all_refs)?;
-    let rows = mlr_demo::Rows::new(&full, &file).with_context(|| format!("{} does not match {}", path.display(), args.data.display()))?;
+    let rows = mlr_demo::Rows::new(&full, &file)
+        .with_context(|| format!("{} does not match {}", path.display(), args.data.display()))?;
     let (set, _) = load_lareqa(args)?;
     let index = set.eval_index(args.max_questions);
     let (cands, queries) = rows.gather(&file, &set, &index)?;
@@ -360,7 +382,8 @@ fn run_precomputed(args: &EvalArgs, path: &Path) -> Result<()> {
         "machine": machine(),
         "command": command_line(),
     });
-    let stats = (json!({"precomputed": path.display().to_string()}), format!("precomputed vectors from {}.", path.display()));
+    let stats =
+        (json!({"precomputed": path.display().to_string()}), format!("precomputed vectors from {}.", path.display()));
     score_and_report(args, &set, &index, &cands, &queries, file.dim, &common, stats)
 }
 
@@ -384,7 +407,11 @@ fn score_and_report(
     let start = Instant::now();
     let report = evaluate(&input, &options)?;
     let scoring_seconds = start.elapsed().as_secs_f64();
-    eprintln!("scored {} queries × {} candidates in {scoring_seconds:.1} s", index.questions.len(), set.candidates.len());
+    eprintln!(
+        "scored {} queries × {} candidates in {scoring_seconds:.1} s",
+        index.questions.len(),
+        set.candidates.len()
+    );
     let table = report.markdown();
     println!("{table}");
 
@@ -489,7 +516,8 @@ fn write_trec(path: &Path, input: &LareqaInput, set: &LareqaSet, index: &EvalInd
     let depth = if depth == 0 { nc } else { depth };
     let ties = tie_order(input.candidate_ids);
     let qid = |q: usize| format!("{}-{}", set.langs[index.query_lang[q]], index.question_ids[q]);
-    let mut run_file = std::io::BufWriter::new(std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?);
+    let mut run_file =
+        std::io::BufWriter::new(std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?);
     let block = 256;
     let mut scores = vec![0f32; block * nc];
     let nq = input.query_lang.len();

@@ -23,10 +23,10 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use mlr_model::Kernels;
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use mlr_embed::{EmbedOptions, Embedder, Overflow, Role};
+use mlr_model::Kernels;
 
 #[derive(Parser)]
 #[command(name = "mlr", version, about = "Multilingual dense retrieval: import, embed, evaluate, train")]
@@ -211,7 +211,9 @@ fn main() -> Result<()> {
             BackendArg::Wgpu => demo::search::<burn::backend::Wgpu>(&args, &Default::default()),
         },
         Command::Train(args) => match args.backend {
-            BackendArg::Cpu => train::run::<burn::backend::Autodiff<burn::backend::NdArray<f32>>>(&args, &Default::default()),
+            BackendArg::Cpu => {
+                train::run::<burn::backend::Autodiff<burn::backend::NdArray<f32>>>(&args, &Default::default())
+            }
             BackendArg::Wgpu => train::run::<burn::backend::Autodiff<burn::backend::Wgpu>>(&args, &Default::default()),
         },
     }
@@ -285,7 +287,10 @@ fn read_texts(path: &Path) -> Result<Vec<String>> {
 pub(crate) fn read_model_file(dir: &Path, name: &str) -> Result<Vec<u8>> {
     let path = dir.join(name);
     std::fs::read(&path).with_context(|| {
-        format!("reading {} (a model directory needs config.json, tokenizer.json and model.safetensors)", path.display())
+        format!(
+            "reading {} (a model directory needs config.json, tokenizer.json and model.safetensors)",
+            path.display()
+        )
     })
 }
 
@@ -320,9 +325,8 @@ fn embed<B: Kernels>(args: &EmbedArgs, device: &B::Device) -> Result<()> {
 
 fn write_vectors(path: &Path, vectors: &[Vec<f32>], dim: usize) -> Result<()> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    let mut out = std::io::BufWriter::new(
-        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
-    );
+    let mut out =
+        std::io::BufWriter::new(std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?);
     match ext {
         "npy" => npy::write_f32_matrix(&mut out, vectors, dim)?,
         "json" => serde_json::to_writer(&mut out, vectors)?,

@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use mlr_model::AutodiffKernels;
 use indicatif::{ProgressBar, ProgressStyle};
+use mlr_model::AutodiffKernels;
 use mlr_train::{Event, ModelFiles, Outcome, TrainConfig, TrainData, Trainer};
 
 use crate::{default_model_dir, BackendArg};
@@ -128,10 +128,14 @@ pub fn run<B: AutodiffKernels>(args: &TrainArgs, device: &B::Device) -> Result<(
     config.validate()?;
     let model_dir = args.model.clone().or(recorded_model).unwrap_or_else(default_model_dir);
     if !args.data.join("split.json").exists() {
-        bail!("{}: no split.json (training needs a LAReQA-format directory with an article split)", args.data.display());
+        bail!(
+            "{}: no split.json (training needs a LAReQA-format directory with an article split)",
+            args.data.display()
+        );
     }
     eprintln!("loading {} and {} …", model_dir.display(), args.data.display());
-    let files = ModelFiles::read(&model_dir).with_context(|| format!("reading the base model {}", model_dir.display()))?;
+    let files =
+        ModelFiles::read(&model_dir).with_context(|| format!("reading the base model {}", model_dir.display()))?;
     let data = TrainData::from_lareqa_dir(&args.data, &config.train_langs)?;
     eprintln!(
         "{} training groups in {} languages; dev: {} questions × {} candidates",
@@ -184,7 +188,10 @@ pub fn run<B: AutodiffKernels>(args: &TrainArgs, device: &B::Device) -> Result<(
                 recent.remove(0);
             }
             let pairs_per_s = batch_size * recent.len() as f64 / recent.iter().sum::<f64>().max(1e-9);
-            let msg = format!("loss {:.4}  lr {:.2e}  |g| {:.2}  {:.1} pairs/s  {}", log.loss, log.lr, log.grad_norm, pairs_per_s, log.batch);
+            let msg = format!(
+                "loss {:.4}  lr {:.2e}  |g| {:.2}  {:.1} pairs/s  {}",
+                log.loss, log.lr, log.grad_norm, pairs_per_s, log.batch
+            );
             bar.set_position(log.step as u64);
             bar.set_message(msg.clone());
             if plain && (log.step % 10 == 0 || log.step == 1) {
@@ -236,7 +243,12 @@ pub fn run<B: AutodiffKernels>(args: &TrainArgs, device: &B::Device) -> Result<(
     match outcome {
         Outcome::Finished => {
             if let Some(best) = &s.best {
-                eprintln!("best dev Mul. mAP {:.4} at step {} → {}", best.multi, best.step, args.out.join("best").display());
+                eprintln!(
+                    "best dev Mul. mAP {:.4} at step {} → {}",
+                    best.multi,
+                    best.step,
+                    args.out.join("best").display()
+                );
             }
             eprintln!("final model → {}", args.out.join("final").display());
         }

@@ -82,7 +82,12 @@ fn demo_build_search_and_eval_agree_with_the_model() {
     let manifest: Value = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
     let m = &manifest["models"][0];
     assert_eq!((m["name"].as_str(), m["dtype"].as_str(), m["dim"].as_u64()), (Some("tiny"), Some("f16"), Some(32)));
-    let entries = m["files"].as_array().unwrap().iter().chain([&m["vectors"], &manifest["dataset"]["split"]]).chain(manifest["dataset"]["files"].as_array().unwrap());
+    let entries = m["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain([&m["vectors"], &manifest["dataset"]["split"]])
+        .chain(manifest["dataset"]["files"].as_array().unwrap());
     for f in entries {
         let bytes = std::fs::read(out.join(f["path"].as_str().unwrap())).unwrap();
         assert_eq!(bytes.len() as u64, f["bytes"].as_u64().unwrap(), "{f}");
@@ -94,7 +99,13 @@ fn demo_build_search_and_eval_agree_with_the_model() {
 
     // The stored vectors are the shipped model's embeddings, in the set's order.
     let read = |n: &str| std::fs::read(out.join("models/tiny").join(n)).unwrap();
-    let embedder = Embedder::<NdArray<f32>>::from_bytes(&read("config.json"), &read("tokenizer.json"), &read("model.safetensors"), &Default::default()).unwrap();
+    let embedder = Embedder::<NdArray<f32>>::from_bytes(
+        &read("config.json"),
+        &read("tokenizer.json"),
+        &read("model.safetensors"),
+        &Default::default(),
+    )
+    .unwrap();
     let vectors = mlr_demo::VectorFile::decode(&std::fs::read(out.join("corpus/tiny.mlrv")).unwrap()).unwrap();
     let set = mlr_data::lareqa::LareqaSet::load_dir(&data, &["de", "en"]).unwrap();
     assert_eq!((vectors.n_candidates(), vectors.n_questions()), (set.candidates.len(), set.questions.len()));
@@ -123,7 +134,8 @@ fn demo_build_search_and_eval_agree_with_the_model() {
 
     // `mlr search` ranks by dot product with the stored vectors, ties by descending id.
     let query = "When does the library open?";
-    let got: Value = serde_json::from_str(&mlr(&cache, &["search", "--demo", &s(&out), "--json", "-k", "10", query])).unwrap();
+    let got: Value =
+        serde_json::from_str(&mlr(&cache, &["search", "--demo", &s(&out), "--json", "-k", "10", query])).unwrap();
     let q = embedder.embed(&[query], Role::Query).unwrap().remove(0);
     let mut want: Vec<(f32, &str)> = set
         .candidates
@@ -137,10 +149,12 @@ fn demo_build_search_and_eval_agree_with_the_model() {
     assert_eq!(got_ids, want_ids);
     assert_eq!(got["group"].as_str(), Some("q1"), "the query is dataset question q1");
     let ranks: Vec<u64> = got["bias"].as_array().unwrap().iter().map(|b| b["rank"].as_u64().unwrap()).collect();
-    let expect: Vec<u64> = ["de-000000", "en-000000"].iter().map(|id| 1 + want_ids.iter().position(|w| w == id).unwrap() as u64).collect();
+    let expect: Vec<u64> =
+        ["de-000000", "en-000000"].iter().map(|id| 1 + want_ids.iter().position(|w| w == id).unwrap() as u64).collect();
     assert_eq!(ranks, expect, "pooled ranks of q1's answers (de, en)");
     assert_eq!(got["rank_distance"].as_u64(), Some(expect[0].abs_diff(expect[1])));
-    let de_only: Value = serde_json::from_str(&mlr(&cache, &["search", "--demo", &s(&out), "--json", "--lang", "de", query])).unwrap();
+    let de_only: Value =
+        serde_json::from_str(&mlr(&cache, &["search", "--demo", &s(&out), "--json", "--lang", "de", query])).unwrap();
     assert!(de_only["hits"].as_array().unwrap().iter().all(|h| h["lang"] == "de"));
     std::fs::remove_dir_all(&tmp).ok();
 }

@@ -204,7 +204,13 @@ fn unit(state: &mut u64) -> f64 {
 impl BatchSampler {
     /// A sampler over `pairs`. Errors if the batch is larger than the groups available, α is
     /// outside [0, 1], or a cross-lingual batch is possible but fewer than two languages exist.
-    pub fn new(pairs: &ParallelPairs, strategy: Strategy, batch_size: usize, hard_negatives: bool, seed: u64) -> Result<Self, String> {
+    pub fn new(
+        pairs: &ParallelPairs,
+        strategy: Strategy,
+        batch_size: usize,
+        hard_negatives: bool,
+        seed: u64,
+    ) -> Result<Self, String> {
         if let Some(alpha) = strategy.alpha() {
             if !(0.0..=1.0).contains(&alpha) {
                 return Err(format!("alpha must be in [0, 1], got {alpha}"));
@@ -355,7 +361,9 @@ mod tests {
         ParallelPairs {
             langs: (0..langs).map(|l| format!("l{l}")).collect(),
             ids: (0..n).map(|g| format!("g{g}")).collect(),
-            groups: (0..n).map(|g| (0..langs).map(|l| (!(l == 0 && g % 5 == 4)).then(|| text(g, l))).collect()).collect(),
+            groups: (0..n)
+                .map(|g| (0..langs).map(|l| (!(l == 0 && g % 5 == 4)).then(|| text(g, l))).collect())
+                .collect(),
         }
     }
 

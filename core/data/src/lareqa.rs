@@ -263,7 +263,11 @@ impl LareqaSet {
                             answer: first_candidate + sentence,
                         });
                     }
-                    set.paragraphs.push(Paragraph { lang: lang_index, article: article_id, context: paragraph.context });
+                    set.paragraphs.push(Paragraph {
+                        lang: lang_index,
+                        article: article_id,
+                        context: paragraph.context,
+                    });
                 }
             }
         }

@@ -126,7 +126,11 @@ impl Corpus {
     /// checked against the manifest's counts.
     pub fn from_dataset(dataset: &crate::DatasetEntry, files: &[Vec<u8>]) -> Result<Self, crate::DemoError> {
         if files.len() != dataset.files.len() {
-            return Err(crate::DemoError::Mismatch(format!("{} data files, the manifest lists {}", files.len(), dataset.files.len())));
+            return Err(crate::DemoError::Mismatch(format!(
+                "{} data files, the manifest lists {}",
+                files.len(),
+                dataset.files.len()
+            )));
         }
         let named: Vec<(&str, &str, &[u8])> = dataset
             .langs
@@ -244,7 +248,9 @@ mod tests {
             .to_string()
         };
         let (en, de) = (file("Which one?"), file("Welcher?"));
-        Corpus::new(LareqaSet::from_files(&[("en", "en.json", en.as_bytes()), ("de", "de.json", de.as_bytes())]).unwrap())
+        Corpus::new(
+            LareqaSet::from_files(&[("en", "en.json", en.as_bytes()), ("de", "de.json", de.as_bytes())]).unwrap(),
+        )
     }
 
     #[test]
@@ -256,7 +262,10 @@ mod tests {
         // Tie: descending id order puts en-000000 before de-000000.
         assert_eq!(r.order, vec![0, 3, 4, 1, 5, 2]);
         let top = c.top(&r, 2, Some(1));
-        assert_eq!(top.iter().map(|h| (h.candidate, h.rank, h.pooled_rank)).collect::<Vec<_>>(), vec![(3, 1, 2), (4, 2, 3)]);
+        assert_eq!(
+            top.iter().map(|h| (h.candidate, h.rank, h.pooled_rank)).collect::<Vec<_>>(),
+            vec![(3, 1, 2), (4, 2, 3)]
+        );
         assert_eq!(c.top(&r, 10, None).len(), 6);
 
         // Not a dataset question: the best-ranked answer sentence is de S1 (pooled rank 3).

@@ -119,7 +119,11 @@ impl Manifest {
         }
         for model in &m.models {
             if model.files.len() != 3 {
-                return Err(DemoError::Manifest(format!("model {}: {} files, expected 3", model.name, model.files.len())));
+                return Err(DemoError::Manifest(format!(
+                    "model {}: {} files, expected 3",
+                    model.name,
+                    model.files.len()
+                )));
             }
         }
         Ok(m)

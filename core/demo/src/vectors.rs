@@ -84,10 +84,8 @@ impl VectorFile {
                 want.map_or("more than fit in memory".into(), |n| n.to_string())
             )));
         }
-        let mut candidates: Vec<f32> = bytes[HEADER..]
-            .chunks_exact(2)
-            .map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32())
-            .collect();
+        let mut candidates: Vec<f32> =
+            bytes[HEADER..].chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()).collect();
         let questions = candidates.split_off(nc * dim);
         Ok(Self { dim, candidates, questions })
     }
@@ -114,21 +112,25 @@ impl Rows {
             )));
         }
         let candidate = full.candidates.iter().enumerate().map(|(i, c)| (c.id.clone(), i)).collect();
-        let question = full
-            .questions
-            .iter()
-            .enumerate()
-            .map(|(i, q)| ((full.langs[q.lang].clone(), q.id.clone()), i))
-            .collect();
+        let question =
+            full.questions.iter().enumerate().map(|(i, q)| ((full.langs[q.lang].clone(), q.id.clone()), i)).collect();
         Ok(Self { candidate, question })
     }
 
     /// The candidate vectors of `set` and the question vectors of `index` (built from `set`),
     /// row-major, ready for `mlr_eval::lareqa::evaluate`.
-    pub fn gather(&self, file: &VectorFile, set: &LareqaSet, index: &EvalIndex) -> Result<(Vec<f32>, Vec<f32>), DemoError> {
+    pub fn gather(
+        &self,
+        file: &VectorFile,
+        set: &LareqaSet,
+        index: &EvalIndex,
+    ) -> Result<(Vec<f32>, Vec<f32>), DemoError> {
         let mut cands = Vec::with_capacity(set.candidates.len() * file.dim);
         for c in &set.candidates {
-            let row = self.candidate.get(&c.id).ok_or_else(|| DemoError::Mismatch(format!("candidate {} has no vector", c.id)))?;
+            let row = self
+                .candidate
+                .get(&c.id)
+                .ok_or_else(|| DemoError::Mismatch(format!("candidate {} has no vector", c.id)))?;
             cands.extend_from_slice(file.candidate(*row));
         }
         let mut queries = Vec::with_capacity(index.questions.len() * file.dim);
@@ -145,7 +147,12 @@ impl Rows {
 }
 
 /// The evaluator's input for `index` with vectors in its layout (as [`Rows::gather`] returns them).
-pub fn lareqa_input<'a>(index: &'a EvalIndex, candidates: &'a [f32], queries: &'a [f32], dim: usize) -> LareqaInput<'a> {
+pub fn lareqa_input<'a>(
+    index: &'a EvalIndex,
+    candidates: &'a [f32],
+    queries: &'a [f32],
+    dim: usize,
+) -> LareqaInput<'a> {
     LareqaInput {
         langs: &index.langs,
         candidate_ids: &index.candidate_ids,

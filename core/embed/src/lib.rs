@@ -12,8 +12,8 @@
 
 use burn::tensor::{Int, Tensor, TensorData};
 use mlr_model::{BertConfig, BertModel, ConfigError, Kernels};
-pub use mlr_tokenize::{Overflow, Role};
 use mlr_tokenize::{Batch, Sequence, TextTokenizer, TokenizeError};
+pub use mlr_tokenize::{Overflow, Role};
 use mlr_weights::WeightsError;
 
 /// Why embedding failed.
@@ -186,7 +186,8 @@ impl<B: Kernels> Embedder<B> {
         if batch.rows.is_empty() {
             return Ok(Vec::new());
         }
-        let data = self.text_rows(&batch).into_data_async().await.map_err(|e| EmbedError::Readback(format!("{e:?}")))?;
+        let data =
+            self.text_rows(&batch).into_data_async().await.map_err(|e| EmbedError::Readback(format!("{e:?}")))?;
         Ok(combine(&batch, &floats(data)?, self.dim()))
     }
 

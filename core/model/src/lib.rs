@@ -29,14 +29,15 @@ mod pool;
 mod random;
 
 pub use bert::{
-    attention_bias, chunk_rows, tensor_names, BertAttention, BertEmbeddings, BertFeedForward, BertLayer, BertModel, WeightSource, MAX_CHUNK_BYTES,
+    attention_bias, chunk_rows, tensor_names, BertAttention, BertEmbeddings, BertFeedForward, BertLayer, BertModel,
+    WeightSource, MAX_CHUNK_BYTES,
 };
 pub use config::{BertConfig, ConfigError};
-pub use pool::{l2_normalize, masked_mean};
-pub use random::SeededWeights;
-/// The backend extension the encoder's forward pass needs (fused kernels on wgpu, plain-burn
-/// references elsewhere).
-pub use mlr_shaders::Kernels;
 /// An autodiff backend with [`Kernels`] on it and on its inner backend (native only).
 #[cfg(not(target_arch = "wasm32"))]
 pub use mlr_shaders::AutodiffKernels;
+/// The backend extension the encoder's forward pass needs (fused kernels on wgpu, plain-burn
+/// references elsewhere).
+pub use mlr_shaders::Kernels;
+pub use pool::{l2_normalize, masked_mean};
+pub use random::SeededWeights;

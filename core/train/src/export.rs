@@ -64,9 +64,17 @@ pub fn model_tensors<B: Backend>(model: &BertModel<B>) -> Result<Vec<NamedTensor
         }
         for (name, ln) in [("attention.output.LayerNorm", &a.layer_norm), ("output.LayerNorm", &f.layer_norm)] {
             let gamma = ln.gamma.val();
-            out.push(NamedTensor { name: format!("{p}.{name}.weight"), shape: gamma.dims().to_vec(), values: values(gamma)? });
+            out.push(NamedTensor {
+                name: format!("{p}.{name}.weight"),
+                shape: gamma.dims().to_vec(),
+                values: values(gamma)?,
+            });
             let beta = ln.beta.as_ref().ok_or_else(|| TrainError::Config(format!("{p}.{name} has no bias")))?.val();
-            out.push(NamedTensor { name: format!("{p}.{name}.bias"), shape: beta.dims().to_vec(), values: values(beta)? });
+            out.push(NamedTensor {
+                name: format!("{p}.{name}.bias"),
+                shape: beta.dims().to_vec(),
+                values: values(beta)?,
+            });
         }
     }
     Ok(out)
@@ -87,11 +95,18 @@ pub fn export_hf<B: Backend>(
     let tensors = model_tensors(model)?;
     let expected = mlr_model::tensor_names(&config);
     if expected.len() != tensors.len() {
-        return Err(TrainError::Config(format!("model has {} tensors, config.json describes {}", tensors.len(), expected.len())));
+        return Err(TrainError::Config(format!(
+            "model has {} tensors, config.json describes {}",
+            tensors.len(),
+            expected.len()
+        )));
     }
     for ((name, shape), t) in expected.iter().zip(&tensors) {
         if *name != t.name || *shape != t.shape {
-            return Err(TrainError::Config(format!("model does not match config: {} {:?} vs {name} {shape:?}", t.name, t.shape)));
+            return Err(TrainError::Config(format!(
+                "model does not match config: {} {:?} vs {name} {shape:?}",
+                t.name, t.shape
+            )));
         }
     }
     let bytes = write_safetensors(&tensors)?;
@@ -100,7 +115,8 @@ pub fn export_hf<B: Backend>(
         std::fs::remove_dir_all(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
     }
     std::fs::create_dir_all(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
-    let write = |name: &str, data: &[u8]| std::fs::write(tmp.join(name), data).map_err(|e| TrainError::io(&tmp.join(name), e));
+    let write =
+        |name: &str, data: &[u8]| std::fs::write(tmp.join(name), data).map_err(|e| TrainError::io(&tmp.join(name), e));
     write("model.safetensors", &bytes)?;
     write("config.json", config_json)?;
     write("tokenizer.json", tokenizer_json)?;

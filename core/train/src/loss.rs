@@ -16,7 +16,12 @@ use mlr_shaders::reference::log_softmax;
 ///
 /// # Shapes
 /// queries `[b, h]`, passages `[b + n, h]`, ignore `[b, b + n]` -> `[1]`
-pub fn info_nce<B: Backend>(queries: Tensor<B, 2>, passages: Tensor<B, 2>, tau: f64, ignore: Option<Tensor<B, 2, Bool>>) -> Tensor<B, 1> {
+pub fn info_nce<B: Backend>(
+    queries: Tensor<B, 2>,
+    passages: Tensor<B, 2>,
+    tau: f64,
+    ignore: Option<Tensor<B, 2, Bool>>,
+) -> Tensor<B, 1> {
     let [b, _] = queries.dims();
     let device = queries.device();
     let mut logits = queries.matmul(passages.transpose()).div_scalar(tau); // [b, b + n]
@@ -45,7 +50,13 @@ mod tests {
         let mut total = 0.0;
         for (i, qi) in q.iter().enumerate() {
             let s: Vec<f64> = p.iter().map(|pj| (qi[0] * pj[0] + qi[1] * pj[1]) as f64 / tau).collect();
-            let log_z = s.iter().enumerate().filter(|(j, _)| !ignore.contains(&(i, *j))).map(|(_, v)| v.exp()).sum::<f64>().ln();
+            let log_z = s
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| !ignore.contains(&(i, *j)))
+                .map(|(_, v)| v.exp())
+                .sum::<f64>()
+                .ln();
             total += log_z - s[i];
         }
         total / q.len() as f64

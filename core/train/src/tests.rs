@@ -17,7 +17,8 @@ const LANGS: [&str; 3] = ["aa", "bb", "cc"];
 const GROUPS: usize = 10;
 
 fn words() -> Vec<String> {
-    let mut w: Vec<String> = ["query", ":", "passage", "what", "is", "answer", "other", "."].iter().map(|s| s.to_string()).collect();
+    let mut w: Vec<String> =
+        ["query", ":", "passage", "what", "is", "answer", "other", "."].iter().map(|s| s.to_string()).collect();
     w.extend(LANGS.iter().map(|s| s.to_string()));
     w.extend((0..GROUPS).map(|g| format!("w{g}")));
     w
@@ -143,11 +144,14 @@ fn an_interrupted_run_resumes_bit_for_bit() {
     let changed = TrainConfig { lr: 2e-3, ..config() };
     let err = Trainer::<Cpu>::resume(&changed, files.clone(), data(false), &root.join("split"), &device).err().unwrap();
     assert!(err.to_string().contains("lr"), "{err}");
-    let mut resumed = Trainer::<Cpu>::resume(&config(), files.clone(), data(false), &root.join("split"), &device).unwrap();
+    let mut resumed =
+        Trainer::<Cpu>::resume(&config(), files.clone(), data(false), &root.join("split"), &device).unwrap();
     assert_eq!(resumed.state().step, 3);
     assert_eq!(resumed.run(&AtomicBool::new(false), &mut no_events).unwrap(), Outcome::Finished);
 
-    let losses = |t: &Trainer<Cpu>| t.state().history.iter().map(|s| (s.loss.to_bits(), s.lr.to_bits(), s.batch.clone())).collect::<Vec<_>>();
+    let losses = |t: &Trainer<Cpu>| {
+        t.state().history.iter().map(|s| (s.loss.to_bits(), s.lr.to_bits(), s.batch.clone())).collect::<Vec<_>>()
+    };
     assert_eq!(losses(&whole).len(), 6);
     assert_eq!(losses(&whole), losses(&resumed), "the resumed loss curve differs");
     let a = crate::export::model_tensors(whole.model()).unwrap();
@@ -176,17 +180,28 @@ fn training_lowers_the_loss_and_the_export_loads() {
         .unwrap();
     let h = &trainer.state().history;
     let mean = |s: &[crate::StepLog]| s.iter().map(|l| l.loss as f64).sum::<f64>() / s.len() as f64;
-    assert!(mean(&h[24..]) < 0.8 * mean(&h[..6]), "loss did not fall: {:?}", h.iter().map(|l| l.loss).collect::<Vec<_>>());
+    assert!(
+        mean(&h[24..]) < 0.8 * mean(&h[..6]),
+        "loss did not fall: {:?}",
+        h.iter().map(|l| l.loss).collect::<Vec<_>>()
+    );
     assert_eq!(evals.iter().map(|e| e.step).collect::<Vec<_>>(), vec![15, 30]);
     assert!(evals.iter().all(|e| e.multi.is_finite() && e.multi > 0.0 && e.multi <= 1.0));
     // The exported final model, loaded through the inference path, embeds like the trained one.
     let exported = ModelFiles::read(&root.join("run/final")).unwrap();
-    let embedder = mlr_embed::Embedder::<NdArray<f32>>::from_bytes(&exported.config_json, &exported.tokenizer_json, &exported.safetensors, &device).unwrap();
+    let embedder = mlr_embed::Embedder::<NdArray<f32>>::from_bytes(
+        &exported.config_json,
+        &exported.tokenizer_json,
+        &exported.safetensors,
+        &device,
+    )
+    .unwrap();
     let texts = ["what is w3 bb".to_string(), "answer w3 cc .".to_string()];
     let got = embedder.embed(&texts, mlr_embed::Role::Query).unwrap();
     use burn::module::AutodiffModule;
     let tok = mlr_tokenize::TextTokenizer::from_bytes(&files.tokenizer_json).unwrap();
-    let want = crate::trainer::encode(&trainer.model().valid(), &tok, &texts, mlr_tokenize::Role::Query, 512, &device).unwrap();
+    let want = crate::trainer::encode(&trainer.model().valid(), &tok, &texts, mlr_tokenize::Role::Query, 512, &device)
+        .unwrap();
     let want: Vec<f32> = want.into_data().to_vec().unwrap();
     for (g, w) in got.concat().iter().zip(&want) {
         assert!((g - w).abs() < 1e-5, "{g} vs {w}");
@@ -194,7 +209,8 @@ fn training_lowers_the_loss_and_the_export_loads() {
     // best/ holds the better of the two evaluations.
     let best = trainer.state().best.clone().unwrap();
     assert_eq!(best.multi, evals.iter().map(|e| e.multi).fold(f64::MIN, f64::max));
-    let provenance: serde_json::Value = serde_json::from_slice(&std::fs::read(root.join("run/best/mlr_training.json")).unwrap()).unwrap();
+    let provenance: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("run/best/mlr_training.json")).unwrap()).unwrap();
     assert_eq!(provenance["step"], best.step);
     std::fs::remove_dir_all(&root).ok();
 }
@@ -208,9 +224,16 @@ fn dev_scores_equal_the_evaluator_on_the_same_vectors() {
     let mut trainer = Trainer::<Cpu>::new(config(), files.clone(), data(true), &root.join("run"), &device).unwrap();
     let log = trainer.evaluate_dev(&mut no_events).unwrap().unwrap();
     let set = tiny_set();
-    let embedder = mlr_embed::Embedder::<NdArray<f32>>::from_bytes(&files.config_json, &files.tokenizer_json, &files.safetensors, &device).unwrap();
+    let embedder = mlr_embed::Embedder::<NdArray<f32>>::from_bytes(
+        &files.config_json,
+        &files.tokenizer_json,
+        &files.safetensors,
+        &device,
+    )
+    .unwrap();
     let q: Vec<String> = set.questions.iter().map(|q| q.text.clone()).collect();
-    let c: Vec<String> = (0..set.candidates.len()).map(|i| set.candidate_text(i, mlr_data::lareqa::CandidateText::Sentence)).collect();
+    let c: Vec<String> =
+        (0..set.candidates.len()).map(|i| set.candidate_text(i, mlr_data::lareqa::CandidateText::Sentence)).collect();
     let qv = embedder.embed(&q, mlr_embed::Role::Query).unwrap().concat();
     let cv = embedder.embed(&c, mlr_embed::Role::Passage).unwrap().concat();
     let report = crate::trainer::score_lareqa(&set, &cv, &qv, 16).unwrap();
@@ -227,7 +250,10 @@ fn a_damaged_checkpoint_is_an_error_not_a_panic() {
     let device = Default::default();
     let run = root.join("run");
     let config = TrainConfig { steps: 2, ..config() };
-    Trainer::<Cpu>::new(config.clone(), files.clone(), data(false), &run, &device).unwrap().run(&AtomicBool::new(false), &mut no_events).unwrap();
+    Trainer::<Cpu>::new(config.clone(), files.clone(), data(false), &run, &device)
+        .unwrap()
+        .run(&AtomicBool::new(false), &mut no_events)
+        .unwrap();
     let resume = || Trainer::<Cpu>::resume(&config, files.clone(), data(false), &run, &device).map(|_| ());
     resume().unwrap();
     let model = run.join("checkpoint/model.bin");
@@ -255,14 +281,22 @@ fn the_same_steps_run_on_wgpu() {
     let root = scratch("wgpu");
     let files = tiny_model(&root.join("model"));
     let config = TrainConfig { steps: 3, ..config() };
-    let mut cpu = Trainer::<Cpu>::new(config.clone(), files.clone(), data(false), &root.join("cpu"), &Default::default()).unwrap();
+    let mut cpu =
+        Trainer::<Cpu>::new(config.clone(), files.clone(), data(false), &root.join("cpu"), &Default::default())
+            .unwrap();
     cpu.run(&AtomicBool::new(false), &mut no_events).unwrap();
     let device = WgpuDevice::default();
     let mut gpu = Trainer::<Autodiff<Wgpu>>::new(config, files, data(false), &root.join("wgpu"), &device).unwrap();
     gpu.run(&AtomicBool::new(false), &mut no_events).unwrap();
     for (a, b) in cpu.state().history.iter().zip(&gpu.state().history) {
         assert_eq!(a.batch, b.batch);
-        assert!((a.loss - b.loss).abs() < 1e-3 * a.loss.abs().max(1.0), "step {}: cpu {} wgpu {}", a.step, a.loss, b.loss);
+        assert!(
+            (a.loss - b.loss).abs() < 1e-3 * a.loss.abs().max(1.0),
+            "step {}: cpu {} wgpu {}",
+            a.step,
+            a.loss,
+            b.loss
+        );
     }
     std::fs::remove_dir_all(&root).ok();
 }
@@ -286,7 +320,11 @@ fn frozen_word_embeddings_stay_fixed_across_a_resume() {
     drop(first);
     let mut resumed = Trainer::<Cpu>::resume(&config, files.clone(), data(false), &run, &device).unwrap();
     resumed.run(&AtomicBool::new(false), &mut no_events).unwrap();
-    let before = mlr_weights::collect_tensors(&BertConfig::new(words().len() + 4, 16, 2, 2, 32), &mut SeededWeights::new(5, 0.2)).unwrap();
+    let before = mlr_weights::collect_tensors(
+        &BertConfig::new(words().len() + 4, 16, 2, 2, 32),
+        &mut SeededWeights::new(5, 0.2),
+    )
+    .unwrap();
     let after = crate::export::model_tensors(resumed.model()).unwrap();
     assert_eq!(before[0].name, "embeddings.word_embeddings.weight");
     assert!(before[0] == after[0], "the frozen word embeddings changed");
@@ -303,22 +341,33 @@ fn a_shared_answer_is_not_a_negative() {
     // Groups 0 and 1 ask different questions with the same answer sentence (as XQuAD's do); group
     // 2's answer is group 0's hard negative.
     let text = |q: &str, a: &str, others: &[&str]| {
-        Some(PairText { question: q.into(), answer: a.into(), paragraph_others: others.iter().map(|s| s.to_string()).collect() })
+        Some(PairText {
+            question: q.into(),
+            answer: a.into(),
+            paragraph_others: others.iter().map(|s| s.to_string()).collect(),
+        })
     };
     let pairs = ParallelPairs {
         langs: vec!["aa".into(), "bb".into()],
         ids: vec!["q0".into(), "q1".into(), "q2".into()],
         groups: vec![
-            vec![text("what is w0 aa", "answer w0 aa .", &["answer w2 aa ."]), text("what is w0 bb", "answer w0 bb .", &[])],
+            vec![
+                text("what is w0 aa", "answer w0 aa .", &["answer w2 aa ."]),
+                text("what is w0 bb", "answer w0 bb .", &[]),
+            ],
             vec![text("what is w1 aa", "answer w0 aa .", &[]), text("what is w1 bb", "answer w0 bb .", &[])],
             vec![text("what is w2 aa", "answer w2 aa .", &[]), text("what is w2 bb", "answer w2 bb .", &[])],
         ],
     };
     let item = |group, query_lang, passage_lang, hard_negative| Item { group, query_lang, passage_lang, hard_negative };
-    let batch = TrainBatch { kind: BatchKind::Cross, items: vec![item(0, 1, 0, Some(0)), item(1, 0, 1, None), item(2, 1, 0, None)] };
+    let batch = TrainBatch {
+        kind: BatchKind::Cross,
+        items: vec![item(0, 1, 0, Some(0)), item(1, 0, 1, None), item(2, 1, 0, None)],
+    };
     let data = TrainData { pairs, dev: None };
     let config = TrainConfig { batch_size: 2, ..config() };
-    let trainer = Trainer::<Cpu>::new(config.clone(), files.clone(), data.clone(), &root.join("a"), &Default::default()).unwrap();
+    let trainer =
+        Trainer::<Cpu>::new(config.clone(), files.clone(), data.clone(), &root.join("a"), &Default::default()).unwrap();
     let (queries, passages, ignore) = trainer.batch_texts(&batch);
     assert_eq!(queries, ["what is w0 bb", "what is w1 aa", "what is w2 bb"]);
     assert_eq!(passages, ["answer w0 aa .", "answer w0 bb .", "answer w2 aa .", "answer w2 aa ."]);
@@ -326,7 +375,14 @@ fn a_shared_answer_is_not_a_negative() {
     // q0's answer in aa is p0 (its own) and in bb p1 (group 1's positive): p1 ignored. q1's answer
     // in aa is p0: ignored. q2's answer in aa is p2 (its own) and p3 (group 0's hard negative).
     assert_eq!(on, vec![(0, 1), (1, 0), (2, 3)]);
-    let plain = Trainer::<Cpu>::new(TrainConfig { mask_shared_answers: false, ..config }, files, data, &root.join("b"), &Default::default()).unwrap();
+    let plain = Trainer::<Cpu>::new(
+        TrainConfig { mask_shared_answers: false, ..config },
+        files,
+        data,
+        &root.join("b"),
+        &Default::default(),
+    )
+    .unwrap();
     assert!(plain.batch_texts(&batch).2.iter().all(|m| !m));
     std::fs::remove_dir_all(&root).ok();
 }
@@ -338,7 +394,10 @@ fn checkpoints_from_before_the_mask_option_resume_without_the_mask() {
     let device = Default::default();
     let run = root.join("run");
     let config = TrainConfig { steps: 2, mask_shared_answers: false, ..config() };
-    Trainer::<Cpu>::new(config.clone(), files.clone(), data(false), &run, &device).unwrap().run(&AtomicBool::new(false), &mut no_events).unwrap();
+    Trainer::<Cpu>::new(config.clone(), files.clone(), data(false), &run, &device)
+        .unwrap()
+        .run(&AtomicBool::new(false), &mut no_events)
+        .unwrap();
     let path = run.join("checkpoint/state.json");
     let mut state: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     state["config"].as_object_mut().unwrap().remove("mask_shared_answers");
@@ -390,8 +449,17 @@ fn worst_relative(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
 }
 
 /// The loss and every parameter's gradient of the next `steps` batches, for one way of training.
-fn step_grads(files: &ModelFiles, data: &TrainData, config: &TrainConfig, kernels: bool, out: &Path, steps: usize) -> Vec<(f32, Vec<Vec<f32>>)> {
-    let mut trainer = Trainer::<Cpu>::new(config.clone(), files.clone(), data.clone(), out, &Default::default()).unwrap().with_kernels(kernels);
+fn step_grads(
+    files: &ModelFiles,
+    data: &TrainData,
+    config: &TrainConfig,
+    kernels: bool,
+    out: &Path,
+    steps: usize,
+) -> Vec<(f32, Vec<Vec<f32>>)> {
+    let mut trainer = Trainer::<Cpu>::new(config.clone(), files.clone(), data.clone(), out, &Default::default())
+        .unwrap()
+        .with_kernels(kernels);
     (0..steps)
         .map(|_| {
             let (loss, grads) = trainer.next_gradients().unwrap();
@@ -401,11 +469,27 @@ fn step_grads(files: &ModelFiles, data: &TrainData, config: &TrainConfig, kernel
 }
 
 /// Kernels vs the references, and cached InfoNCE vs the whole batch, on the same batches.
-fn compare_training_paths(files: &ModelFiles, data: &TrainData, config: &TrainConfig, root: &Path, steps: usize, mini: usize, cached_tolerance: f32) {
+fn compare_training_paths(
+    files: &ModelFiles,
+    data: &TrainData,
+    config: &TrainConfig,
+    root: &Path,
+    steps: usize,
+    mini: usize,
+    cached_tolerance: f32,
+) {
     let reference = step_grads(files, data, config, false, &root.join("reference"), steps);
     let kernels = step_grads(files, data, config, true, &root.join("kernels"), steps);
-    let cached = step_grads(files, data, &TrainConfig { mini_batch: mini, ..config.clone() }, true, &root.join("cached"), steps);
-    let cached_reference = step_grads(files, data, &TrainConfig { mini_batch: 1, ..config.clone() }, false, &root.join("cached-reference"), steps);
+    let cached =
+        step_grads(files, data, &TrainConfig { mini_batch: mini, ..config.clone() }, true, &root.join("cached"), steps);
+    let cached_reference = step_grads(
+        files,
+        data,
+        &TrainConfig { mini_batch: 1, ..config.clone() },
+        false,
+        &root.join("cached-reference"),
+        steps,
+    );
     for (step, (((r, k), c), cr)) in reference.iter().zip(&kernels).zip(&cached).zip(&cached_reference).enumerate() {
         let loss = |a: f32, b: f32| ((a - b).abs() / b.abs().max(1e-6)) as f64;
         let kernel_err = worst_relative(&k.1, &r.1);
@@ -417,10 +501,19 @@ fn compare_training_paths(files: &ModelFiles, data: &TrainData, config: &TrainCo
             loss(k.0, r.0),
             loss(c.0, k.0)
         );
-        assert!(loss(k.0, r.0) <= 1e-4 && kernel_err <= 1e-4, "step {step}: the kernels' gradients differ from the reference's");
+        assert!(
+            loss(k.0, r.0) <= 1e-4 && kernel_err <= 1e-4,
+            "step {step}: the kernels' gradients differ from the reference's"
+        );
         let tol = f64::from(cached_tolerance);
-        assert!(loss(c.0, k.0) <= tol && cached_err <= cached_tolerance, "step {step}: cached InfoNCE differs from the whole batch");
-        assert!(loss(cr.0, r.0) <= tol && cached_ref_err <= cached_tolerance, "step {step}: cached InfoNCE differs on the reference path");
+        assert!(
+            loss(c.0, k.0) <= tol && cached_err <= cached_tolerance,
+            "step {step}: cached InfoNCE differs from the whole batch"
+        );
+        assert!(
+            loss(cr.0, r.0) <= tol && cached_ref_err <= cached_tolerance,
+            "step {step}: cached InfoNCE differs on the reference path"
+        );
     }
 }
 
@@ -435,10 +528,14 @@ fn kernel_gradients_equal_the_reference_and_cached_infonce_the_whole_batch() {
 
 #[test]
 fn kernel_gradients_equal_the_reference_on_e5_small() {
-    let dir = std::env::var_os("MLR_MODEL_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/mlr/models/multilingual-e5-small"));
-    assert!(dir.join("model.safetensors").exists(), "no converted model in {}: run `bash scripts/setup.sh` (or set MLR_MODEL_DIR)", dir.display());
+    let dir = std::env::var_os("MLR_MODEL_DIR").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/mlr/models/multilingual-e5-small")
+    });
+    assert!(
+        dir.join("model.safetensors").exists(),
+        "no converted model in {}: run `bash scripts/setup.sh` (or set MLR_MODEL_DIR)",
+        dir.display()
+    );
     let files = ModelFiles::read(&dir).unwrap();
     let xquad = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/xquad-r");
     let langs: Vec<String> = ["de", "en", "zh"].iter().map(|s| s.to_string()).collect();

@@ -67,7 +67,11 @@ impl TrainData {
         let langs = LareqaSet::dir_langs(dir).map_err(data)?;
         for l in train_langs {
             if !langs.contains(l) {
-                return Err(TrainError::Data(format!("training language {l:?} is not in {} ({})", dir.display(), langs.join(" "))));
+                return Err(TrainError::Data(format!(
+                    "training language {l:?} is not in {} ({})",
+                    dir.display(),
+                    langs.join(" ")
+                )));
             }
         }
         let refs: Vec<&str> = langs.iter().map(String::as_str).collect();
@@ -146,7 +150,10 @@ fn check_lengths(config: &TrainConfig, files: &ModelFiles) -> Result<(), TrainEr
     let model = BertConfig::from_json(&String::from_utf8_lossy(&files.config_json))?;
     let longest = config.max_query_tokens.max(config.max_passage_tokens);
     if longest > model.max_tokens() {
-        return Err(TrainError::Config(format!("max_query_tokens / max_passage_tokens {longest} exceed the model's {} positions", model.max_tokens())));
+        return Err(TrainError::Config(format!(
+            "max_query_tokens / max_passage_tokens {longest} exceed the model's {} positions",
+            model.max_tokens()
+        )));
     }
     Ok(())
 }
@@ -160,7 +167,13 @@ fn freeze<B: Backend>(mut model: BertModel<B>, config: &TrainConfig) -> BertMode
 
 impl<B: AutodiffKernels> Trainer<B> {
     /// Starts a new run in `out` (which must not hold a checkpoint: resume it instead).
-    pub fn new(config: TrainConfig, files: ModelFiles, data: TrainData, out: &Path, device: &B::Device) -> Result<Self, TrainError> {
+    pub fn new(
+        config: TrainConfig,
+        files: ModelFiles,
+        data: TrainData,
+        out: &Path,
+        device: &B::Device,
+    ) -> Result<Self, TrainError> {
         config.validate()?;
         check_lengths(&config, &files)?;
         if checkpoint::locate(out).is_some() {
@@ -170,8 +183,9 @@ impl<B: AutodiffKernels> Trainer<B> {
             )));
         }
         std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
-        let sampler = BatchSampler::new(&data.pairs, config.strategy()?, config.batch_size, config.hard_negatives, config.seed)
-            .map_err(TrainError::Data)?;
+        let sampler =
+            BatchSampler::new(&data.pairs, config.strategy()?, config.batch_size, config.hard_negatives, config.seed)
+                .map_err(TrainError::Data)?;
         let model = freeze(load_model::<B>(&files, device)?, &config);
         let state = RunState {
             step: 0,
@@ -184,38 +198,66 @@ impl<B: AutodiffKernels> Trainer<B> {
         let tokenizer = TextTokenizer::from_bytes(&files.tokenizer_json)?;
         let optim = optimizer::<B>(&config);
         let path = out.join("config.json");
-        std::fs::write(&path, serde_json::to_string_pretty(&config).expect("json") + "\n").map_err(|e| TrainError::io(&path, e))?;
-        Ok(Self { config, files, tokenizer, model: Some(model), optim, sampler, data, state, out: out.to_path_buf(), device: device.clone() })
+        std::fs::write(&path, serde_json::to_string_pretty(&config).expect("json") + "\n")
+            .map_err(|e| TrainError::io(&path, e))?;
+        Ok(Self {
+            config,
+            files,
+            tokenizer,
+            model: Some(model),
+            optim,
+            sampler,
+            data,
+            state,
+            out: out.to_path_buf(),
+            device: device.clone(),
+        })
     }
 
     /// The configuration and base model directory recorded in the checkpoint of run `out`
     /// (`state.json` only: the record files are verified by [`resume`](Self::resume)).
     pub fn checkpoint_info(out: &Path) -> Result<(TrainConfig, PathBuf, usize), TrainError> {
-        let dir = checkpoint::locate(out)
-            .ok_or_else(|| TrainError::Checkpoint { path: out.join("checkpoint"), message: "no checkpoint to resume from".into() })?;
+        let dir = checkpoint::locate(out).ok_or_else(|| TrainError::Checkpoint {
+            path: out.join("checkpoint"),
+            message: "no checkpoint to resume from".into(),
+        })?;
         let state = checkpoint::read_state_json(&dir)?;
         Ok((state.config, state.base_model, state.run.step))
     }
 
     /// Continues the run in `out` from its checkpoint. `config` must equal the recorded one (it
     /// is checked, so that a resumed run is the run that was started).
-    pub fn resume(config: &TrainConfig, files: ModelFiles, data: TrainData, out: &Path, device: &B::Device) -> Result<Self, TrainError> {
-        let dir = checkpoint::locate(out)
-            .ok_or_else(|| TrainError::Checkpoint { path: out.join("checkpoint"), message: "no checkpoint to resume from".into() })?;
+    pub fn resume(
+        config: &TrainConfig,
+        files: ModelFiles,
+        data: TrainData,
+        out: &Path,
+        device: &B::Device,
+    ) -> Result<Self, TrainError> {
+        let dir = checkpoint::locate(out).ok_or_else(|| TrainError::Checkpoint {
+            path: out.join("checkpoint"),
+            message: "no checkpoint to resume from".into(),
+        })?;
         check_lengths(config, &files)?;
         let saved = checkpoint::read_state(&dir)?;
         let diff = saved.config.differences(config);
         if !diff.is_empty() {
-            return Err(TrainError::Config(format!("the resumed run must keep its config; changed: {}", diff.join(", "))));
+            return Err(TrainError::Config(format!(
+                "the resumed run must keep its config; changed: {}",
+                diff.join(", ")
+            )));
         }
         let bad = |message: String| TrainError::Checkpoint { path: dir.clone(), message };
         let recorder = Rec::new();
-        let record = Recorder::<B>::load(&recorder, dir.join("model"), device).map_err(|e| bad(format!("model.bin: {e}")))?;
+        let record =
+            Recorder::<B>::load(&recorder, dir.join("model"), device).map_err(|e| bad(format!("model.bin: {e}")))?;
         let model = freeze(load_model::<B>(&files, device)?.load_record(record), config);
-        let record = Recorder::<B>::load(&recorder, dir.join("optimizer"), device).map_err(|e| bad(format!("optimizer.bin: {e}")))?;
+        let record = Recorder::<B>::load(&recorder, dir.join("optimizer"), device)
+            .map_err(|e| bad(format!("optimizer.bin: {e}")))?;
         let optim = optimizer::<B>(config).load_record(record);
-        let mut sampler = BatchSampler::new(&data.pairs, config.strategy()?, config.batch_size, config.hard_negatives, config.seed)
-            .map_err(TrainError::Data)?;
+        let mut sampler =
+            BatchSampler::new(&data.pairs, config.strategy()?, config.batch_size, config.hard_negatives, config.seed)
+                .map_err(TrainError::Data)?;
         sampler.restore(saved.run.sampler.clone()).map_err(|m| bad(format!("{m} (was the training data changed?)")))?;
         let tokenizer = TextTokenizer::from_bytes(&files.tokenizer_json)?;
         Ok(Self {
@@ -276,10 +318,17 @@ impl<B: AutodiffKernels> Trainer<B> {
                 on(Event::Checkpoint(&self.out.join("checkpoint")));
             }
         }
-        export_hf(self.model(), &self.files.config_json, &self.files.tokenizer_json, &self.provenance(None), &self.out.join("final"))?;
+        export_hf(
+            self.model(),
+            &self.files.config_json,
+            &self.files.tokenizer_json,
+            &self.provenance(None),
+            &self.out.join("final"),
+        )?;
         let path = self.out.join("summary.json");
         let summary = serde_json::json!({"config": self.config, "base_model": self.files.dir, "run": self.state});
-        std::fs::write(&path, serde_json::to_string_pretty(&summary).expect("json") + "\n").map_err(|e| TrainError::io(&path, e))?;
+        std::fs::write(&path, serde_json::to_string_pretty(&summary).expect("json") + "\n")
+            .map_err(|e| TrainError::io(&path, e))?;
         Ok(Outcome::Finished)
     }
 
@@ -390,10 +439,16 @@ impl<B: AutodiffKernels> Trainer<B> {
 
     /// The loss of `batch`, the gradients of every trained parameter, and how many logits the
     /// shared-answer mask left out.
-    fn batch_gradients(&self, model: &BertModel<B>, batch: &TrainBatch) -> Result<(f32, GradientsParams, usize), TrainError> {
+    fn batch_gradients(
+        &self,
+        model: &BertModel<B>,
+        batch: &TrainBatch,
+    ) -> Result<(f32, GradientsParams, usize), TrainError> {
         let (queries, passages, ignore) = self.batch_texts(batch);
         let masked = ignore.iter().filter(|&&m| m).count();
-        let mask = (masked > 0).then(|| Tensor::<B, 2, Bool>::from_data(TensorData::new(ignore, [queries.len(), passages.len()]), &self.device));
+        let mask = (masked > 0).then(|| {
+            Tensor::<B, 2, Bool>::from_data(TensorData::new(ignore, [queries.len(), passages.len()]), &self.device)
+        });
         let (value, grads) = if self.config.mini_batch == 0 {
             self.whole_batch_gradients(model, &queries, &passages, mask)?
         } else {
@@ -412,8 +467,17 @@ impl<B: AutodiffKernels> Trainer<B> {
     ) -> Result<(f32, GradientsParams), TrainError> {
         let c = &self.config;
         let bucket = LENGTH_BUCKET;
-        let (q, _) = encode_by_length(model, &self.tokenizer, queries, Role::Query, c.max_query_tokens, bucket, &self.device)?;
-        let (p, _) = encode_by_length(model, &self.tokenizer, passages, Role::Passage, c.max_passage_tokens, bucket, &self.device)?;
+        let (q, _) =
+            encode_by_length(model, &self.tokenizer, queries, Role::Query, c.max_query_tokens, bucket, &self.device)?;
+        let (p, _) = encode_by_length(
+            model,
+            &self.tokenizer,
+            passages,
+            Role::Passage,
+            c.max_passage_tokens,
+            bucket,
+            &self.device,
+        )?;
         let loss = info_nce(q, p, c.tau, mask);
         let value = scalar(loss.clone())?;
         if !value.is_finite() {
@@ -441,7 +505,8 @@ impl<B: AutodiffKernels> Trainer<B> {
         let mut chunks = Vec::new();
         let mut leaves = Vec::new();
         for (texts, role, max_tokens) in sides {
-            let (vectors, order) = encode_by_length(&inner, &self.tokenizer, texts, role, max_tokens, c.mini_batch, &self.device)?;
+            let (vectors, order) =
+                encode_by_length(&inner, &self.tokenizer, texts, role, max_tokens, c.mini_batch, &self.device)?;
             leaves.push(Tensor::<B, 2>::from_inner(vectors).require_grad());
             chunks.push(order);
         }
@@ -454,7 +519,9 @@ impl<B: AutodiffKernels> Trainer<B> {
         let grads = loss.backward();
         let embedding_grads: Vec<Tensor<B::InnerBackend, 2>> = leaves
             .iter()
-            .map(|leaf| leaf.grad(&grads).ok_or_else(|| TrainError::Device("the loss has no gradient for an embedding".into())))
+            .map(|leaf| {
+                leaf.grad(&grads).ok_or_else(|| TrainError::Device("the loss has no gradient for an embedding".into()))
+            })
             .collect::<Result<_, _>>()?;
         // 3. Each mini-batch again with a graph; back-propagating `Σ embedding ⊙ its gradient`
         // gives that mini-batch's share of every parameter's gradient.
@@ -463,7 +530,8 @@ impl<B: AutodiffKernels> Trainer<B> {
             for idx in order {
                 let chunk = pick(texts, idx);
                 let rows: Vec<i32> = idx.iter().map(|&i| i as i32).collect();
-                let rows = Tensor::<B::InnerBackend, 1, Int>::from_data(TensorData::new(rows, [idx.len()]), &self.device);
+                let rows =
+                    Tensor::<B::InnerBackend, 1, Int>::from_data(TensorData::new(rows, [idx.len()]), &self.device);
                 let slice = Tensor::<B, 2>::from_inner(grad.clone().select(0, rows));
                 let surrogate = (encode(model, &self.tokenizer, &chunk, role, max_tokens, &self.device)? * slice).sum();
                 let grads = B::run(|| surrogate.backward());
@@ -482,8 +550,9 @@ impl<B: AutodiffKernels> Trainer<B> {
         let config = BertConfig::from_json(&String::from_utf8_lossy(&self.files.config_json))?;
         let embedder = Embedder::<B::InnerBackend>::new(self.model().valid(), tokenizer, config, &self.device)?;
         let questions: Vec<&str> = dev.questions.iter().map(|q| q.text.as_str()).collect();
-        let candidates: Vec<String> =
-            (0..dev.candidates.len()).map(|i| dev.candidate_text(i, mlr_data::lareqa::CandidateText::Sentence)).collect();
+        let candidates: Vec<String> = (0..dev.candidates.len())
+            .map(|i| dev.candidate_text(i, mlr_data::lareqa::CandidateText::Sentence))
+            .collect();
         on(Event::EvalStart { texts: questions.len() + candidates.len() });
         let mut done = 0;
         let batch = self.config.eval_batch_size;
@@ -496,7 +565,9 @@ impl<B: AutodiffKernels> Trainer<B> {
             on(Event::EvalProgress(done));
         })?;
         let report = score_lareqa(dev, &cand_vecs.concat(), &query_vecs.concat(), embedder.dim())?;
-        let multi = report.multi.as_ref().map(|s| s.map).ok_or_else(|| TrainError::Data("the dev set gives no Mul. score (no question has an answer in the pool)".into()))?;
+        let multi = report.multi.as_ref().map(|s| s.map).ok_or_else(|| {
+            TrainError::Data("the dev set gives no Mul. score (no question has an answer in the pool)".into())
+        })?;
         let log = EvalLog {
             step: self.state.step,
             mono: report.mono.as_ref().map(|s| s.map),
@@ -507,7 +578,13 @@ impl<B: AutodiffKernels> Trainer<B> {
         };
         let best = self.state.best.as_ref().is_none_or(|b| log.multi > b.multi);
         if best {
-            export_hf(self.model(), &self.files.config_json, &self.files.tokenizer_json, &self.provenance(Some(&log)), &self.out.join("best"))?;
+            export_hf(
+                self.model(),
+                &self.files.config_json,
+                &self.files.tokenizer_json,
+                &self.provenance(Some(&log)),
+                &self.out.join("best"),
+            )?;
             self.state.best = Some(log.clone());
         }
         self.state.evals.push(log.clone());
@@ -523,10 +600,15 @@ impl<B: AutodiffKernels> Trainer<B> {
             std::fs::remove_dir_all(&partial).map_err(|e| TrainError::io(&partial, e))?;
         }
         std::fs::create_dir_all(&partial).map_err(|e| TrainError::io(&partial, e))?;
-        let fail = |what: &str, e: burn::record::RecorderError| TrainError::Checkpoint { path: partial.clone(), message: format!("writing {what}: {e}") };
+        let fail = |what: &str, e: burn::record::RecorderError| TrainError::Checkpoint {
+            path: partial.clone(),
+            message: format!("writing {what}: {e}"),
+        };
         let recorder = Rec::new();
-        Recorder::<B>::record(&recorder, self.model().clone().into_record(), partial.join("model")).map_err(|e| fail("model", e))?;
-        Recorder::<B>::record(&recorder, self.optim.to_record(), partial.join("optimizer")).map_err(|e| fail("optimizer", e))?;
+        Recorder::<B>::record(&recorder, self.model().clone().into_record(), partial.join("model"))
+            .map_err(|e| fail("model", e))?;
+        Recorder::<B>::record(&recorder, self.optim.to_record(), partial.join("optimizer"))
+            .map_err(|e| fail("optimizer", e))?;
         let mut sha256 = BTreeMap::new();
         for name in checkpoint::FILES {
             sha256.insert(name.to_string(), checkpoint::sha256_file(&partial.join(name))?);
@@ -539,7 +621,8 @@ impl<B: AutodiffKernels> Trainer<B> {
             sha256,
         };
         let path = partial.join("state.json");
-        std::fs::write(&path, serde_json::to_string_pretty(&state).expect("json") + "\n").map_err(|e| TrainError::io(&path, e))?;
+        std::fs::write(&path, serde_json::to_string_pretty(&state).expect("json") + "\n")
+            .map_err(|e| TrainError::io(&path, e))?;
         for name in checkpoint::FILES.iter().chain(&["state.json"]) {
             checkpoint::sync(&partial.join(name))?;
         }
@@ -562,8 +645,15 @@ fn scalar<B: Backend>(t: Tensor<B, 1>) -> Result<f32, TrainError> {
 const LENGTH_BUCKET: usize = 8;
 
 /// The indices of `texts` sorted by token length (stably), cut into chunks of at most `size`.
-fn length_chunks(tokenizer: &TextTokenizer, texts: &[String], role: Role, max_tokens: usize, size: usize) -> Result<Vec<Vec<usize>>, TrainError> {
-    let lengths: Vec<usize> = tokenizer.sequences(texts, role, max_tokens, Overflow::Truncate)?.iter().map(|s| s.ids.len()).collect();
+fn length_chunks(
+    tokenizer: &TextTokenizer,
+    texts: &[String],
+    role: Role,
+    max_tokens: usize,
+    size: usize,
+) -> Result<Vec<Vec<usize>>, TrainError> {
+    let lengths: Vec<usize> =
+        tokenizer.sequences(texts, role, max_tokens, Overflow::Truncate)?.iter().map(|s| s.ids.len()).collect();
     let mut order: Vec<usize> = (0..texts.len()).collect();
     order.sort_by_key(|&i| lengths.get(i).copied().unwrap_or(0));
     Ok(order.chunks(size.max(1)).map(<[usize]>::to_vec).collect())
@@ -590,8 +680,10 @@ fn encode_by_length<B: Kernels>(
     device: &B::Device,
 ) -> Result<(Tensor<B, 2>, Vec<Vec<usize>>), TrainError> {
     let order = length_chunks(tokenizer, texts, role, max_tokens, size)?;
-    let vectors =
-        order.iter().map(|idx| encode(model, tokenizer, &pick(texts, idx), role, max_tokens, device)).collect::<Result<Vec<_>, _>>()?;
+    let vectors = order
+        .iter()
+        .map(|idx| encode(model, tokenizer, &pick(texts, idx), role, max_tokens, device))
+        .collect::<Result<Vec<_>, _>>()?;
     // Row j of the concatenation is text flat[j]; text i is row inverse[i].
     let flat: Vec<usize> = order.iter().flatten().copied().collect();
     let mut inverse = vec![0i32; flat.len()];
@@ -658,7 +750,11 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for ScaleGrads<'_> {
 /// Clips the global L2 norm of all gradients to `max_norm` (PyTorch's `clip_grad_norm_`:
 /// factor `max_norm / (norm + 1e-6)` when the norm exceeds `max_norm`). Returns the norm before
 /// clipping. `max_norm` 0 only measures.
-fn clip_global_norm<B: AutodiffBackend>(model: &BertModel<B>, grads: &mut GradientsParams, max_norm: f64) -> Result<f32, TrainError> {
+fn clip_global_norm<B: AutodiffBackend>(
+    model: &BertModel<B>,
+    grads: &mut GradientsParams,
+    max_norm: f64,
+) -> Result<f32, TrainError> {
     let mut visitor = SquaredNorm::<B> { grads, total: None };
     model.visit(&mut visitor);
     let Some(total) = visitor.total else { return Ok(0.0) };

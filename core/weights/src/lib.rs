@@ -39,7 +39,9 @@ impl<'a> SafetensorsSource<'a> {
         let prefix = ["", "bert.", "roberta.", "model."]
             .into_iter()
             .find(|p| file.names().contains(&format!("{p}{key}").as_str()))
-            .ok_or_else(|| WeightsError::Tensor(format!("no `{key}` tensor (with or without a bert./roberta. prefix)")))?;
+            .ok_or_else(|| {
+                WeightsError::Tensor(format!("no `{key}` tensor (with or without a bert./roberta. prefix)"))
+            })?;
         Ok(Self { file, prefix: prefix.to_string() })
     }
 
@@ -95,14 +97,19 @@ pub struct NamedTensor {
 /// Serialises f32 tensors as safetensors with metadata `{"format": "pt"}` (what PyTorch writers
 /// put there), sorted as the reference implementation sorts them.
 pub fn write_safetensors(tensors: &[NamedTensor]) -> Result<Vec<u8>, WeightsError> {
-    let bytes: Vec<Vec<u8>> =
-        tensors.iter().map(|t| t.values.iter().flat_map(|v| v.to_le_bytes()).collect()).collect();
+    let bytes: Vec<Vec<u8>> = tensors.iter().map(|t| t.values.iter().flat_map(|v| v.to_le_bytes()).collect()).collect();
     let mut views = Vec::with_capacity(tensors.len());
     for (t, data) in tensors.iter().zip(&bytes) {
         if t.shape.iter().product::<usize>() != t.values.len() {
-            return Err(WeightsError::Tensor(format!("tensor `{}`: shape {:?} != {} values", t.name, t.shape, t.values.len())));
+            return Err(WeightsError::Tensor(format!(
+                "tensor `{}`: shape {:?} != {} values",
+                t.name,
+                t.shape,
+                t.values.len()
+            )));
         }
-        let view = TensorView::new(Dtype::F32, t.shape.clone(), data).map_err(|e| WeightsError::Format(e.to_string()))?;
+        let view =
+            TensorView::new(Dtype::F32, t.shape.clone(), data).map_err(|e| WeightsError::Format(e.to_string()))?;
         views.push((t.name.clone(), view));
     }
     let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);

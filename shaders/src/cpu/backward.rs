@@ -27,7 +27,9 @@ use super::{exp_nonpositive, gemm, head_probs, mat_mul_add, sum_by, written_zero
 const SUM_ROWS: usize = 256;
 
 fn f32_view<'a>(t: &'a NdArrayTensor, what: &str) -> ndarray::ArrayViewD<'a, f32> {
-    let NdArrayTensor::F32(storage) = t else { panic!("mlr-shaders {what}: expected an f32 tensor, got {:?}", burn::tensor::TensorMetadata::dtype(t)) };
+    let NdArrayTensor::F32(storage) = t else {
+        panic!("mlr-shaders {what}: expected an f32 tensor, got {:?}", burn::tensor::TensorMetadata::dtype(t))
+    };
     storage.view()
 }
 
@@ -40,16 +42,23 @@ fn matrix<'a>(t: &'a NdArrayTensor, what: &str) -> ndarray::CowArray<'a, f32, Ix
     if view.is_standard_layout() {
         view.into_shape_with_order((rows, width)).unwrap_or_else(|_| panic!("{}", message())).into()
     } else {
-        view.as_standard_layout().into_owned().into_shape_with_order((rows, width)).unwrap_or_else(|_| panic!("{}", message())).into()
+        view.as_standard_layout()
+            .into_owned()
+            .into_shape_with_order((rows, width))
+            .unwrap_or_else(|_| panic!("{}", message()))
+            .into()
     }
 }
 
 fn view3<'a>(t: &'a NdArrayTensor, what: &str) -> ndarray::ArrayView3<'a, f32> {
-    f32_view(t, what).into_dimensionality::<Ix3>().unwrap_or_else(|_| panic!("mlr-shaders attention backward: {what} must be [batch, seq, hidden]"))
+    f32_view(t, what)
+        .into_dimensionality::<Ix3>()
+        .unwrap_or_else(|_| panic!("mlr-shaders attention backward: {what} must be [batch, seq, hidden]"))
 }
 
 fn tensor(values: Vec<f32>, shape: &[usize]) -> NdArrayTensor {
-    let array: Shared = ndarray::Array::from_shape_vec(IxDyn(shape), values).expect("values of the shape").into_shared();
+    let array: Shared =
+        ndarray::Array::from_shape_vec(IxDyn(shape), values).expect("values of the shape").into_shared();
     NdArrayTensor::from(array)
 }
 
@@ -75,9 +84,16 @@ fn column_sums(rows: usize, width: usize, f: impl Fn(usize, &mut [f32]) + Sync) 
 }
 
 /// Gradients of `y = x · w + b` given `dy`; `want` = [dx, dw, db]. x `[.., k]`, w `[k, n]`.
-pub(crate) fn linear(x: &NdArrayTensor, w: &NdArrayTensor, dy: &NdArrayTensor, want: [bool; 3]) -> [Option<NdArrayTensor>; 3] {
+pub(crate) fn linear(
+    x: &NdArrayTensor,
+    w: &NdArrayTensor,
+    dy: &NdArrayTensor,
+    want: [bool; 3],
+) -> [Option<NdArrayTensor>; 3] {
     let x_shape = f32_view(x, "linear backward: x").shape().to_vec();
-    let weight = f32_view(w, "linear backward: weight").into_dimensionality::<Ix2>().expect("mlr-shaders linear backward: weight must be a matrix");
+    let weight = f32_view(w, "linear backward: weight")
+        .into_dimensionality::<Ix2>()
+        .expect("mlr-shaders linear backward: weight must be a matrix");
     let (k, n) = weight.dim();
     let dy = matrix(dy, "linear backward: dy");
     let rows = dy.nrows();
@@ -85,7 +101,8 @@ pub(crate) fn linear(x: &NdArrayTensor, w: &NdArrayTensor, dy: &NdArrayTensor, w
     let dx = want[0].then(|| {
         let mut dx = Array2::from_shape_vec((rows, k), written_zeros(rows * k)).expect("rows × k");
         #[cfg(mlr_gemm)]
-        let done = super::packed_weights::get_transposed(w).is_some_and(|packed| super::gemm::gemm_packed(dy.view(), &packed, dx.view_mut(), true));
+        let done = super::packed_weights::get_transposed(w)
+            .is_some_and(|packed| super::gemm::gemm_packed(dy.view(), &packed, dx.view_mut(), true));
         #[cfg(not(mlr_gemm))]
         let done = false;
         if !done {
@@ -105,7 +122,10 @@ pub(crate) fn linear(x: &NdArrayTensor, w: &NdArrayTensor, dy: &NdArrayTensor, w
     let db = want[2].then(|| {
         let dy = dy.as_standard_layout();
         let data = dy.as_slice().expect("standard layout");
-        tensor(column_sums(rows, n, |r, acc| acc.iter_mut().zip(&data[r * n..(r + 1) * n]).for_each(|(a, v)| *a += v)), &[n])
+        tensor(
+            column_sums(rows, n, |r, acc| acc.iter_mut().zip(&data[r * n..(r + 1) * n]).for_each(|(a, v)| *a += v)),
+            &[n],
+        )
     });
     [dx, dw, db]
 }
@@ -124,7 +144,12 @@ multiversion! {
 }
 
 /// Gradients of `y = gelu(x + bias)` given `dy`; `want` = [dx, dbias]. x `[..., width]`.
-pub(crate) fn bias_gelu(x: &NdArrayTensor, bias: &NdArrayTensor, dy: &NdArrayTensor, want: [bool; 2]) -> [Option<NdArrayTensor>; 2] {
+pub(crate) fn bias_gelu(
+    x: &NdArrayTensor,
+    bias: &NdArrayTensor,
+    dy: &NdArrayTensor,
+    want: [bool; 2],
+) -> [Option<NdArrayTensor>; 2] {
     let shape = f32_view(x, "bias_gelu backward: x").shape().to_vec();
     let x = matrix(x, "bias_gelu backward: x");
     let (rows, w) = x.dim();
@@ -133,8 +158,16 @@ pub(crate) fn bias_gelu(x: &NdArrayTensor, bias: &NdArrayTensor, dy: &NdArrayTen
     let xs = x.as_slice().expect("standard layout");
     let mut dz = matrix(dy, "bias_gelu backward: dy").iter().copied().collect::<Vec<f32>>();
     assert_eq!(dz.len(), rows * w, "mlr-shaders bias_gelu backward: dy must have x's shape");
-    dz.par_chunks_mut(w).enumerate().with_min_len((16_384 / w.max(1)).max(1)).for_each(|(r, row)| gelu_grad_row(row, &xs[r * w..(r + 1) * w], &bias));
-    let db = want[1].then(|| tensor(column_sums(rows, w, |r, acc| acc.iter_mut().zip(&dz[r * w..(r + 1) * w]).for_each(|(a, v)| *a += v)), &[w]));
+    dz.par_chunks_mut(w)
+        .enumerate()
+        .with_min_len((16_384 / w.max(1)).max(1))
+        .for_each(|(r, row)| gelu_grad_row(row, &xs[r * w..(r + 1) * w], &bias));
+    let db = want[1].then(|| {
+        tensor(
+            column_sums(rows, w, |r, acc| acc.iter_mut().zip(&dz[r * w..(r + 1) * w]).for_each(|(a, v)| *a += v)),
+            &[w],
+        )
+    });
     [want[0].then(|| tensor(dz, &shape)), db]
 }
 
@@ -170,7 +203,8 @@ pub(crate) fn layer_norm_forward(
     let mut out: Vec<f32> = matrix(x, "layer_norm: x").iter().copied().collect();
     let w = shape.last().copied().unwrap_or(1);
     let rows = out.len() / w.max(1);
-    let [bias, gamma, beta] = [(bias, "bias"), (gamma, "gamma"), (beta, "beta")].map(|(t, name)| super::vector(t, w, &format!("layer_norm: {name}")));
+    let [bias, gamma, beta] = [(bias, "bias"), (gamma, "gamma"), (beta, "beta")]
+        .map(|(t, name)| super::vector(t, w, &format!("layer_norm: {name}")));
     let residual = residual.map(|r| matrix(r, "layer_norm: residual").as_standard_layout().into_owned());
     if let Some(r) = &residual {
         assert_eq!(r.len(), rows * w, "mlr-shaders layer_norm: residual must have x's shape");
@@ -179,9 +213,14 @@ pub(crate) fn layer_norm_forward(
     let mut xhat = written_zeros(rows * w);
     let mut std = vec![0.0f32; rows];
     let epsilon = epsilon as f32;
-    out.par_chunks_mut(w.max(1)).zip(xhat.par_chunks_mut(w.max(1))).zip(std.par_iter_mut()).enumerate().with_min_len((16_384 / w.max(1)).max(1)).for_each(
-        |(i, ((row, h), s))| norm_row_saving(row, h, residual.map(|r| &r[i * w..(i + 1) * w]), [&bias, &gamma, &beta], epsilon, s),
-    );
+    out.par_chunks_mut(w.max(1))
+        .zip(xhat.par_chunks_mut(w.max(1)))
+        .zip(std.par_iter_mut())
+        .enumerate()
+        .with_min_len((16_384 / w.max(1)).max(1))
+        .for_each(|(i, ((row, h), s))| {
+            norm_row_saving(row, h, residual.map(|r| &r[i * w..(i + 1) * w]), [&bias, &gamma, &beta], epsilon, s)
+        });
     (tensor(out, &shape), NormSaved { xhat, std, gamma, shape })
 }
 
@@ -220,9 +259,15 @@ pub(crate) fn layer_norm(saved: &NormSaved, dy: &NdArrayTensor, want: [bool; 5])
     let xhat = &saved.xhat;
     let sums = |f: &(dyn Fn(usize, &mut [f32]) + Sync)| tensor(column_sums(rows, w, f), &[w]);
     let dgamma = want[2].then(|| {
-        sums(&|r, acc| acc.iter_mut().zip(&dys[r * w..(r + 1) * w]).zip(&xhat[r * w..(r + 1) * w]).for_each(|((a, g), h)| *a += g * h))
+        sums(&|r, acc| {
+            acc.iter_mut()
+                .zip(&dys[r * w..(r + 1) * w])
+                .zip(&xhat[r * w..(r + 1) * w])
+                .for_each(|((a, g), h)| *a += g * h)
+        })
     });
-    let dbeta = want[3].then(|| sums(&|r, acc| acc.iter_mut().zip(&dys[r * w..(r + 1) * w]).for_each(|(a, g)| *a += g)));
+    let dbeta =
+        want[3].then(|| sums(&|r, acc| acc.iter_mut().zip(&dys[r * w..(r + 1) * w]).for_each(|(a, g)| *a += g)));
     let mut du = dys.to_vec();
     du.par_chunks_mut(w.max(1))
         .enumerate()
@@ -241,12 +286,25 @@ thread_local! {
 
 /// Gradients of multi-head attention (`cpu::attention`) given `dout`: [dq, dk, dv], each
 /// `[b, s, h]`. Each (batch, head) pair is one task.
-pub(crate) fn attention(q: &NdArrayTensor, k: &NdArrayTensor, v: &NdArrayTensor, mask: &NdArrayTensor, heads: usize, dout: &NdArrayTensor) -> [NdArrayTensor; 3] {
+pub(crate) fn attention(
+    q: &NdArrayTensor,
+    k: &NdArrayTensor,
+    v: &NdArrayTensor,
+    mask: &NdArrayTensor,
+    heads: usize,
+    dout: &NdArrayTensor,
+) -> [NdArrayTensor; 3] {
     let (q, k, v) = (view3(q, "q"), view3(k, "k"), view3(v, "v"));
-    let dout = f32_view(dout, "dout").into_dimensionality::<Ix3>().expect("mlr-shaders attention backward: dout must be [batch, seq, hidden]").as_standard_layout().into_owned();
+    let dout = f32_view(dout, "dout")
+        .into_dimensionality::<Ix3>()
+        .expect("mlr-shaders attention backward: dout must be [batch, seq, hidden]")
+        .as_standard_layout()
+        .into_owned();
     let (b, s, h) = q.dim();
     assert!(dout.dim() == (b, s, h), "mlr-shaders attention backward: dout must have q's shape");
-    let mask = f32_view(mask, "mask").into_dimensionality::<Ix2>().expect("mlr-shaders attention backward: mask must be [batch, seq]");
+    let mask = f32_view(mask, "mask")
+        .into_dimensionality::<Ix2>()
+        .expect("mlr-shaders attention backward: mask must be [batch, seq]");
     let bias: Vec<f32> = mask.iter().map(|&m| (1.0 - m) * -1e9).collect();
     let d = h / heads;
     let inv_scale = 1.0 / (d as f32).sqrt();
@@ -255,7 +313,8 @@ pub(crate) fn attention(q: &NdArrayTensor, k: &NdArrayTensor, v: &NdArrayTensor,
     by_head.par_chunks_mut(3 * s * d).enumerate().for_each(|(p, block)| {
         let (bi, head) = (p / heads, p % heads);
         let cols = head * d..(head + 1) * d;
-        let (qh, kh, vh) = (q.slice(s![bi, .., cols.clone()]), k.slice(s![bi, .., cols.clone()]), v.slice(s![bi, .., cols.clone()]));
+        let (qh, kh, vh) =
+            (q.slice(s![bi, .., cols.clone()]), k.slice(s![bi, .., cols.clone()]), v.slice(s![bi, .., cols.clone()]));
         let doh = dout.slice(s![bi, .., cols]);
         SCRATCH.with_borrow_mut(|scratch| {
             scratch.clear();
@@ -270,7 +329,8 @@ pub(crate) fn attention(q: &NdArrayTensor, k: &NdArrayTensor, v: &NdArrayTensor,
             mat_mul_add(doh, vh.t().as_standard_layout().view(), dp.view_mut(), false);
             // dS = P ⊙ (dP − rowsum(dP ⊙ P)), then / √d (the forward's scale), into dp.
             for (dprow, prow) in dp.rows_mut().into_iter().zip(probs.rows()) {
-                let (dprow, prow) = (dprow.into_slice().expect("contiguous row"), prow.to_slice().expect("contiguous row"));
+                let (dprow, prow) =
+                    (dprow.into_slice().expect("contiguous row"), prow.to_slice().expect("contiguous row"));
                 let dot: f32 = dprow.iter().zip(prow).map(|(a, b)| a * b).sum();
                 dprow.iter_mut().zip(prow).for_each(|(g, p)| *g = p * (*g - dot) * inv_scale);
             }

@@ -126,7 +126,13 @@ pub(crate) fn gemm(a: ArrayView2<f32>, b: ArrayView2<f32>, c: ArrayViewMut2<f32>
 }
 
 /// [`gemm`] with the kernel of `isa`, which this CPU must support (else `false`).
-pub(crate) fn gemm_with(isa: Isa, a: ArrayView2<f32>, b: ArrayView2<f32>, c: ArrayViewMut2<f32>, threads: bool) -> bool {
+pub(crate) fn gemm_with(
+    isa: Isa,
+    a: ArrayView2<f32>,
+    b: ArrayView2<f32>,
+    c: ArrayViewMut2<f32>,
+    threads: bool,
+) -> bool {
     let (m, k) = a.dim();
     let (kb, n) = b.dim();
     assert_eq!(k, kb, "mlr-shaders gemm: a has {k} columns, b {kb} rows");
@@ -145,7 +151,19 @@ pub(crate) fn gemm_with(isa: Isa, a: ArrayView2<f32>, b: ArrayView2<f32>, c: Arr
     {
         let mut c = c;
         let (mr, nr) = isa.tile();
-        let problem = Problem { a: a.as_ptr(), lda, b: B::Strided(b.as_ptr(), ldb), c: SyncPtr(c.as_mut_ptr()), ldc, m, n, k, mr, nr, tile: tile_of(isa) };
+        let problem = Problem {
+            a: a.as_ptr(),
+            lda,
+            b: B::Strided(b.as_ptr(), ldb),
+            c: SyncPtr(c.as_mut_ptr()),
+            ldc,
+            m,
+            n,
+            k,
+            mr,
+            nr,
+            tile: tile_of(isa),
+        };
         problem.run(threads);
         true
     }
@@ -285,7 +303,8 @@ unsafe impl Sync for SyncPtr {}
 /// A microkernel: `out[r · NR + j] = Σ_p a[r, p] · b[p, j]` for `rows ≤ MR` rows of `a` (row
 /// stride `lda`), `kc` steps, and `NR` columns of `b` (row stride `ldb`).
 #[cfg(mlr_gemm)]
-type Tile = unsafe fn(rows: usize, kc: usize, a: *const f32, lda: usize, b: *const f32, ldb: usize, out: &mut [f32; TILE]);
+type Tile =
+    unsafe fn(rows: usize, kc: usize, a: *const f32, lda: usize, b: *const f32, ldb: usize, out: &mut [f32; TILE]);
 
 /// Where `b` is: row-major with a row stride, or packed ([`PackedB`]'s layout for this `NR`).
 #[cfg(mlr_gemm)]
@@ -548,7 +567,10 @@ mod tests {
                     assert!(done, "{isa:?} declined {m}×{k}·{k}×{n}");
                     let err = (&c - &expected).iter().fold(0.0f32, |acc, d| acc.max(d.abs()));
                     // Each value is c plus a sum of k products of values below 1 in magnitude.
-                    assert!(err <= 1e-6 * (k as f32).max(8.0), "{isa:?} {m}×{k}·{k}×{n} (threads {threads}, prepacked {prepacked}): max error {err}");
+                    assert!(
+                        err <= 1e-6 * (k as f32).max(8.0),
+                        "{isa:?} {m}×{k}·{k}×{n} (threads {threads}, prepacked {prepacked}): max error {err}"
+                    );
                     worst = worst.max(err);
                 }
             }
