@@ -572,6 +572,9 @@ impl State {
                 };
                 self.error = Some(Failure { message, gpu, kind });
             }
+            Event::Malformed { message } => {
+                self.error = Some(Failure { message, gpu: false, kind: FailureKind::Request });
+            }
         }
     }
 }

@@ -67,17 +67,28 @@ async fn fetch_response(url: &str, no_cache: bool) -> Result<Response, String> {
 }
 
 /// Reads a response body, calling `progress(loaded)` as chunks arrive.
+/// The largest `manifest.json` the page reads (a real one is a few kB).
+const MAX_MANIFEST_BYTES: u64 = 4 << 20;
+
+/// Reads a response body of at most `limit` bytes (the manifest's size for a listed file): a
+/// server sending more is refused as soon as it does, before the excess is held in memory.
+/// `reserve` allocates `limit` bytes up front (the size is known).
 async fn read_body(
     url: &str,
     response: &Response,
-    capacity: usize,
+    limit: u64,
+    reserve: bool,
     mut progress: impl AsyncFnMut(u64),
 ) -> Result<Vec<u8>, String> {
+    // On wasm32 a usize is 32 bits: a size from the manifest may not fit.
+    let capacity = usize::try_from(limit).map_err(|_| format!("{url}: {limit} bytes do not fit in wasm32 memory"))?;
     let body = response.body().ok_or_else(|| format!("{url}: empty body"))?;
     let reader: ReadableStreamDefaultReader =
         body.get_reader().dyn_into().map_err(|_| format!("{url}: body is not readable"))?;
     let mut bytes = Vec::new();
-    bytes.try_reserve_exact(capacity).map_err(|_| format!("{url}: out of memory for {} MB", capacity >> 20))?;
+    if reserve {
+        bytes.try_reserve_exact(capacity).map_err(|_| format!("{url}: out of memory for {} MB", capacity >> 20))?;
+    }
     loop {
         let chunk = JsFuture::from(reader.read()).await.map_err(|e| js_err(url, e))?;
         if Reflect::get(&chunk, &JsValue::from_str("done")).ok().and_then(|d| d.as_bool()).unwrap_or(true) {
@@ -87,6 +98,10 @@ async fn read_body(
         let array: Uint8Array = value.dyn_into().map_err(|_| format!("{url}: chunk is not bytes"))?;
         let start = bytes.len();
         let len = array.length() as usize;
+        if start.checked_add(len).is_none_or(|end| end > capacity) {
+            let _ = reader.cancel();
+            return Err(format!("{url}: the server sends more than the {limit} bytes expected"));
+        }
         bytes.try_reserve(len).map_err(|_| format!("{url}: out of memory after {} MB", start >> 20))?;
         bytes.resize(start + len, 0);
         array.copy_to(&mut bytes[start..]);
@@ -98,7 +113,7 @@ async fn read_body(
 /// Fetches the whole of `url`, revalidated with the server (the manifest: small, and must be fresh).
 pub async fn fetch_plain(url: &str) -> Result<Vec<u8>, String> {
     let response = fetch_response(url, true).await?;
-    read_body(url, &response, 0, async |_| {}).await
+    read_body(url, &response, MAX_MANIFEST_BYTES, false, async |_| {}).await
 }
 
 /// Fetches `entry` under `base` (from the Cache API when a verified copy is there), calling
@@ -114,9 +129,7 @@ pub async fn fetch_verified(
     if let Some(c) = &cache {
         let hit = JsFuture::from(c.match_with_str(&url)).await.ok().and_then(|r| r.dyn_into::<Response>().ok());
         if let Some(response) = hit {
-            if let Ok(bytes) =
-                read_body(&url, &response, total as usize, async |n| progress(n, total, true).await).await
-            {
+            if let Ok(bytes) = read_body(&url, &response, total, true, async |n| progress(n, total, true).await).await {
                 if entry.verify(&bytes).is_ok() {
                     return Ok(Fetched { bytes, cached: true });
                 }
@@ -126,7 +139,7 @@ pub async fn fetch_verified(
         }
     }
     let response = fetch_response(&url, false).await?;
-    let bytes = read_body(&url, &response, total as usize, async |n| progress(n, total, false).await).await?;
+    let bytes = read_body(&url, &response, total, true, async |n| progress(n, total, false).await).await?;
     entry
         .verify(&bytes)
         .map_err(|e| format!("{e} (the download is damaged or the demo was rebuilt: reload the page)"))?;

@@ -59,6 +59,12 @@ pub enum Request {
         /// The first N distinct questions of the subset (`None` = all).
         max_questions: Option<usize>,
     },
+    /// A message the worker could not decode (made by [`JsCodec`], never sent by the page): the
+    /// worker answers [`Event::Malformed`] instead of panicking.
+    Malformed {
+        /// Why decoding failed.
+        message: String,
+    },
 }
 
 /// One ranked candidate sentence.
@@ -233,6 +239,12 @@ pub enum Event {
         /// Whether switching to the CPU backend may help (a GPU error).
         gpu: bool,
     },
+    /// A message the page could not decode, or the worker's answer to one it could not decode
+    /// (made by [`JsCodec`] on a bad message; a version mismatch between page and worker, say).
+    Malformed {
+        /// Why decoding failed.
+        message: String,
+    },
 }
 
 /// A worker codec that posts messages as structured JavaScript values (serde-wasm-bindgen).
@@ -244,7 +256,16 @@ impl yew_agent::Codec for JsCodec {
         serde_wasm_bindgen::to_value(&input).expect("worker messages serialise")
     }
 
+    /// A message that does not decode becomes the `Malformed { message }` variant that both
+    /// [`Request`] and [`Event`] have, so a bad message is answered, never a panic.
     fn decode<O: for<'de> Deserialize<'de>>(input: JsValue) -> O {
-        serde_wasm_bindgen::from_value(input).expect("worker messages deserialise")
+        serde_wasm_bindgen::from_value(input).unwrap_or_else(|e| {
+            let malformed =
+                serde_json::json!({"Malformed": {"message": format!("an undecodable worker message: {e}")}});
+            serde_wasm_bindgen::to_value(&malformed)
+                .ok()
+                .and_then(|v| serde_wasm_bindgen::from_value(v).ok())
+                .expect("worker message types have a Malformed { message } variant")
+        })
     }
 }

@@ -154,19 +154,8 @@ async fn load_vectors(
     }
     let bytes = fetch_file(scope, base, &model.vectors, downloaded).await?;
     let file = Rc::new(VectorFile::decode(&bytes).map_err(|e| format!("{}: {e}", model.vectors.path))?);
-    if file.dim != model.dim {
-        return Err(format!("{}: vectors of width {}, the model has {}", model.vectors.path, file.dim, model.dim));
-    }
-    if file.n_candidates() != dataset.n_candidates || file.n_questions() != dataset.n_questions {
-        return Err(format!(
-            "{}: {} candidates and {} questions, the corpus has {} and {}",
-            model.vectors.path,
-            file.n_candidates(),
-            file.n_questions(),
-            dataset.n_candidates,
-            dataset.n_questions
-        ));
-    }
+    file.check_fits(model.dim, dataset.n_candidates, dataset.n_questions)
+        .map_err(|e| format!("{}: {e}", model.vectors.path))?;
     shared.vectors.insert(model.vectors.sha256.clone(), file.clone());
     Ok(file)
 }
@@ -369,6 +358,9 @@ async fn reembed(scope: &mut Scope, loaded: &Loaded, shared: &Shared, id: u32, c
     let entry = loaded.manifest.model(Some(&loaded.model)).map_err(|e| e.to_string())?;
     let vectors = shared.vectors.get(&entry.vectors.sha256).ok_or("the model's vectors are not loaded")?;
     let n = corpus.set.candidates.len();
+    if n == 0 {
+        return Err("the corpus has no sentences to embed".into());
+    }
     let count = count.clamp(1, n);
     // Evenly spread over the corpus, so every language is in the sample.
     let picks: Vec<usize> = (0..count).map(|i| i * n / count).collect();
@@ -500,6 +492,7 @@ pub async fn encoder_reactor(mut scope: ReactorScope<Request, Event>) {
                     },
                 ),
             },
+            Request::Malformed { message } => Event::Malformed { message },
         };
         if scope.send(reply).await.is_err() {
             break;

@@ -77,23 +77,12 @@ pub fn default_demo_dir() -> PathBuf {
     cache_root().join("demo")
 }
 
-fn write(path: &Path, bytes: &[u8]) -> Result<()> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-    }
-    // Write beside, then rename: an interrupted build never leaves a half-written file.
-    let tmp = path.with_extension("partial");
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {}", tmp.display()))?;
-    Ok(())
-}
-
 /// Writes `bytes` to `out/rel` and returns its manifest entry.
 fn ship(out: &Path, rel: &str, bytes: &[u8]) -> Result<FileEntry> {
     let path = out.join(rel);
     let unchanged = std::fs::read(&path).is_ok_and(|old| old == bytes);
     if !unchanged {
-        write(&path, bytes)?;
+        crate::output::write_bytes(&path, bytes)?;
     }
     Ok(FileEntry::of(rel, bytes))
 }
@@ -283,6 +272,9 @@ pub fn search<B: Kernels>(args: &SearchArgs, device: &B::Device) -> Result<()> {
     };
     let files: Vec<Vec<u8>> = entry.files.iter().map(verified).collect::<Result<_>>()?;
     let embedder = Embedder::<B>::from_bytes(&files[0], &files[1], &files[2], device)?.with_kernels(crate::kernels());
+    vectors
+        .check_fits(embedder.dim(), corpus.set.candidates.len(), corpus.set.questions.len())
+        .with_context(|| format!("{} for model {:?}", entry.vectors.path, entry.name))?;
     let v = embedder.embed(&[text], Role::Query)?.remove(0);
     let ranking = corpus.rank(&v, &vectors.candidates, vectors.dim);
     let top = corpus.top(&ranking, args.k, lang);

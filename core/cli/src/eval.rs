@@ -1,6 +1,5 @@
 //! `mlr eval`: encode a LAReQA-format set (or Tatoeba) with a model and score it.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -17,6 +16,7 @@ use serde_json::json;
 
 use crate::cache::{key, EmbeddingCache};
 use crate::center;
+use crate::output;
 use crate::{cache_root, default_model_dir, kernels, read_model_file, BackendArg};
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -165,7 +165,8 @@ fn sha256_files(dir: &Path) -> Result<String> {
 }
 
 pub(crate) fn command_line() -> String {
-    let mut args: Vec<String> = std::env::args().collect();
+    // Lossy: a non-UTF-8 argument (a file name, say) is recorded with U+FFFD, never a panic.
+    let mut args: Vec<String> = std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect();
     args[0] = "mlr".into();
     args.iter()
         .map(|a| if a.contains(char::is_whitespace) || a.is_empty() { format!("'{a}'") } else { a.clone() })
@@ -187,13 +188,9 @@ pub fn machine() -> serde_json::Value {
 }
 
 fn write_outputs(out: &Path, report: &serde_json::Value, markdown: &str) -> Result<()> {
-    if let Some(parent) = out.parent() {
-        std::fs::create_dir_all(parent).ok();
-    }
-    std::fs::write(out, serde_json::to_string_pretty(report)? + "\n")
-        .with_context(|| format!("writing {}", out.display()))?;
     let md = out.with_extension("md");
-    std::fs::write(&md, markdown).with_context(|| format!("writing {}", md.display()))?;
+    output::write_bytes(out, (serde_json::to_string_pretty(report)? + "\n").as_bytes())?;
+    output::write_bytes(&md, markdown.as_bytes())?;
     eprintln!("wrote {} and {}", out.display(), md.display());
     Ok(())
 }
@@ -516,24 +513,24 @@ fn write_trec(path: &Path, input: &LareqaInput, set: &LareqaSet, index: &EvalInd
     let depth = if depth == 0 { nc } else { depth };
     let ties = tie_order(input.candidate_ids);
     let qid = |q: usize| format!("{}-{}", set.langs[index.query_lang[q]], index.question_ids[q]);
-    let mut run_file =
-        std::io::BufWriter::new(std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?);
-    let block = 256;
-    let mut scores = vec![0f32; block * nc];
-    let nq = input.query_lang.len();
-    for start in (0..nq).step_by(block) {
-        let rows = block.min(nq - start);
-        let out = &mut scores[..rows * nc];
-        dot_scores(&input.queries[start * input.dim..(start + rows) * input.dim], input.candidates, input.dim, out);
-        for r in 0..rows {
-            let row = &out[r * nc..(r + 1) * nc];
-            let id = qid(start + r);
-            for (rank, c) in top(row, &ties, depth).into_iter().enumerate() {
-                writeln!(run_file, "{id} Q0 {} {} {} mlr", input.candidate_ids[c], rank + 1, row[c])?;
+    output::write_with(path, |run_file| {
+        let block = 256;
+        let mut scores = vec![0f32; block * nc];
+        let nq = input.query_lang.len();
+        for start in (0..nq).step_by(block) {
+            let rows = block.min(nq - start);
+            let out = &mut scores[..rows * nc];
+            dot_scores(&input.queries[start * input.dim..(start + rows) * input.dim], input.candidates, input.dim, out);
+            for r in 0..rows {
+                let row = &out[r * nc..(r + 1) * nc];
+                let id = qid(start + r);
+                for (rank, c) in top(row, &ties, depth).into_iter().enumerate() {
+                    writeln!(run_file, "{id} Q0 {} {} {} mlr", input.candidate_ids[c], rank + 1, row[c])?;
+                }
             }
         }
-    }
-    run_file.flush()?;
+        Ok(())
+    })?;
     let mut qrels = Qrels::default();
     for (q, rel) in input.relevant.iter().enumerate() {
         let docs = qrels.queries.entry(qid(q)).or_default();
@@ -542,7 +539,7 @@ fn write_trec(path: &Path, input: &LareqaInput, set: &LareqaSet, index: &EvalInd
         }
     }
     let qrels_path = PathBuf::from(format!("{}.qrels", path.display()));
-    std::fs::write(&qrels_path, qrels.to_trec()).with_context(|| format!("writing {}", qrels_path.display()))?;
+    output::write_bytes(&qrels_path, qrels.to_trec().as_bytes())?;
     eprintln!("wrote {} (depth {depth}) and {}", path.display(), qrels_path.display());
     Ok(())
 }

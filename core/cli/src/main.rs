@@ -17,9 +17,10 @@ mod center;
 mod demo;
 mod eval;
 mod npy;
+mod output;
 mod train;
 
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -295,6 +296,7 @@ pub(crate) fn read_model_file(dir: &Path, name: &str) -> Result<Vec<u8>> {
 }
 
 fn embed<B: Kernels>(args: &EmbedArgs, device: &B::Device) -> Result<()> {
+    let format = vector_format(&args.out)?;
     let texts = read_texts(&args.input)?;
     let embedder = Embedder::<B>::from_bytes(
         &read_model_file(&args.model, "config.json")?,
@@ -318,26 +320,41 @@ fn embed<B: Kernels>(args: &EmbedArgs, device: &B::Device) -> Result<()> {
     );
     let vectors = embedder.embed_many(&texts, role, args.batch_size, |n| bar.inc(n as u64))?;
     bar.finish();
-    write_vectors(&args.out, &vectors, embedder.dim())?;
+    write_vectors(&args.out, format, &vectors, embedder.dim())?;
     eprintln!("wrote {} vectors of dimension {} to {}", vectors.len(), embedder.dim(), args.out.display());
     Ok(())
 }
 
-fn write_vectors(path: &Path, vectors: &[Vec<f32>], dim: usize) -> Result<()> {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    let mut out =
-        std::io::BufWriter::new(std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?);
-    match ext {
-        "npy" => npy::write_f32_matrix(&mut out, vectors, dim)?,
-        "json" => serde_json::to_writer(&mut out, vectors)?,
-        "jsonl" => {
-            for v in vectors {
-                serde_json::to_writer(&mut out, v)?;
-                out.write_all(b"\n")?;
+/// The vector file formats of `mlr embed --out`, by extension.
+#[derive(Clone, Copy)]
+enum VectorFormat {
+    Npy,
+    Json,
+    Jsonl,
+}
+
+/// The format `path` asks for; checked before any work, so a wrong extension never touches a file.
+fn vector_format(path: &Path) -> Result<VectorFormat> {
+    Ok(match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
+        "npy" => VectorFormat::Npy,
+        "json" => VectorFormat::Json,
+        "jsonl" => VectorFormat::Jsonl,
+        _ => bail!("{}: output must end in .npy, .json or .jsonl", path.display()),
+    })
+}
+
+fn write_vectors(path: &Path, format: VectorFormat, vectors: &[Vec<f32>], dim: usize) -> Result<()> {
+    output::write_with(path, |out| {
+        match format {
+            VectorFormat::Npy => npy::write_f32_matrix(&mut &mut *out, vectors, dim)?,
+            VectorFormat::Json => serde_json::to_writer(&mut *out, vectors)?,
+            VectorFormat::Jsonl => {
+                for v in vectors {
+                    serde_json::to_writer(&mut *out, v)?;
+                    out.write_all(b"\n")?;
+                }
             }
         }
-        _ => bail!("{}: output must end in .npy, .json or .jsonl", path.display()),
-    }
-    out.flush()?;
-    Ok(())
+        Ok(())
+    })
 }

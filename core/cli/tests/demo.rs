@@ -32,7 +32,9 @@ fn paragraph(sentences: &[&str], qid: &str, question: &str, answer: usize) -> Va
         if !context.is_empty() {
             context.push(' ');
         }
-        breaks.push([context.len(), context.len() + s.len()]);
+        // Character offsets, as LAReQA's (Python's) spans are.
+        let start = context.chars().count();
+        breaks.push([start, start + s.chars().count()]);
         context.push_str(s);
     }
     json!({"context": context, "sentences": sentences, "sentence_breaks": breaks,
@@ -186,5 +188,23 @@ fn eval_with_kernels_equals_the_plain_path() {
         let (f, p, c) = (fused[k].as_f64().unwrap(), plain[k].as_f64().unwrap(), cpu[k].as_f64().unwrap());
         assert!((f - p).abs() <= 1e-4 && (f - c).abs() <= 1e-4, "{k}: kernels {f}, plain {p}, cpu {c}");
     }
+    // A path that is not UTF-8 is a valid Unix path: the report is written and the command
+    // line recorded lossily (std::env::args panicked on it before).
+    use std::os::unix::ffi::OsStrExt;
+    let odd = tmp.join(std::ffi::OsStr::from_bytes(b"report-\xff.json"));
+    let out = Command::new(env!("CARGO_BIN_EXE_mlr"))
+        .args(["eval", "--no-cache", "--model"])
+        .arg(&model)
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(&odd)
+        .env("MLR_CACHE", &cache)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&std::fs::read(&odd).unwrap()).unwrap();
+    assert!(report["command"].as_str().unwrap().contains("report-\u{fffd}.json"), "{}", report["command"]);
+    assert_eq!(report["mAP_multi"], cpu["mAP_multi"]);
     std::fs::remove_dir_all(&tmp).ok();
 }

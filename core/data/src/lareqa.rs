@@ -229,6 +229,22 @@ impl LareqaSet {
                     if paragraph.sentences.is_empty() {
                         return Err(DataError::invalid(path, format!("{place}: no sentences")));
                     }
+                    // Spans are character offsets into the context, in order and not overlapping.
+                    let context_chars = paragraph.context.chars().count();
+                    let mut previous_end = 0;
+                    for (i, &[start, end]) in paragraph.sentence_breaks.iter().enumerate() {
+                        if !(previous_end <= start && start <= end && end <= context_chars) {
+                            return Err(DataError::invalid(
+                                path,
+                                format!(
+                                    "{place}: sentence_breaks[{i}] = [{start}, {end}] is not an ordered span of the \
+                                     {context_chars}-character context{}",
+                                    if i > 0 { format!(" after [.., {previous_end}]") } else { String::new() }
+                                ),
+                            ));
+                        }
+                        previous_end = end;
+                    }
                     let paragraph_id = set.paragraphs.len();
                     let first_candidate = set.candidates.len();
                     for sentence in &paragraph.sentences {
@@ -244,6 +260,15 @@ impl LareqaSet {
                         let Some(answer) = qa.answers.first() else {
                             return Err(DataError::invalid(path, format!("{place}: question {} has no answer", qa.id)));
                         };
+                        if answer.answer_start >= context_chars {
+                            return Err(DataError::invalid(
+                                path,
+                                format!(
+                                    "{place}: question {}: answer_start {} is beyond the {context_chars}-character context",
+                                    qa.id, answer.answer_start
+                                ),
+                            ));
+                        }
                         let Some(sentence) = answer_sentence(&paragraph.sentence_breaks, answer.answer_start) else {
                             return Err(DataError::invalid(
                                 path,
@@ -540,6 +565,29 @@ mod tests {
         let broken = file("A", "q1", 0).replace("[[0,8],[9,20]]", "[[0,8]]");
         let err = LareqaSet::from_files(&[("en", "en.json", broken.as_bytes())]).unwrap_err();
         assert!(err.to_string().contains("2 sentences but 1 sentence_breaks"), "{err}");
+    }
+
+    #[test]
+    fn answers_and_spans_outside_the_context_are_errors() {
+        // Before, an answer_start past the context silently mapped to the last sentence.
+        let err = LareqaSet::from_files(&[("en", "en.json", file("A", "q1", 20).as_bytes())]).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "en.json: article 0 (\"A\"), paragraph 0: question q1: answer_start 20 is beyond the 20-character context"
+        );
+        assert!(LareqaSet::from_files(&[("en", "en.json", file("A", "q1", 19).as_bytes())]).is_ok());
+        for (breaks, want) in [
+            (
+                "[[0,8],[9,21]]",
+                "sentence_breaks[1] = [9, 21] is not an ordered span of the 20-character context after [.., 8]",
+            ),
+            ("[[0,8],[7,20]]", "sentence_breaks[1] = [7, 20] is not an ordered span"),
+            ("[[5,2],[9,20]]", "sentence_breaks[0] = [5, 2] is not an ordered span of the 20-character context"),
+        ] {
+            let broken = file("A", "q1", 0).replace("[[0,8],[9,20]]", breaks);
+            let err = LareqaSet::from_files(&[("en", "en.json", broken.as_bytes())]).unwrap_err().to_string();
+            assert!(err.contains(want), "{breaks}: {err}");
+        }
     }
 
     #[test]

@@ -76,7 +76,12 @@ impl VectorFile {
         if dim == 0 {
             return Err(DemoError::Vectors("dimension 0".into()));
         }
-        let want = (nc + nq).checked_mul(dim).and_then(|n| n.checked_mul(2)).and_then(|n| n.checked_add(HEADER));
+        // Checked at every step: on wasm32 a usize is 32 bits, and the counts come from the file.
+        let want = nc
+            .checked_add(nq)
+            .and_then(|n| n.checked_mul(dim))
+            .and_then(|n| n.checked_mul(2))
+            .and_then(|n| n.checked_add(HEADER));
         if want != Some(bytes.len()) {
             return Err(DemoError::Vectors(format!(
                 "{} bytes, but {nc} candidates + {nq} questions of dimension {dim} need {}",
@@ -86,8 +91,36 @@ impl VectorFile {
         }
         let mut candidates: Vec<f32> =
             bytes[HEADER..].chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()).collect();
+        // A NaN row would rank first against every query.
+        if let Some(i) = candidates.iter().position(|x| !x.is_finite()) {
+            let (what, row) = if i < nc * dim { ("candidate", i / dim) } else { ("question", i / dim - nc) };
+            return Err(DemoError::Vectors(format!(
+                "{what} {row} has a non-finite value ({}) at dimension {}",
+                candidates[i],
+                i % dim
+            )));
+        }
         let questions = candidates.split_off(nc * dim);
         Ok(Self { dim, candidates, questions })
+    }
+
+    /// Checks that the file fits a model of width `model_dim` and a corpus of `n_candidates` and
+    /// `n_questions` (scoring a query of another width would be meaningless, or out of bounds).
+    pub fn check_fits(&self, model_dim: usize, n_candidates: usize, n_questions: usize) -> Result<(), DemoError> {
+        if self.dim != model_dim {
+            return Err(DemoError::Mismatch(format!(
+                "the vectors are {} wide, the model's {model_dim}: they were not made with this model",
+                self.dim
+            )));
+        }
+        if self.n_candidates() != n_candidates || self.n_questions() != n_questions {
+            return Err(DemoError::Mismatch(format!(
+                "the vectors hold {} candidates and {} questions, the corpus {n_candidates} and {n_questions}",
+                self.n_candidates(),
+                self.n_questions()
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -185,5 +218,32 @@ mod tests {
         let err = VectorFile::decode(&bytes[..bytes.len() - 1]).unwrap_err().to_string();
         assert!(err.contains("31 bytes, but 2 candidates + 1 questions of dimension 2 need 32"), "{err}");
         assert!(VectorFile::decode(b"NOPE").unwrap_err().to_string().contains("no MLRV header"));
+    }
+
+    #[test]
+    fn non_finite_rows_and_overflowing_counts_are_refused() {
+        for bad in [f32::NAN, f32::INFINITY, 1e6] {
+            // 1e6 overflows f16 to infinity.
+            let err = VectorFile::decode(&VectorFile::encode(2, &[0.5, 0.5, 0.6, 0.8], &[0.0, bad])).unwrap_err();
+            assert!(err.to_string().starts_with("vector file: question 0 has a non-finite value"), "{bad}: {err}");
+        }
+        let err = VectorFile::decode(&VectorFile::encode(2, &[0.5, f32::NAN], &[])).unwrap_err().to_string();
+        assert_eq!(err, "vector file: candidate 0 has a non-finite value (NaN) at dimension 1");
+        // Counts whose sum overflows 32 bits (wasm32) are an error, not a wrap-around.
+        let mut bytes = VectorFile::encode(1, &[1.0], &[]);
+        bytes[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
+        bytes[16..20].copy_from_slice(&u32::MAX.to_le_bytes());
+        let err = VectorFile::decode(&bytes).unwrap_err().to_string();
+        assert!(err.contains("4294967295 candidates + 4294967295 questions of dimension 1 need"), "{err}");
+    }
+
+    #[test]
+    fn vectors_of_another_width_or_corpus_do_not_fit() {
+        let f = VectorFile::decode(&VectorFile::encode(2, &[0.6, 0.8, 1.0, 0.0], &[0.0, 1.0])).unwrap();
+        assert!(f.check_fits(2, 2, 1).is_ok());
+        let err = f.check_fits(384, 2, 1).unwrap_err().to_string();
+        assert_eq!(err, "the vectors are 2 wide, the model's 384: they were not made with this model");
+        let err = f.check_fits(2, 3, 1).unwrap_err().to_string();
+        assert_eq!(err, "the vectors hold 2 candidates and 1 questions, the corpus 3 and 1");
     }
 }

@@ -29,9 +29,9 @@ pub enum EmbedError {
     #[error(transparent)]
     Weights(#[from] WeightsError),
     /// The tokenizer produces ids the model has no embedding for.
-    #[error("tokenizer has {tokenizer} pieces but the model only {model} word embeddings")]
+    #[error("tokenizer.json has ids up to {} but the model only {model} word embeddings (config.json vocab_size)", tokenizer - 1)]
     VocabMismatch {
-        /// Pieces in the tokenizer.
+        /// One more than the largest id of the tokenizer.
         tokenizer: usize,
         /// Rows of the embedding table.
         model: usize,
@@ -39,6 +39,13 @@ pub enum EmbedError {
     /// Reading results back from the device failed.
     #[error("reading results from the device: {0}")]
     Readback(String),
+    /// The encoder gave NaN or an infinity (broken or diverged weights): no vector is returned,
+    /// since a NaN vector would rank first against anything.
+    #[error("the encoder's vector of text {text} is not finite (NaN or infinite weights?)")]
+    NonFinite {
+        /// Position of the text in the request.
+        text: usize,
+    },
 }
 
 /// How texts are cut into encoder inputs.
@@ -81,8 +88,8 @@ impl<B: Kernels> Embedder<B> {
         config: BertConfig,
         device: &B::Device,
     ) -> Result<Self, EmbedError> {
-        if tokenizer.vocab_size() > config.vocab_size {
-            return Err(EmbedError::VocabMismatch { tokenizer: tokenizer.vocab_size(), model: config.vocab_size });
+        if tokenizer.id_bound() > config.vocab_size {
+            return Err(EmbedError::VocabMismatch { tokenizer: tokenizer.id_bound(), model: config.vocab_size });
         }
         let options = EmbedOptions { max_tokens: config.max_tokens(), overflow: Overflow::Truncate };
         Ok(Self { model, tokenizer, config, device: device.clone(), options })
@@ -177,7 +184,7 @@ impl<B: Kernels> Embedder<B> {
             return Ok(Vec::new());
         }
         let data = self.text_rows(&batch).into_data();
-        Ok(combine(&batch, &floats(data)?, self.dim()))
+        finite(combine(&batch, &floats(data)?, self.dim()))
     }
 
     /// Embeds `texts` in one batch with an async readback (required on WebGPU in the browser).
@@ -188,7 +195,7 @@ impl<B: Kernels> Embedder<B> {
         }
         let data =
             self.text_rows(&batch).into_data_async().await.map_err(|e| EmbedError::Readback(format!("{e:?}")))?;
-        Ok(combine(&batch, &floats(data)?, self.dim()))
+        finite(combine(&batch, &floats(data)?, self.dim()))
     }
 
     /// Embeds many texts in batches of `batch_size`, shortest first so that padding is small;
@@ -205,12 +212,24 @@ impl<B: Kernels> Embedder<B> {
         let mut out = vec![Vec::new(); texts.len()];
         for chunk in order.chunks(batch_size.max(1)) {
             let group: Vec<&str> = chunk.iter().map(|&i| texts[i].as_ref()).collect();
-            for (&i, v) in chunk.iter().zip(self.embed(&group, role)?) {
+            let vectors = self.embed(&group, role).map_err(|e| match e {
+                EmbedError::NonFinite { text } => EmbedError::NonFinite { text: chunk[text] },
+                other => other,
+            })?;
+            for (&i, v) in chunk.iter().zip(vectors) {
                 out[i] = v;
             }
             progress(chunk.len());
         }
         Ok(out)
+    }
+}
+
+/// The vectors, if every value is finite.
+fn finite(vectors: Vec<Vec<f32>>) -> Result<Vec<Vec<f32>>, EmbedError> {
+    match vectors.iter().position(|v| v.iter().any(|x| !x.is_finite())) {
+        Some(text) => Err(EmbedError::NonFinite { text }),
+        None => Ok(vectors),
     }
 }
 
@@ -268,6 +287,16 @@ mod tests {
         assert_eq!(cosine(&[0.0, 0.0], &[1.0, 1.0]), 0.0);
         let c = vec![vec![1.0, 0.0], vec![0.0, 1.0], vec![0.6, 0.8], vec![0.0, 1.0]];
         assert_eq!(top_k(&[0.0, 1.0], &c, 3), vec![(1, 1.0), (3, 1.0), (2, 0.8)]);
+    }
+
+    #[test]
+    fn non_finite_vectors_are_an_error_naming_the_text() {
+        assert!(finite(vec![vec![0.6, 0.8], vec![1.0, 0.0]]).is_ok());
+        let err = finite(vec![vec![0.6, 0.8], vec![f32::NAN, 0.0]]).unwrap_err();
+        assert!(matches!(err, EmbedError::NonFinite { text: 1 }), "{err}");
+        // combine() keeps a NaN mean NaN (the norm's floor does not hide it).
+        let batch = Batch::from_rows(vec![Sequence { ids: vec![0, 2], text: 0, content_len: 1 }], 1, 1);
+        assert!(finite(combine(&batch, &[f32::NAN, 1.0], 2)).is_err());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Bitext retrieval accuracy (Tatoeba, as in LASER and XTREME): sentence i of one side must find
 //! its translation, sentence i of the other side, as its nearest neighbour.
 
-use crate::score::dot_scores;
+use crate::score::{check_scorable, dot_scores};
 use crate::EvalError;
 
 /// Share of rows of `source` whose highest-scoring row of `target` is the aligned one. Scores are
@@ -19,6 +19,7 @@ pub fn accuracy(source: &[f32], target: &[f32], dim: usize) -> Result<f64, EvalE
     if n == 0 {
         return Err(EvalError::Shape("no sentences".into()));
     }
+    check_scorable(source, target, dim)?;
     let block = 256;
     let mut scores = vec![0f32; block * n];
     let mut correct = 0usize;
@@ -50,5 +51,9 @@ mod tests {
         let acc = super::accuracy(&source, &target, 2).unwrap();
         assert!((acc - 1.0 / 3.0).abs() < 1e-12);
         assert!(super::accuracy(&source, &target[..4], 2).is_err());
+        // A NaN row would otherwise never lose a comparison and count as found.
+        let nan = [1.0, 0.0, f32::NAN, 0.1, 0.0, 1.0];
+        let err = super::accuracy(&source, &nan, 2).unwrap_err().to_string();
+        assert!(err.starts_with("candidate vector 1 has a non-finite value (NaN)"), "{err}");
     }
 }

@@ -30,7 +30,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::score::{dot_scores, precedes, rank_key, tie_order};
+use crate::score::{check_scorable, dot_scores, precedes, rank_key, tie_order};
 use crate::EvalError;
 
 /// Embeddings and relevance of one evaluation.
@@ -143,7 +143,7 @@ pub struct LangReport {
     pub multi: Option<SettingScore>,
     /// Mean rank distance of the queries in X.
     pub rank_distance: Option<f64>,
-    /// Language preference rate.
+    /// Language preference rate (none without queries, or without candidates in the language).
     pub preference: Option<Preference>,
     /// Mean rank correlation of this language's queries with their parallel queries.
     pub rank_correlation: Option<f64>,
@@ -248,6 +248,61 @@ fn check(input: &LareqaInput) -> Result<(), EvalError> {
     ids.sort_unstable();
     if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
         return shape(format!("candidate id {:?} is not unique", w[0]));
+    }
+    check_scorable(input.queries, input.candidates, input.dim)
+}
+
+/// Refuses a report with a value no correct evaluation gives (a guard: [`check`] makes every
+/// score finite, so this failing is a bug in this module, never a number shown to anyone).
+fn check_ranges(report: &LareqaReport) -> Result<(), EvalError> {
+    fn within(
+        measure: &dyn Fn() -> String,
+        value: f64,
+        lo: f64,
+        hi: f64,
+        range: &'static str,
+    ) -> Result<(), EvalError> {
+        if value.is_finite() && (lo..=hi).contains(&value) {
+            Ok(())
+        } else {
+            Err(EvalError::OutOfRange { measure: measure(), value, range })
+        }
+    }
+    let setting = |name: &str, s: &Option<SettingScore>| -> Result<(), EvalError> {
+        let Some(s) = s else { return Ok(()) };
+        within(&|| format!("{name} mAP"), s.map, 0.0, 1.0, "[0, 1]")?;
+        for (k, &r) in &s.recall {
+            within(&|| format!("{name} Recall@{k}"), r, 0.0, 1.0, "[0, 1]")?;
+        }
+        Ok(())
+    };
+    let nc = report.n_candidates as f64;
+    let optional = |name: &str, v: Option<f64>, lo: f64, hi: f64, range| match v {
+        Some(v) => within(&|| name.to_string(), v, lo, hi, range),
+        None => Ok(()),
+    };
+    setting("Mo.", &report.mono)?;
+    setting("Cr.", &report.cross)?;
+    setting("Mul.", &report.multi)?;
+    optional("rank distance", report.rank_distance, 0.0, nc, "[0, candidates]")?;
+    optional("rank correlation", report.rank_correlation, -1.0, 1.0, "[-1, 1]")?;
+    for l in &report.per_lang {
+        setting(&format!("{} Mo.", l.lang), &l.mono)?;
+        setting(&format!("{} Cr.", l.lang), &l.cross)?;
+        setting(&format!("{} Mul.", l.lang), &l.multi)?;
+        optional(&format!("{} rank distance", l.lang), l.rank_distance, 0.0, nc, "[0, candidates]")?;
+        optional(&format!("{} rank correlation", l.lang), l.rank_correlation, -1.0, 1.0, "[-1, 1]")?;
+        if let Some(p) = &l.preference {
+            within(&|| format!("{} own share", l.lang), p.own_share, 0.0, 1.0, "[0, 1]")?;
+            within(&|| format!("{} pool share", l.lang), p.pool_share, 0.0, 1.0, "[0, 1]")?;
+            within(&|| format!("{} preference ratio", l.lang), p.ratio, 0.0, f64::MAX, "[0, ∞)")?;
+        }
+    }
+    for p in &report.pairs {
+        setting(&format!("{}→{}", p.query_lang, p.corpus_lang), &Some(p.score.clone()))?;
+    }
+    for c in &report.correlation_pairs {
+        within(&|| format!("{}–{} rank correlation", c.a, c.b), c.rho, -1.0, 1.0, "[-1, 1]")?;
     }
     Ok(())
 }
@@ -431,7 +486,9 @@ pub fn evaluate(input: &LareqaInput, options: &LareqaOptions) -> Result<LareqaRe
         }
     }
     let per_query: Vec<QueryResult> = per_query.into_iter().map(|r| r.expect("every query evaluated")).collect();
-    Ok(aggregate(input, options, &per_query, &rho_sum, &rho_n, nc))
+    let report = aggregate(input, options, &per_query, &rho_sum, &rho_n, nc);
+    check_ranges(&report)?;
+    Ok(report)
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -539,7 +596,9 @@ fn aggregate(
         let mine: Vec<&QueryResult> =
             per_query.iter().zip(input.query_lang).filter(|(_, &l)| l == x).map(|(r, _)| r).collect();
         let pool_share = cand_count[x] as f64 / nc.max(1) as f64;
-        let preference = mean(mine.iter().filter_map(|r| r.own_share)).map(|(own_share, _)| Preference {
+        // Without candidates in the query's language there is no own language to prefer (0 / 0).
+        let own_pool = mine.iter().filter_map(|r| r.own_share).filter(|_| cand_count[x] > 0);
+        let preference = mean(own_pool).map(|(own_share, _)| Preference {
             k: options.preference_at.min(nc),
             own_share,
             pool_share,
@@ -697,6 +756,50 @@ mod tests {
 
     fn close(a: f64, b: f64) {
         assert!((a - b).abs() < 1e-12, "{a} != {b}");
+    }
+
+    #[test]
+    fn non_finite_vectors_are_refused_not_ranked_first() {
+        // Before the check, a NaN query scored mAP 1 and Mul. mAP above 1.
+        let options = LareqaOptions { threads: 1, ..LareqaOptions::default() };
+        let mut case = worked_case();
+        case.queries[5] = f32::NAN;
+        let err = evaluate(&case.input(), &options).unwrap_err().to_string();
+        assert!(err.starts_with("query vector 1 has a non-finite value (NaN) at dimension 1"), "{err}");
+        let mut case = worked_case();
+        case.cands[10] = f32::INFINITY;
+        let err = evaluate(&case.input(), &options).unwrap_err().to_string();
+        assert!(err.starts_with("candidate vector 2 has a non-finite value (inf)"), "{err}");
+    }
+
+    #[test]
+    fn a_query_language_without_candidates_has_no_preference_not_nan() {
+        // A French query (group 0) over a pool with no French candidate: own share 0 of pool share 0.
+        let mut case = worked_case();
+        case.langs.push("fr".into());
+        case.query_lang.push(2);
+        case.group.push(0);
+        case.relevant.push(vec![0, 2]);
+        case.queries.extend([0.9, 0.1, 0.2, 0.3]);
+        let r = evaluate(&case.input(), &LareqaOptions { threads: 1, ..LareqaOptions::default() }).unwrap();
+        let fr = r.per_lang.iter().find(|l| l.lang == "fr").unwrap();
+        assert_eq!((fr.n_queries, fr.n_candidates, fr.preference.is_none()), (1, 0, true));
+        // Its Mul. score is still defined: c0 c3 c2 c1, so the answers rank 1 and 3 → AP (1 + 2/3) / 2.
+        close(fr.multi.as_ref().unwrap().map, (1.0 + 2.0 / 3.0) / 2.0);
+    }
+
+    #[test]
+    fn a_report_out_of_range_is_refused() {
+        let options = LareqaOptions { threads: 1, ..LareqaOptions::default() };
+        let good = evaluate(&worked_case().input(), &options).unwrap();
+        assert!(check_ranges(&good).is_ok());
+        let mut bad = good.clone();
+        bad.per_lang[1].multi.as_mut().unwrap().map = 1.0369;
+        let err = check_ranges(&bad).unwrap_err().to_string();
+        assert!(err.contains("de Mul. mAP = 1.0369 lies outside [0, 1]"), "{err}");
+        let mut bad = good;
+        bad.rank_distance = Some(f64::NAN);
+        assert!(check_ranges(&bad).unwrap_err().to_string().contains("rank distance = NaN"));
     }
 
     #[test]

@@ -36,4 +36,26 @@ pub enum EvalError {
     /// The run cannot be evaluated (e.g. a document listed twice for one query).
     #[error("{0}")]
     Run(String),
+    /// A vector holds NaN or an infinity: no score or rank computed from it could be right.
+    #[error("{what} {row} has a non-finite value ({value}) at dimension {dim}: nothing was scored")]
+    NonFinite {
+        /// Which vectors (`"query vector"`, `"candidate vector"`, …).
+        what: &'static str,
+        /// 0-based row.
+        row: usize,
+        /// 0-based dimension of the first non-finite value.
+        dim: usize,
+        /// The value (NaN, inf or -inf).
+        value: f32,
+    },
+    /// A computed measure lies outside its range (a mAP above 1, a NaN): a bug, never printed.
+    #[error("internal error: {measure} = {value} lies outside {range}; the evaluation is refused")]
+    OutOfRange {
+        /// Which measure, and where.
+        measure: String,
+        /// Its value.
+        value: f64,
+        /// The range it must lie in.
+        range: &'static str,
+    },
 }

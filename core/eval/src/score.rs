@@ -3,6 +3,11 @@
 //! Candidates are ranked by score, highest first. Equal scores are broken the way trec_eval breaks
 //! them: by document id, in *descending* byte order. [`tie_order`] turns ids into a rank key so the
 //! fast paths (rank counting) and the TREC path (sorting) produce the same ranking.
+//!
+//! Scores are only computed from finite vectors ([`check_scorable`]): NaN compares false with
+//! everything, so a NaN candidate would rank first and score perfectly.
+
+use crate::EvalError;
 
 /// Writes `out[i * n + j] = queries[i] · candidates[j]` for `m` queries and `n` candidates of
 /// dimension `dim` (row-major). With unit vectors this is the cosine similarity.
@@ -36,6 +41,33 @@ pub fn dot_scores(queries: &[f32], candidates: &[f32], dim: usize, out: &mut [f3
             1,
         );
     }
+}
+
+/// Checks that every value of `vectors` (row-major, rows of `dim`) is finite and returns the
+/// largest row norm. Scores of vectors whose norms multiply to less than `f32::MAX` are finite
+/// (Cauchy–Schwarz bounds every partial sum of a dot product), which [`check_scorable`] checks.
+pub fn check_finite(what: &'static str, vectors: &[f32], dim: usize) -> Result<f64, EvalError> {
+    let mut max_norm = 0f64;
+    for (row, v) in vectors.chunks(dim.max(1)).enumerate() {
+        if let Some(d) = v.iter().position(|x| !x.is_finite()) {
+            return Err(EvalError::NonFinite { what, row, dim: d, value: v[d] });
+        }
+        max_norm = max_norm.max(v.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt());
+    }
+    Ok(max_norm)
+}
+
+/// Checks both sides of a scoring: finite values, and norms small enough that no dot product
+/// overflows f32 (unit vectors have norm 1; only hostile inputs come near the limit).
+pub fn check_scorable(queries: &[f32], candidates: &[f32], dim: usize) -> Result<(), EvalError> {
+    let q = check_finite("query vector", queries, dim)?;
+    let c = check_finite("candidate vector", candidates, dim)?;
+    if q * c >= f32::MAX as f64 / 2.0 {
+        return Err(EvalError::Shape(format!(
+            "vector norms up to {q:.3e} (queries) and {c:.3e} (candidates) would overflow f32 scores"
+        )));
+    }
+    Ok(())
 }
 
 /// For each candidate, its position when ids are sorted in descending byte order: among equal
@@ -91,6 +123,22 @@ pub fn top(scores: &[f32], ties: &[u32], depth: usize) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn non_finite_or_overflowing_vectors_are_refused() {
+        let good = [0.6f32, 0.8, 1.0, 0.0];
+        assert!(check_scorable(&good, &good, 2).is_ok());
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let v = [0.6f32, 0.8, 1.0, bad];
+            let err = check_scorable(&good, &v, 2).unwrap_err();
+            assert!(matches!(err, EvalError::NonFinite { what: "candidate vector", row: 1, dim: 1, .. }), "{err}");
+            let err = check_scorable(&v, &good, 2).unwrap_err().to_string();
+            assert!(err.starts_with("query vector 1 has a non-finite value"), "{err}");
+        }
+        let huge = [3e19f32, 0.0];
+        let err = check_scorable(&huge, &huge, 2).unwrap_err().to_string();
+        assert!(err.contains("would overflow f32 scores"), "{err}");
+    }
 
     #[test]
     fn scores_are_dot_products() {

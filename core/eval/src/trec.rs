@@ -310,6 +310,17 @@ pub fn evaluate(qrels: &Qrels, run: &Run, o: &TrecOptions) -> Result<TrecReport,
         per_query.push(Measures { qid: qid.clone(), values });
     }
     let num_q = per_query.len();
+    if num_q == 0 {
+        return Err(EvalError::Run(if qrels.queries.is_empty() {
+            "the qrels judge no query: nothing to evaluate".into()
+        } else {
+            format!(
+                "no query of the run is in the qrels ({} judged queries, {} run queries): nothing to evaluate (-c averages over every judged query)",
+                qrels.queries.len(),
+                run.queries.len()
+            )
+        }));
+    }
     let mean = Measures {
         qid: "all".into(),
         values: names
@@ -317,7 +328,7 @@ pub fn evaluate(qrels: &Qrels, run: &Run, o: &TrecOptions) -> Result<TrecReport,
             .map(|name| {
                 let total: f64 = per_query.iter().map(|m| m.values[name]).sum();
                 // Counts are summed, as trec_eval does; the rest are averaged.
-                let value = if name.starts_with("num_") || num_q == 0 { total } else { total / num_q as f64 };
+                let value = if name.starts_with("num_") { total } else { total / num_q as f64 };
                 (name.clone(), value)
             })
             .collect(),
@@ -403,6 +414,18 @@ mod tests {
         // -M 1 keeps d1 only.
         let m = evaluate(&qrels, &run(), &TrecOptions { max_docs: Some(1), ..o }).unwrap();
         close(m.per_query[0].values["map"], 1.0 / 3.0);
+    }
+
+    #[test]
+    fn a_run_sharing_no_query_with_the_qrels_is_an_error_not_zeros() {
+        // Before, every mean printed as -0.0000 (an empty f64 sum is -0.0).
+        let qrels = Qrels::parse("q9 0 d1 1\n", "qrels").unwrap();
+        let err = evaluate(&qrels, &run(), &TrecOptions::default()).unwrap_err().to_string();
+        assert!(err.starts_with("no query of the run is in the qrels (1 judged queries, 3 run queries)"), "{err}");
+        let r = evaluate(&qrels, &run(), &TrecOptions { complete: true, ..Default::default() }).unwrap();
+        assert_eq!((r.num_q, r.mean.values["map"].to_bits()), (1, 0f64.to_bits()));
+        let err = evaluate(&Qrels::parse("", "qrels").unwrap(), &run(), &TrecOptions::default()).unwrap_err();
+        assert_eq!(err.to_string(), "the qrels judge no query: nothing to evaluate");
     }
 
     #[test]

@@ -149,12 +149,21 @@ impl<'a> E5s1<'a> {
             type_vocab: c.count("type_vocab_size", 1024)?,
             eps: c.f32("layer_norm_eps")?,
         };
+        if !(header.eps.is_finite() && header.eps > 0.0) {
+            return Err(invalid("layer_norm_eps", c.pos - 4, format!("{} (must be finite and positive)", header.eps)));
+        }
         let qk_at = c.pos;
         let qk = c.count("block_size", 1024)?;
         if qk != 32 {
             return Err(invalid("block_size", qk_at, format!("expected 32, found {qk}")));
         }
-        if header.heads == 0 || header.hidden % header.heads != 0 || header.hidden % 32 != 0 || header.ff % 32 != 0 {
+        let sizes = [header.hidden, header.layers, header.ff, header.vocab, header.max_positions, header.type_vocab];
+        if sizes.contains(&0)
+            || header.heads == 0
+            || header.hidden % header.heads != 0
+            || header.hidden % 32 != 0
+            || header.ff % 32 != 0
+        {
             return Err(invalid("header", 8, format!("inconsistent sizes {header:?}")));
         }
 

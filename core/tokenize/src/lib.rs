@@ -134,6 +134,7 @@ impl Batch {
 pub struct TextTokenizer {
     inner: Tokenizer,
     pad_id: u32,
+    id_bound: usize,
 }
 
 impl std::fmt::Debug for TextTokenizer {
@@ -143,11 +144,24 @@ impl std::fmt::Debug for TextTokenizer {
 }
 
 impl TextTokenizer {
-    /// Parses a `tokenizer.json`.
+    /// Parses a `tokenizer.json`. Its own `truncation` and `padding` settings are switched off:
+    /// mlr truncates, windows and pads itself (to `max_tokens`, with mask 0 on padding), and a
+    /// file's settings would otherwise override `--max-tokens` and `--windows` and give padding
+    /// mask 1.
     pub fn from_bytes(json: &[u8]) -> Result<Self, TokenizeError> {
-        let inner = Tokenizer::from_bytes(json).map_err(|e| TokenizeError::Load(e.to_string()))?;
+        let mut inner = Tokenizer::from_bytes(json).map_err(|e| TokenizeError::Load(e.to_string()))?;
+        inner.with_truncation(None).map_err(|e| TokenizeError::Load(e.to_string()))?;
+        inner.with_padding(None);
         let pad_id = ["<pad>", "[PAD]"].iter().find_map(|t| inner.token_to_id(t)).unwrap_or(0);
-        Ok(Self { inner, pad_id })
+        let id_bound = inner.get_vocab(true).values().map(|&id| id as usize + 1).max().unwrap_or(0);
+        Ok(Self { inner, pad_id, id_bound: id_bound.max(pad_id as usize + 1) })
+    }
+
+    /// One more than the largest id the tokenizer can produce (pieces and added tokens): the
+    /// rows a word-embedding table needs. Larger than [`vocab_size`](Self::vocab_size) when ids
+    /// have gaps (an added token with a high id, say).
+    pub fn id_bound(&self) -> usize {
+        self.id_bound
     }
 
     /// The id used for padding (`<pad>` or `[PAD]`).
@@ -233,7 +247,10 @@ mod tests {
 
     /// A tiny WordLevel tokenizer with BERT-style specials, enough to test batching rules.
     fn tiny() -> TextTokenizer {
-        let json = r#"{
+        TextTokenizer::from_bytes(TINY.as_bytes()).unwrap()
+    }
+
+    const TINY: &str = r#"{
           "version": "1.0", "truncation": null, "padding": null,
           "added_tokens": [
             {"id":0,"content":"[PAD]","single_word":false,"lstrip":false,"rstrip":false,"normalized":false,"special":true},
@@ -248,7 +265,28 @@ mod tests {
           "decoder": null,
           "model": {"type":"WordLevel","vocab":{"[PAD]":0,"[CLS]":1,"[SEP]":2,"[UNK]":3,"query":4,":":5,"a":6,"b":7,"c":8,"passage":9},"unk_token":"[UNK]"}
         }"#;
-        TextTokenizer::from_bytes(json.as_bytes()).unwrap()
+
+    #[test]
+    fn the_files_own_truncation_and_padding_are_ignored() {
+        let json = TINY
+            .replace(r#""truncation": null"#, r#""truncation": {"direction":"Right","max_length":3,"strategy":"LongestFirst","stride":0}"#)
+            .replace(r#""padding": null"#, r#""padding": {"strategy":{"Fixed":8},"direction":"Right","pad_to_multiple_of":null,"pad_id":0,"pad_type_id":0,"pad_token":"[PAD]"}"#);
+        let tok = TextTokenizer::from_bytes(json.as_bytes()).unwrap();
+        // Neither cut to 3 nor padded to 8 (with mask 1): exactly the ids without the settings.
+        assert_eq!(tok.ids("a b c", Role::Raw).unwrap(), vec![1, 6, 7, 8, 2]);
+        let w = tok.sequences(&["a b c a"], Role::Raw, 5, Overflow::Windows).unwrap();
+        assert_eq!(w.len(), 2);
+        let b = tok.batch(&["a", "a b"], Role::Raw, 512, Overflow::Truncate).unwrap();
+        assert_eq!((b.seq_len, b.mask), (4, vec![1, 1, 1, 0, 1, 1, 1, 1]));
+    }
+
+    #[test]
+    fn the_id_bound_counts_ids_past_the_number_of_pieces() {
+        assert_eq!((tiny().vocab_size(), tiny().id_bound()), (10, 10));
+        // A vocabulary with a gap: 10 pieces, but "passage" (every passage's prefix) is id 900.
+        let tok = TextTokenizer::from_bytes(TINY.replace(r#""passage":9"#, r#""passage":900"#).as_bytes()).unwrap();
+        assert_eq!(tok.ids("a", Role::Passage).unwrap(), vec![1, 900, 5, 6, 2]);
+        assert_eq!((tok.vocab_size(), tok.id_bound()), (10, 901));
     }
 
     #[test]

@@ -50,7 +50,12 @@ fn tokenizer_json() -> String {
 
 /// A random 2-layer model written as a Hugging Face directory.
 fn tiny_model(dir: &Path) -> ModelFiles {
-    let config = BertConfig::new(words().len() + 4, 16, 2, 2, 32);
+    tiny_model_with(dir, 2, 32)
+}
+
+/// A random model of `layers` layers and feed-forward width `ff`.
+fn tiny_model_with(dir: &Path, layers: usize, ff: usize) -> ModelFiles {
+    let config = BertConfig::new(words().len() + 4, 16, layers, 2, ff);
     let tensors = mlr_weights::collect_tensors(&config, &mut SeededWeights::new(5, 0.2)).unwrap();
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("config.json"), config.to_json()).unwrap();
@@ -243,17 +248,23 @@ fn dev_scores_equal_the_evaluator_on_the_same_vectors() {
     std::fs::remove_dir_all(&root).ok();
 }
 
-#[test]
-fn a_damaged_checkpoint_is_an_error_not_a_panic() {
-    let root = scratch("corrupt");
+/// A finished two-step run of the tiny model under `root`: its model files, run directory and config.
+fn two_step_run(root: &Path) -> (ModelFiles, PathBuf, TrainConfig) {
     let files = tiny_model(&root.join("model"));
-    let device = Default::default();
     let run = root.join("run");
     let config = TrainConfig { steps: 2, ..config() };
-    Trainer::<Cpu>::new(config.clone(), files.clone(), data(false), &run, &device)
+    Trainer::<Cpu>::new(config.clone(), files.clone(), data(false), &run, &Default::default())
         .unwrap()
         .run(&AtomicBool::new(false), &mut no_events)
         .unwrap();
+    (files, run, config)
+}
+
+#[test]
+fn a_damaged_checkpoint_is_an_error_not_a_panic() {
+    let root = scratch("corrupt");
+    let (files, run, config) = two_step_run(&root);
+    let device = Default::default();
     let resume = || Trainer::<Cpu>::resume(&config, files.clone(), data(false), &run, &device).map(|_| ());
     resume().unwrap();
     let model = run.join("checkpoint/model.bin");
@@ -270,6 +281,34 @@ fn a_damaged_checkpoint_is_an_error_not_a_panic() {
     assert!(err.contains("state.json is damaged"), "{err}");
     std::fs::remove_dir_all(run.join("checkpoint")).unwrap();
     assert!(resume().unwrap_err().to_string().contains("no checkpoint"));
+    std::fs::remove_dir_all(&root).ok();
+}
+
+#[test]
+fn resuming_with_another_model_is_an_error_not_a_panic() {
+    let root = scratch("other-model");
+    let (_, run, config) = two_step_run(&root);
+    let device = Default::default();
+    let before: Vec<Vec<u8>> = ["model.bin", "optimizer.bin", "state.json"]
+        .iter()
+        .map(|f| std::fs::read(run.join("checkpoint").join(f)).unwrap())
+        .collect();
+    // Before, a model with another layer count panicked in burn's load_record, and one with
+    // other widths failed mid-step.
+    for (layers, ff, want) in [
+        (3, 32, "model.bin has 2 layers, the model 3"),
+        (2, 48, "model.bin's `layers.0.feed_forward.intermediate.weight` has shape [16, 32], the model's [16, 48]"),
+    ] {
+        let other = tiny_model_with(&root.join(format!("other-{layers}-{ff}")), layers, ff);
+        let err = Trainer::<Cpu>::resume(&config, other, data(false), &run, &device).map(|_| ()).unwrap_err();
+        let err = err.to_string();
+        assert!(err.contains(want) && err.contains("the checkpoint was not trained from this --model"), "{err}");
+    }
+    let after: Vec<Vec<u8>> = ["model.bin", "optimizer.bin", "state.json"]
+        .iter()
+        .map(|f| std::fs::read(run.join("checkpoint").join(f)).unwrap())
+        .collect();
+    assert!(before == after, "a refused resume changed the checkpoint");
     std::fs::remove_dir_all(&root).ok();
 }
 

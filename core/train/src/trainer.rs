@@ -251,7 +251,13 @@ impl<B: AutodiffKernels> Trainer<B> {
         let recorder = Rec::new();
         let record =
             Recorder::<B>::load(&recorder, dir.join("model"), device).map_err(|e| bad(format!("model.bin: {e}")))?;
-        let model = freeze(load_model::<B>(&files, device)?.load_record(record), config);
+        let model = load_checkpoint_model(load_model::<B>(&files, device)?, record).map_err(|m| {
+            bad(format!(
+                "{m}: the checkpoint was not trained from this --model (the run started from {})",
+                saved.base_model.display()
+            ))
+        })?;
+        let model = freeze(model, config);
         let record = Recorder::<B>::load(&recorder, dir.join("optimizer"), device)
             .map_err(|e| bad(format!("optimizer.bin: {e}")))?;
         let optim = optimizer::<B>(config).load_record(record);
@@ -628,6 +634,50 @@ impl<B: AutodiffKernels> Trainer<B> {
         }
         checkpoint::commit(&partial, &dir)
     }
+}
+
+/// Every float parameter's path and shape, in visiting order.
+#[derive(Default)]
+struct Shapes {
+    path: Vec<String>,
+    shapes: Vec<(String, Vec<usize>)>,
+}
+
+impl<B: Backend> ModuleVisitor<B> for Shapes {
+    fn enter_module(&mut self, name: &str, _: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.path.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        self.shapes.push((self.path.join("."), param.val().dims().to_vec()));
+    }
+}
+
+/// `base` with a checkpoint's parameters, if the checkpoint has exactly `base`'s parameters and
+/// shapes (burn's `load_record` panics on a different layer count and takes any shape; a
+/// different shape would fail mid-step).
+fn load_checkpoint_model<B: Backend>(
+    base: BertModel<B>,
+    record: <BertModel<B> as Module<B>>::Record,
+) -> Result<BertModel<B>, String> {
+    let lengths = [
+        ("word-embedding chunks", base.embeddings.word.len(), record.embeddings.word.len()),
+        ("layers", base.layers.len(), record.layers.len()),
+    ];
+    if let Some((what, want, got)) = lengths.into_iter().find(|(_, want, got)| want != got) {
+        return Err(format!("model.bin has {got} {what}, the model {want}"));
+    }
+    let mut want = Shapes::default();
+    base.visit(&mut want);
+    let loaded = base.load_record(record);
+    let mut got = Shapes::default();
+    loaded.visit(&mut got);
+    if let Some(((name, w), (_, g))) = want.shapes.iter().zip(&got.shapes).find(|(w, g)| w != g) {
+        return Err(format!("model.bin's `{name}` has shape {g:?}, the model's {w:?}"));
+    }
+    Ok(loaded)
 }
 
 fn load_model<B: Backend>(files: &ModelFiles, device: &B::Device) -> Result<BertModel<B>, TrainError> {

@@ -5,7 +5,14 @@
 //! writes f32 safetensors with HF key names (used by `mlr import` and for exporting trained models).
 //!
 //! Design: the loader is a [`mlr_model::WeightSource`]; every missing tensor, wrong shape or
-//! unsupported dtype is an error that names the tensor, never a panic.
+//! unsupported dtype is an error that names the tensor, never a panic. Loading also refuses:
+//! - a header that is not a JSON object of distinct names (checked before the `safetensors` crate
+//!   reads it), or a header length beyond the file;
+//! - a NaN or infinite weight (it would make every vector NaN, and NaN vectors score perfectly in
+//!   any evaluator that trusts them);
+//! - `embeddings.*` or `encoder.*` tensors the config does not use (a 12-layer file under a
+//!   `config.json` that says 2 layers, say). Heads outside the encoder (`pooler.*`, `lm_head.*`,
+//!   `cls.*`) and the `embeddings.position_ids` buffer some checkpoints carry are ignored.
 #![deny(missing_docs)]
 
 use std::collections::HashMap;
@@ -31,9 +38,55 @@ pub struct SafetensorsSource<'a> {
     prefix: String,
 }
 
+/// The tensor names of a safetensors header, refusing duplicates (`serde_json` would keep the
+/// last one silently, and the `safetensors` crate indexes past its own table on them).
+struct HeaderNames(Vec<String>);
+
+impl<'de> serde::Deserialize<'de> for HeaderNames {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = HeaderNames;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object of tensor entries")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<HeaderNames, A::Error> {
+                let mut names = Vec::new();
+                while let Some(name) = map.next_key::<String>()? {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                    names.push(name);
+                }
+                Ok(HeaderNames(names))
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
+}
+
+/// Checks the header's framing and that its entries have distinct names.
+fn check_header(bytes: &[u8]) -> Result<(), WeightsError> {
+    let format = |m: String| Err(WeightsError::Format(m));
+    let Some(len) = bytes.get(..8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes"))) else {
+        return format(format!("{} bytes: too short for a safetensors header", bytes.len()));
+    };
+    let available = bytes.len() as u64 - 8;
+    if len > available {
+        return format(format!("the header says it is {len} bytes long, but only {available} follow"));
+    }
+    let header = &bytes[8..8 + len as usize];
+    let HeaderNames(mut names) =
+        serde_json::from_slice(header).map_err(|e| WeightsError::Format(format!("header: {e}")))?;
+    names.sort_unstable();
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        return format(format!("the header lists tensor `{}` twice", w[0]));
+    }
+    Ok(())
+}
+
 impl<'a> SafetensorsSource<'a> {
     /// Parses the header; tensors are decoded lazily while the model is built.
     pub fn new(bytes: &'a [u8]) -> Result<Self, WeightsError> {
+        check_header(bytes)?;
         let file = SafeTensors::deserialize(bytes).map_err(|e| WeightsError::Format(e.to_string()))?;
         let key = "embeddings.word_embeddings.weight";
         let prefix = ["", "bert.", "roberta.", "model."]
@@ -69,7 +122,31 @@ impl WeightSource for SafetensorsSource<'_> {
         if view.shape() != shape {
             return Err(format!("tensor `{full}` has shape {:?}, the config implies {shape:?}", view.shape()));
         }
-        to_f32(&view).map_err(|e| format!("tensor `{full}`: {e}"))
+        let values = to_f32(&view).map_err(|e| format!("tensor `{full}`: {e}"))?;
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            return Err(format!("tensor `{full}`: value {} at index {i} is not finite", values[i]));
+        }
+        Ok(values)
+    }
+}
+
+impl SafetensorsSource<'_> {
+    /// Tensors of the encoder (`embeddings.*`, `encoder.*`) that a model of `config` would not
+    /// read: their presence means the config does not describe the file.
+    fn unused_encoder_tensors(&self, config: &BertConfig) -> Vec<String> {
+        let used: std::collections::HashSet<String> =
+            mlr_model::tensor_names(config).into_iter().map(|(name, _)| name).collect();
+        let mut unused: Vec<String> = self
+            .file
+            .names()
+            .into_iter()
+            .filter_map(|name| name.strip_prefix(self.prefix.as_str()))
+            .filter(|name| name.starts_with("embeddings.") || name.starts_with("encoder."))
+            .filter(|name| *name != "embeddings.position_ids" && !used.contains(*name))
+            .map(|name| format!("{}{name}", self.prefix))
+            .collect();
+        unused.sort_unstable();
+        unused
     }
 }
 
@@ -80,6 +157,17 @@ pub fn load_bert<B: Backend>(
     device: &B::Device,
 ) -> Result<BertModel<B>, WeightsError> {
     let mut source = SafetensorsSource::new(safetensors)?;
+    let unused = source.unused_encoder_tensors(config);
+    if let Some(first) = unused.first() {
+        let layers = unused.iter().filter(|n| n.contains("encoder.layer.")).count();
+        return Err(WeightsError::Tensor(format!(
+            "{} encoder tensors (such as `{first}`) are not part of the model config.json describes \
+             (num_hidden_layers = {}{}): the config does not match the weights",
+            unused.len(),
+            config.num_hidden_layers,
+            if layers > 0 { ", but the file has more layers" } else { "" },
+        )));
+    }
     BertModel::from_source(config, &mut source, device).map_err(WeightsError::Tensor)
 }
 
@@ -98,6 +186,11 @@ pub struct NamedTensor {
 /// put there), sorted as the reference implementation sorts them.
 pub fn write_safetensors(tensors: &[NamedTensor]) -> Result<Vec<u8>, WeightsError> {
     let bytes: Vec<Vec<u8>> = tensors.iter().map(|t| t.values.iter().flat_map(|v| v.to_le_bytes()).collect()).collect();
+    let mut names: Vec<&str> = tensors.iter().map(|t| t.name.as_str()).collect();
+    names.sort_unstable();
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        return Err(WeightsError::Tensor(format!("tensor `{}` is given twice", w[0])));
+    }
     let mut views = Vec::with_capacity(tensors.len());
     for (t, data) in tensors.iter().zip(&bytes) {
         if t.shape.iter().product::<usize>() != t.values.len() {
@@ -120,6 +213,7 @@ pub fn write_safetensors(tensors: &[NamedTensor]) -> Result<Vec<u8>, WeightsErro
 /// (f32 and bf16 are rounded to the nearest f16; other dtypes are copied). Names, shapes and
 /// metadata are kept; the result is about half the size and loads with [`load_bert`].
 pub fn to_f16_safetensors(bytes: &[u8]) -> Result<Vec<u8>, WeightsError> {
+    check_header(bytes)?;
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| WeightsError::Format(e.to_string()))?;
     let file = SafeTensors::deserialize(bytes).map_err(|e| WeightsError::Format(e.to_string()))?;
     let mut tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
@@ -208,6 +302,57 @@ mod tests {
 
         let err = load_bert::<B>(&config, &full[..full.len() / 2], &Default::default()).unwrap_err();
         assert!(matches!(err, WeightsError::Format(_)), "{err}");
+    }
+
+    #[test]
+    fn a_non_finite_weight_is_an_error() {
+        let config = tiny();
+        for bad in [f32::NAN, f32::INFINITY] {
+            let mut tensors = collect_tensors(&config, &mut SeededWeights::new(3, 0.2)).unwrap();
+            let t = tensors.iter_mut().find(|t| t.name == "encoder.layer.0.attention.self.key.weight").unwrap();
+            t.values[5] = bad;
+            let err = load_bert::<B>(&config, &write_safetensors(&tensors).unwrap(), &Default::default()).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("model.safetensors: tensor `encoder.layer.0.attention.self.key.weight`: value {bad} at index 5 is not finite")
+            );
+        }
+    }
+
+    #[test]
+    fn a_config_with_fewer_layers_than_the_file_is_an_error() {
+        let file = write_safetensors(&collect_tensors(&tiny(), &mut SeededWeights::new(3, 0.2)).unwrap()).unwrap();
+        let one_layer = BertConfig::new(50, 8, 1, 2, 16);
+        let err = load_bert::<B>(&one_layer, &file, &Default::default()).unwrap_err().to_string();
+        assert!(
+            err.contains("16 encoder tensors (such as `encoder.layer.1.attention.output.LayerNorm.bias`) are not part of the model")
+                && err.contains("num_hidden_layers = 1, but the file has more layers"),
+            "{err}"
+        );
+        // Heads outside the encoder and the position-id buffer are not the encoder's business.
+        let mut tensors = collect_tensors(&tiny(), &mut SeededWeights::new(3, 0.2)).unwrap();
+        for name in ["pooler.dense.bias", "embeddings.position_ids"] {
+            tensors.push(NamedTensor { name: name.into(), shape: vec![2], values: vec![0.0, 1.0] });
+        }
+        assert!(load_bert::<B>(&tiny(), &write_safetensors(&tensors).unwrap(), &Default::default()).is_ok());
+    }
+
+    #[test]
+    fn a_header_naming_a_tensor_twice_or_overlong_is_an_error() {
+        let entry = r#""a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}"#;
+        let file = |header: String| {
+            let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+            bytes.extend(header.as_bytes());
+            bytes.extend([0u8; 4]);
+            bytes
+        };
+        let err = SafetensorsSource::new(&file(format!("{{{entry},{entry}}}"))).err().unwrap().to_string();
+        assert_eq!(err, "model.safetensors: the header lists tensor `a` twice");
+        let mut long = file(format!("{{{entry}}}"));
+        long[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+        let err = SafetensorsSource::new(&long).err().unwrap().to_string();
+        assert!(err.contains("the header says it is 18446744073709551615 bytes long, but only"), "{err}");
+        assert!(SafetensorsSource::new(&[1, 2, 3]).is_err());
     }
 
     #[test]
