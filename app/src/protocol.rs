@@ -251,21 +251,30 @@ pub enum Event {
 #[derive(Debug)]
 pub struct JsCodec;
 
-impl yew_agent::Codec for JsCodec {
-    fn encode<I: Serialize>(input: I) -> JsValue {
+impl JsCodec {
+    /// [`yew_agent::Codec::encode`].
+    pub fn encode_value<I: Serialize>(input: I) -> JsValue {
         serde_wasm_bindgen::to_value(&input).expect("worker messages serialise")
     }
 
-    /// A message that does not decode becomes the `Malformed { message }` variant that both
-    /// [`Request`] and [`Event`] have, so a bad message is answered, never a panic.
-    fn decode<O: for<'de> Deserialize<'de>>(input: JsValue) -> O {
+    /// [`yew_agent::Codec::decode`]: a message that does not decode becomes the
+    /// `Malformed { message }` variant that both [`Request`] and [`Event`] have, so a bad message
+    /// is answered, never a panic.
+    pub fn decode_value<O: for<'de> Deserialize<'de>>(input: JsValue) -> O {
         serde_wasm_bindgen::from_value(input).unwrap_or_else(|e| {
             let malformed =
                 serde_json::json!({"Malformed": {"message": format!("an undecodable worker message: {e}")}});
-            serde_wasm_bindgen::to_value(&malformed)
-                .ok()
-                .and_then(|v| serde_wasm_bindgen::from_value(v).ok())
-                .expect("worker message types have a Malformed { message } variant")
+            serde_json::from_value(malformed).expect("worker message types have a Malformed { message } variant")
         })
+    }
+}
+
+impl yew_agent::Codec for JsCodec {
+    fn encode<I: Serialize>(input: I) -> JsValue {
+        Self::encode_value(input)
+    }
+
+    fn decode<O: for<'de> Deserialize<'de>>(input: JsValue) -> O {
+        Self::decode_value(input)
     }
 }

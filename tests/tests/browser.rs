@@ -317,3 +317,18 @@ fn bench_page_options_come_from_the_query_string() {
     assert!(Options::from_query("?backend=cpu&inputs=i").unwrap_err().contains("model"));
     assert!(Options::from_query("?backend=cpu&model=m&inputs=i&batches=0").unwrap_err().contains("batches"));
 }
+
+/// A worker message that does not decode is answered (`Malformed`), never a panic of the worker.
+#[wasm_bindgen_test]
+fn an_undecodable_worker_message_becomes_malformed() {
+    use mlr_app::protocol::{Event, JsCodec, Request};
+    let request = Request::Reembed { id: 3, count: 5 };
+    assert_eq!(JsCodec::decode_value::<Request>(JsCodec::encode_value(&request)), request);
+    let bad: Request = JsCodec::decode_value(wasm_bindgen::JsValue::from(42));
+    assert!(
+        matches!(&bad, Request::Malformed { message } if message.starts_with("an undecodable worker message")),
+        "{bad:?}"
+    );
+    let bad: Event = JsCodec::decode_value(wasm_bindgen::JsValue::from_str("{\"Ready\": 1}"));
+    assert!(matches!(bad, Event::Malformed { .. }), "{bad:?}");
+}
