@@ -76,21 +76,26 @@ fn os(s: &str) -> &std::ffi::OsStr {
     std::ffi::OsStr::new(s)
 }
 
+/// `mlr embed --model <dir>/model --input <dir>/texts.txt --out <dir>/<out>` must fail with `want`
+/// and leave every file under `dir` as it was.
+fn embed_is_refused(dir: &Path, out: &str, want: &str) {
+    let before = snapshot(dir);
+    let (m, input, out) = (dir.join("model"), dir.join("texts.txt"), dir.join(out));
+    let got = mlr(
+        &[os("embed"), os("--model"), m.as_os_str(), os("--input"), input.as_os_str(), os("--out"), out.as_os_str()],
+        dir,
+    );
+    assert_refused(&got, want);
+    assert!(before == snapshot(dir), "a file changed");
+}
+
 #[test]
 fn embed_with_a_wrong_extension_keeps_the_file() {
     let dir = scratch("extension");
     write_model(&dir.join("model"), |_| {});
     std::fs::write(dir.join("texts.txt"), "\"a b\"\n\"c d\"\n").unwrap();
     std::fs::write(dir.join("keep.txt"), "precious").unwrap();
-    let before = snapshot(&dir);
-    let m = dir.join("model");
-    let (input, out) = (dir.join("texts.txt"), dir.join("keep.txt"));
-    let got = mlr(
-        &[os("embed"), os("--model"), m.as_os_str(), os("--input"), input.as_os_str(), os("--out"), out.as_os_str()],
-        &dir,
-    );
-    assert_refused(&got, "keep.txt: output must end in .npy, .json or .jsonl");
-    assert!(before == snapshot(&dir), "a file changed");
+    embed_is_refused(&dir, "keep.txt", "keep.txt: output must end in .npy, .json or .jsonl");
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -101,14 +106,8 @@ fn a_nan_weight_is_refused_and_nothing_is_written() {
         t.iter_mut().find(|t| t.name == "encoder.layer.0.output.dense.weight").unwrap().values[7] = f32::NAN;
     });
     std::fs::write(dir.join("texts.txt"), "\"a b\"\n").unwrap();
-    let before = snapshot(&dir);
-    let (m, input, out) = (dir.join("model"), dir.join("texts.txt"), dir.join("vectors.json"));
-    let got = mlr(
-        &[os("embed"), os("--model"), m.as_os_str(), os("--input"), input.as_os_str(), os("--out"), out.as_os_str()],
-        &dir,
-    );
-    assert_refused(&got, "tensor `encoder.layer.0.output.dense.weight`: value NaN at index 7 is not finite");
-    assert!(before == snapshot(&dir), "a file changed");
+    let want = "tensor `encoder.layer.0.output.dense.weight`: value NaN at index 7 is not finite";
+    embed_is_refused(&dir, "vectors.json", want);
     std::fs::remove_dir_all(&dir).ok();
 }
 
