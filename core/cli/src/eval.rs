@@ -8,7 +8,7 @@ use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressStyle};
 use mlr_data::lareqa::{ArticleSplit, CandidateText, EvalIndex, LareqaSet, Split};
 use mlr_embed::{Embedder, Role};
-use mlr_eval::lareqa::{evaluate, LareqaInput, LareqaOptions, LareqaReport};
+use mlr_eval::lareqa::{evaluate_per_query, LareqaInput, LareqaOptions, LareqaReport, QueryScores};
 use mlr_eval::score::{dot_scores, tie_order, top};
 use mlr_eval::trec::Qrels;
 use mlr_model::Kernels;
@@ -84,6 +84,11 @@ pub struct EvalArgs {
     /// `--model` is not loaded.
     #[arg(long, conflicts_with_all = ["center_langs", "trec_run"])]
     pub vectors: Option<PathBuf>,
+    /// Also write every question's scores here, one JSON object per line (`id`, `lang`, `ap` per
+    /// corpus language, `multi`, `rank_distance`): the input of paired tests and bootstrap
+    /// intervals over questions (scripts/train_report.py).
+    #[arg(long)]
+    pub per_query: Option<PathBuf>,
     /// Do not read or write the embedding cache.
     #[arg(long)]
     pub no_cache: bool,
@@ -164,9 +169,38 @@ fn sha256_files(dir: &Path) -> Result<String> {
     Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// One path (or `--flag=path` argument) made portable, for reports that are committed and compared
+/// across machines: under the cache directory it starts with `$MLR_CACHE`, under the working
+/// directory it becomes relative, under the home directory it starts with `~`.
+pub(crate) fn portable(text: &str) -> String {
+    let dirs = [
+        (Some(cache_root()), "$MLR_CACHE"),
+        (std::env::current_dir().ok(), "."),
+        (std::env::var_os("HOME").map(PathBuf::from), "~"),
+    ];
+    let dirs: Vec<(String, &str)> =
+        dirs.into_iter().filter_map(|(d, with)| Some((d?.display().to_string(), with))).collect();
+    portable_under(text, &dirs)
+}
+
+fn portable_under(text: &str, dirs: &[(String, &str)]) -> String {
+    if let Some((flag, value)) = text.split_once('=').filter(|(flag, _)| flag.starts_with("--")) {
+        return format!("{flag}={}", portable_under(value, dirs));
+    }
+    for (dir, with) in dirs.iter().filter(|(d, _)| d.len() > 1) {
+        if text == dir {
+            return with.to_string();
+        }
+        if let Some(rest) = text.strip_prefix(dir.as_str()).and_then(|r| r.strip_prefix('/')) {
+            return if *with == "." { rest.to_string() } else { format!("{with}/{rest}") };
+        }
+    }
+    text.to_string()
+}
+
 pub(crate) fn command_line() -> String {
     // Lossy: a non-UTF-8 argument (a file name, say) is recorded with U+FFFD, never a panic.
-    let mut args: Vec<String> = std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect();
+    let mut args: Vec<String> = std::env::args_os().map(|a| portable(&a.to_string_lossy())).collect();
     args[0] = "mlr".into();
     args.iter()
         .map(|a| if a.contains(char::is_whitespace) || a.is_empty() { format!("'{a}'") } else { a.clone() })
@@ -237,6 +271,9 @@ pub fn run<B: Kernels>(args: &EvalArgs, device: &B::Device) -> Result<()> {
     let tatoeba = std::fs::read_dir(&args.data)?
         .filter_map(|e| e.ok())
         .any(|e| e.file_name().to_string_lossy().starts_with("tatoeba."));
+    if tatoeba && args.per_query.is_some() {
+        bail!("--per-query writes the questions of a LAReQA-format set; Tatoeba's report has no per-question scores");
+    }
     if let Some(vectors) = &args.vectors {
         if tatoeba {
             bail!("--vectors holds the vectors of a LAReQA-format set (from `mlr demo build`), not Tatoeba's");
@@ -255,7 +292,7 @@ pub fn run<B: Kernels>(args: &EvalArgs, device: &B::Device) -> Result<()> {
         device,
     )?;
     let common = json!({
-        "model": args.model.display().to_string(),
+        "model": portable(&args.model.display().to_string()),
         "model_sha256": model_sha,
         "backend": match (args.backend, kernels()) {
             (BackendArg::Cpu, _) => "cpu (burn ndarray)",
@@ -373,7 +410,7 @@ fn run_precomputed(args: &EvalArgs, path: &Path) -> Result<()> {
     let index = set.eval_index(args.max_questions);
     let (cands, queries) = rows.gather(&file, &set, &index)?;
     let common = json!({
-        "model": path.display().to_string(),
+        "model": portable(&path.display().to_string()),
         "model_sha256": mlr_demo::sha256_hex(&bytes),
         "backend": "precomputed vectors (f16, mlr demo build)",
         "machine": machine(),
@@ -402,7 +439,7 @@ fn score_and_report(
         ..LareqaOptions::default()
     };
     let start = Instant::now();
-    let report = evaluate(&input, &options)?;
+    let (report, per_query) = evaluate_per_query(&input, &options)?;
     let scoring_seconds = start.elapsed().as_secs_f64();
     eprintln!(
         "scored {} queries × {} candidates in {scoring_seconds:.1} s",
@@ -414,6 +451,9 @@ fn score_and_report(
 
     if let Some(path) = &args.trec_run {
         write_trec(path, &input, set, index, args.trec_depth)?;
+    }
+    if let Some(path) = &args.per_query {
+        write_per_query(path, index, &per_query)?;
     }
     if let Some(out) = &args.out {
         let dataset = args.data.file_name().map_or("data".into(), |n| n.to_string_lossy().to_string());
@@ -445,6 +485,27 @@ fn score_and_report(
         md += &format!("\nEncoding: {stats_line}\n");
         write_outputs(out, &value, &md)?;
     }
+    Ok(())
+}
+
+/// One JSON line per question: its id and language, then [`QueryScores`] with languages by name.
+fn write_per_query(path: &Path, index: &EvalIndex, scores: &[QueryScores]) -> Result<()> {
+    output::write_with(path, |file| {
+        for (q, s) in scores.iter().enumerate() {
+            let ap: serde_json::Map<String, serde_json::Value> =
+                index.langs.iter().zip(&s.ap).filter_map(|(l, ap)| ap.map(|ap| (l.clone(), json!(ap)))).collect();
+            let line = json!({
+                "id": index.question_ids[q],
+                "lang": index.langs[index.query_lang[q]],
+                "ap": ap,
+                "multi": s.multi,
+                "rank_distance": s.rank_distance,
+            });
+            writeln!(file, "{line}")?;
+        }
+        Ok(())
+    })?;
+    eprintln!("wrote {} ({} questions)", path.display(), scores.len());
     Ok(())
 }
 
@@ -496,7 +557,7 @@ fn lareqa_json(
         "options": r.options,
         "candidates": match mode { CandidateText::Sentence => "sentence", CandidateText::SentenceContext => "sentence-context" },
         "center_langs": args.center_langs,
-        "data_dir": args.data.display().to_string(),
+        "data_dir": portable(&args.data.display().to_string()),
         "model_sha256": common["model_sha256"],
         "backend": common["backend"],
         "machine": common["machine"],
@@ -583,4 +644,27 @@ fn run_tatoeba<B: Kernels>(args: &EvalArgs, encoder: &mut Encoder<B>, common: se
         write_outputs(out, &value, &md)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::portable_under;
+
+    #[test]
+    fn report_paths_are_portable() {
+        let dirs = [
+            ("/home/u/.cache/mlr".to_string(), "$MLR_CACHE"),
+            ("/home/u/src/mlr".to_string(), "."),
+            ("/home/u".to_string(), "~"),
+        ];
+        let p = |t: &str| portable_under(t, &dirs);
+        assert_eq!(p("/home/u/.cache/mlr/runs/hybrid-s1/best"), "$MLR_CACHE/runs/hybrid-s1/best");
+        assert_eq!(p("/home/u/src/mlr/data/xquad-r"), "data/xquad-r");
+        assert_eq!(p("--out=/home/u/notes/x.json"), "--out=~/notes/x.json");
+        assert_eq!(p("/home/u"), "~");
+        // Only whole path components: a sibling directory and other text stay as they are.
+        assert_eq!(p("/home/user2/x"), "/home/user2/x");
+        assert_eq!(p("data/xquad-r"), "data/xquad-r");
+        assert_eq!(p("a=b"), "a=b");
+    }
 }

@@ -22,9 +22,19 @@ pub struct TrainArgs {
     /// default model].
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// LAReQA-format directory with split.json (train articles for training, dev for evaluation).
+    /// Training source, repeatable: a LAReQA-format directory (with split.json its train articles,
+    /// else all of it), a .jsonl file of parallel pairs, or one side of a bitext pair
+    /// (`<name>.<a>-<b>.<a>`). See the README's "Training data".
     #[arg(long, default_value = "data/xquad-r")]
-    pub data: PathBuf,
+    pub data: Vec<PathBuf>,
+    /// With several --data sources, the weight of each (comma-separated, in order) [default: their
+    /// sizes].
+    #[arg(long, value_delimiter = ',')]
+    pub data_weights: Option<Vec<f64>>,
+    /// Dev set: a LAReQA-format directory (its dev articles with a split.json, else all of it)
+    /// [default: the dev articles of the first --data directory with a split].
+    #[arg(long)]
+    pub dev: Option<PathBuf>,
     /// Continue the run in --out from its checkpoint (the config must be unchanged).
     #[arg(long)]
     pub resume: bool,
@@ -40,7 +50,7 @@ pub struct TrainArgs {
     /// Probability of a monolingual batch (hybrid).
     #[arg(long)]
     pub alpha: Option<f64>,
-    /// Training languages (comma-separated).
+    /// Training languages (comma-separated; `all`: every language of the data).
     #[arg(long, value_delimiter = ',')]
     pub train_langs: Option<Vec<String>>,
     /// Optimiser steps.
@@ -108,7 +118,7 @@ impl TrainArgs {
         }
         set!(sampler, alpha, train_langs, steps, batch_size, lr, weight_decay, warmup_steps, grad_clip, tau);
         set!(max_query_tokens, max_passage_tokens, hard_negatives, freeze_word_embeddings, mask_shared_answers, seed);
-        set!(eval_every, checkpoint_every, adam_epsilon, eval_batch_size, mini_batch);
+        set!(eval_every, checkpoint_every, adam_epsilon, eval_batch_size, mini_batch, data_weights);
     }
 }
 
@@ -127,29 +137,42 @@ pub fn run<B: AutodiffKernels>(args: &TrainArgs, device: &B::Device) -> Result<(
     args.apply(&mut config);
     config.validate()?;
     let model_dir = args.model.clone().or(recorded_model).unwrap_or_else(default_model_dir);
-    if !args.data.join("split.json").exists() {
-        bail!(
-            "{}: no split.json (training needs a LAReQA-format directory with an article split)",
-            args.data.display()
-        );
+    if !config.data_weights.is_empty() && config.data_weights.len() != args.data.len() {
+        bail!("--data-weights has {} weights for {} --data sources", config.data_weights.len(), args.data.len());
     }
-    eprintln!("loading {} and {} …", model_dir.display(), args.data.display());
+    eprintln!("loading {} …", model_dir.display());
     let files =
         ModelFiles::read(&model_dir).with_context(|| format!("reading the base model {}", model_dir.display()))?;
-    let data = TrainData::from_lareqa_dir(&args.data, &config.train_langs)?;
-    eprintln!(
-        "{} training groups in {} languages; dev: {} questions × {} candidates",
-        data.pairs.groups.len(),
-        data.pairs.langs.len(),
-        data.dev.as_ref().map_or(0, |d| d.questions.len()),
-        data.dev.as_ref().map_or(0, |d| d.candidates.len())
-    );
+    let data = TrainData::load(&args.data, args.dev.as_deref(), &config.train_langs)?;
+    for source in &data.sources {
+        eprintln!(
+            "{}: {} training groups in {} languages ({})",
+            source.name,
+            source.pairs.groups.len(),
+            source.pairs.langs.len(),
+            source.pairs.langs.join(" ")
+        );
+    }
+    match &data.dev {
+        Some(d) => eprintln!("dev: {} questions × {} candidates", d.questions.len(), d.candidates.len()),
+        None => eprintln!("no dev set: every step trains, the final model is the result (give one with --dev)"),
+    }
+    let source_names: Vec<String> = data.sources.iter().map(|s| s.name.clone()).collect();
     let trainer = if args.resume {
         Trainer::<B>::resume(&config, files, data, &args.out, device)?
     } else {
         Trainer::<B>::new(config.clone(), files, data, &args.out, device)?
     };
     let mut trainer = trainer.with_kernels(crate::kernels());
+    let (notes, probabilities) = trainer.sampling();
+    if source_names.len() > 1 {
+        for (name, p) in source_names.iter().zip(&probabilities) {
+            eprintln!("{name}: drawn for {:.1} % of the batches", 100.0 * p);
+        }
+    }
+    for note in notes {
+        eprintln!("note: {note}");
+    }
     eprintln!(
         "{} (α {}), {} steps × {} pairs, lr {}, τ {}, word embeddings {}",
         config.sampler,

@@ -151,6 +151,10 @@ pub struct Item {
 /// A batch of distinct groups.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrainBatch {
+    /// The source its groups come from (index into the sources of a
+    /// [`MixedSampler`](crate::mix::MixedSampler); 0 for a single table).
+    #[serde(default)]
+    pub source: usize,
     /// Monolingual, cross-lingual or mixed.
     pub kind: BatchKind,
     /// The examples.
@@ -197,7 +201,7 @@ fn below(state: &mut u64, n: usize) -> usize {
     ((splitmix(state) >> 32) * n as u64 >> 32) as usize
 }
 
-fn unit(state: &mut u64) -> f64 {
+pub(crate) fn unit(state: &mut u64) -> f64 {
     (splitmix(state) >> 11) as f64 / (1u64 << 53) as f64
 }
 
@@ -309,7 +313,7 @@ impl BatchSampler {
                     .into_iter()
                     .map(|group| Item { group, query_lang: lang, passage_lang: lang, hard_negative: None })
                     .collect();
-                TrainBatch { kind: BatchKind::Mono(lang), items }
+                TrainBatch { source: 0, kind: BatchKind::Mono(lang), items }
             }
             Some(_) => {
                 let groups = self.take(|langs| langs.len() >= 2);
@@ -323,7 +327,7 @@ impl BatchSampler {
                         Item { group, query_lang: q, passage_lang: p, hard_negative: None }
                     })
                     .collect();
-                TrainBatch { kind: BatchKind::Cross, items }
+                TrainBatch { source: 0, kind: BatchKind::Cross, items }
             }
             None => {
                 let groups = self.take(|langs| !langs.is_empty());
@@ -335,7 +339,7 @@ impl BatchSampler {
                         Item { group, query_lang: l, passage_lang: l, hard_negative: None }
                     })
                     .collect();
-                TrainBatch { kind: BatchKind::Mixed, items }
+                TrainBatch { source: 0, kind: BatchKind::Mixed, items }
             }
         };
         let mut batch = batch;

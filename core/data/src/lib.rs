@@ -4,6 +4,9 @@
 //!   `sentence_breaks`, one file per language), e.g. XQuAD-R, with the committed article split.
 //! - [`tatoeba`]: line-aligned X–English sentence pairs for bitext retrieval.
 //! - [`batches`]: training batches of parallel pairs (hybrid, X-X-mono, X-Y, X-X samplers).
+//! - [`sources`]: training data as users have it (LAReQA directories, JSON lines of parallel
+//!   pairs, bitext file pairs), each a table of parallel pairs.
+//! - [`mix`]: batches across several sources, drawn by size or weight.
 //!
 //! Reading files from disk is a thin layer on top ([`lareqa::LareqaSet::load_dir`],
 //! [`tatoeba::load_dir`]); it is the only part that touches the file system.
@@ -11,6 +14,8 @@
 
 pub mod batches;
 pub mod lareqa;
+pub mod mix;
+pub mod sources;
 pub mod tatoeba;
 
 /// Why a dataset could not be read.

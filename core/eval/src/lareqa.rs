@@ -438,9 +438,30 @@ impl Ctx<'_> {
     }
 }
 
+/// One query's scores, for statistics over queries (paired tests, bootstrap intervals): the
+/// report's means are macro averages of these.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueryScores {
+    /// AP against the candidates of each corpus language (index into `langs`; the query's own
+    /// language is its Mo. AP, the others its Cr. APs); none where it has no relevant candidate.
+    pub ap: Vec<Option<f64>>,
+    /// AP against the pool (Mul.).
+    pub multi: Option<f64>,
+    /// Rank distance in the pool (with at least two relevant candidates).
+    pub rank_distance: Option<f64>,
+}
+
 /// Runs the evaluation. Cost: one `[queries × candidates]` matrix product in blocks, then a pass
 /// over each score row (a sort per row when the rank correlation is on).
 pub fn evaluate(input: &LareqaInput, options: &LareqaOptions) -> Result<LareqaReport, EvalError> {
+    evaluate_per_query(input, options).map(|(report, _)| report)
+}
+
+/// [`evaluate`], also returning every query's scores (in the order of `input.query_lang`).
+pub fn evaluate_per_query(
+    input: &LareqaInput,
+    options: &LareqaOptions,
+) -> Result<(LareqaReport, Vec<QueryScores>), EvalError> {
     check(input)?;
     let nq = input.query_lang.len();
     let nc = input.candidate_lang.len();
@@ -488,7 +509,15 @@ pub fn evaluate(input: &LareqaInput, options: &LareqaOptions) -> Result<LareqaRe
     let per_query: Vec<QueryResult> = per_query.into_iter().map(|r| r.expect("every query evaluated")).collect();
     let report = aggregate(input, options, &per_query, &rho_sum, &rho_n, nc);
     check_ranges(&report)?;
-    Ok(report)
+    let scores = per_query
+        .iter()
+        .map(|r| QueryScores {
+            ap: r.per_corpus.iter().map(|s| s.as_ref().map(|s| s.ap)).collect(),
+            multi: r.multi.as_ref().map(|s| s.ap),
+            rank_distance: r.rank_distance,
+        })
+        .collect();
+    Ok((report, scores))
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -756,6 +785,32 @@ mod tests {
 
     fn close(a: f64, b: f64) {
         assert!((a - b).abs() < 1e-12, "{a} != {b}");
+    }
+
+    #[test]
+    fn per_query_scores_are_what_the_report_averages() {
+        let options = LareqaOptions { threads: 1, ..LareqaOptions::default() };
+        let case = worked_case();
+        let (report, scores) = evaluate_per_query(&case.input(), &options).unwrap();
+        assert_eq!(report, evaluate(&case.input(), &options).unwrap());
+        // A (en): en candidates c0 0.9 > c1 0.8 (AP 1); de candidates c3 0.95 > c2 0.7 (AP 1/2);
+        // pooled c3 c0 c1 c2: relevant at ranks 2 and 4, AP (1/2 + 2/4)/2, distance 2.
+        assert_eq!(
+            scores[0],
+            QueryScores { ap: vec![Some(1.0), Some(0.5)], multi: Some(0.5), rank_distance: Some(2.0) }
+        );
+        // E (de) has no English answer: no en AP and no rank distance; pooled c3 c1 c2 c0: AP 1/3.
+        assert_eq!(scores[4].ap, vec![None, Some(0.5)]);
+        assert_eq!(scores[4].rank_distance, None);
+        close(scores[4].multi.unwrap(), 1.0 / 3.0);
+        for (l, lang) in report.per_lang.iter().enumerate() {
+            let mine: Vec<&QueryScores> =
+                scores.iter().zip(&case.query_lang).filter(|(_, &q)| q == l).map(|(s, _)| s).collect();
+            let multi = mine.iter().filter_map(|s| s.multi).sum::<f64>() / mine.len() as f64;
+            close(multi, lang.multi.as_ref().unwrap().map);
+            let mono: Vec<f64> = mine.iter().filter_map(|s| s.ap[l]).collect();
+            close(mono.iter().sum::<f64>() / mono.len() as f64, lang.mono.as_ref().unwrap().map);
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@
 
 use std::path::{Path, PathBuf};
 
-use mlr_data::batches::SamplerState;
+use mlr_data::mix::MixState;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -40,6 +40,9 @@ pub struct StepLog {
     pub masked: usize,
     /// `mono:<lang>`, `cross` or `mixed`.
     pub batch: String,
+    /// The training source of the batch (runs with several sources only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     /// Wall time of the step.
     pub seconds: f64,
 }
@@ -67,7 +70,7 @@ pub struct RunState {
     /// Optimiser steps done.
     pub step: usize,
     /// The batch sampler's state after `step` batches.
-    pub sampler: SamplerState,
+    pub sampler: MixState,
     /// Every step so far.
     pub history: Vec<StepLog>,
     /// Every dev evaluation so far.

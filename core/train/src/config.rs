@@ -20,7 +20,7 @@ pub struct TrainConfig {
     pub sampler: String,
     /// Probability of a monolingual batch (`hybrid` only; `x-x-mono` is 1 and `x-y` is 0).
     pub alpha: f64,
-    /// Languages that appear in training batches.
+    /// Languages that appear in training batches (`["all"]`: every language of the data).
     pub train_langs: Vec<String>,
     /// Optimiser steps.
     pub steps: usize,
@@ -66,6 +66,10 @@ pub struct TrainConfig {
     /// the mini-batch. 0 = off: the whole batch in one graph (encoded 8 texts at a time, sorted
     /// by length, so that short texts are not padded to the batch's longest).
     pub mini_batch: usize,
+    /// With several training sources, the probability of drawing each for a batch, one weight per
+    /// source in the order given (normalised). Empty: proportional to each source's size (its
+    /// (group, language) rows), as the paper samples its datasets.
+    pub data_weights: Vec<f64>,
 }
 
 impl Default for TrainConfig {
@@ -92,6 +96,7 @@ impl Default for TrainConfig {
             checkpoint_every: 50,
             eval_batch_size: 32,
             mini_batch: 0,
+            data_weights: Vec::new(),
         }
     }
 }
@@ -160,6 +165,11 @@ impl TrainConfig {
         }
         if self.train_langs.is_empty() {
             return bad("train_langs is empty".into());
+        }
+        if self.data_weights.iter().any(|w| !w.is_finite() || *w < 0.0)
+            || (!self.data_weights.is_empty() && self.data_weights.iter().sum::<f64>() <= 0.0)
+        {
+            return bad(format!("data_weights must be finite and ≥ 0, one above 0; got {:?}", self.data_weights));
         }
         if self.eval_batch_size == 0 {
             return bad("eval_batch_size must be at least 1".into());

@@ -3,7 +3,9 @@
 //! A [`Trainer`] fine-tunes a [`mlr_model::BertModel`] on any burn autodiff backend (the `mlr`
 //! binary offers ndarray on the CPU and wgpu) with:
 //!
-//! - batches from [`mlr_data::batches::BatchSampler`] (hybrid α, X-X-mono, X-Y, X-X);
+//! - batches from [`mlr_data::batches::BatchSampler`] (hybrid α, X-X-mono, X-Y, X-X), across one
+//!   or more sources ([`TrainData`]: LAReQA directories, JSON lines, bitext) drawn by size or
+//!   weight ([`mlr_data::mix::MixedSampler`]);
 //! - InfoNCE over cosine similarity with in-batch negatives and temperature τ ([`loss`]), one
 //!   shared encoder with the E5 `query: ` / `passage: ` prefixes, masked mean pooling;
 //! - AdamW (decoupled weight decay), linear warm-up and decay ([`schedule`]), global-norm
@@ -19,6 +21,7 @@
 
 pub mod checkpoint;
 mod config;
+mod data;
 pub mod export;
 pub mod loss;
 pub mod schedule;
@@ -28,7 +31,8 @@ use std::path::{Path, PathBuf};
 
 pub use checkpoint::{EvalLog, RunState, StepLog};
 pub use config::{TrainConfig, TRAIN_LANGS};
-pub use trainer::{Event, ModelFiles, Outcome, TrainData, Trainer};
+pub use data::{TrainData, ALL_LANGS};
+pub use trainer::{Event, ModelFiles, Outcome, Trainer};
 
 /// Why training failed.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +59,12 @@ pub enum TrainError {
     /// Training data problems.
     #[error("data: {0}")]
     Data(String),
+    /// A dataset that could not be read.
+    #[error(transparent)]
+    Dataset(#[from] mlr_data::DataError),
+    /// Sources that cannot serve the sampler.
+    #[error(transparent)]
+    Sampler(#[from] mlr_data::mix::MixError),
     /// The loss or the gradients stopped being numbers; the step was not applied.
     #[error("step {step}: {what}; the last checkpoint is untouched: start a new run with a lower learning rate or a higher τ")]
     Diverged {

@@ -67,7 +67,14 @@ fn tiny_model_with(dir: &Path, layers: usize, ff: usize) -> ModelFiles {
 /// One LAReQA-format file per language: group g asks about `w<g>`; its paragraph holds the answer
 /// sentence and a distractor.
 fn tiny_set() -> LareqaSet {
-    let files: Vec<(String, String)> = LANGS
+    let files = tiny_files();
+    let refs: Vec<(&str, &str, &[u8])> = files.iter().map(|(l, t)| (l.as_str(), "synthetic", t.as_bytes())).collect();
+    LareqaSet::from_files(&refs).unwrap()
+}
+
+/// The (language, JSON) files of [`tiny_set`].
+fn tiny_files() -> Vec<(String, String)> {
+    LANGS
         .iter()
         .map(|lang| {
             let articles: Vec<serde_json::Value> = (0..GROUPS)
@@ -85,14 +92,12 @@ fn tiny_set() -> LareqaSet {
                 .collect();
             (lang.to_string(), json!({"data": articles}).to_string())
         })
-        .collect();
-    let refs: Vec<(&str, &str, &[u8])> = files.iter().map(|(l, t)| (l.as_str(), "synthetic", t.as_bytes())).collect();
-    LareqaSet::from_files(&refs).unwrap()
+        .collect()
 }
 
 fn data(dev: bool) -> TrainData {
     let set = tiny_set();
-    TrainData { pairs: ParallelPairs::from_lareqa(&set, &LANGS).unwrap(), dev: dev.then_some(set) }
+    TrainData::from_pairs(ParallelPairs::from_lareqa(&set, &LANGS).unwrap(), dev.then_some(set))
 }
 
 fn config() -> TrainConfig {
@@ -120,6 +125,67 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 fn no_events(_: Event) {}
+
+#[test]
+fn two_sources_train_as_a_mix_and_each_batch_keeps_its_sources_languages() {
+    let root = scratch("sources");
+    let files = tiny_model(&root.join("model"));
+    let dir = root.join("lareqa");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (lang, text) in tiny_files() {
+        std::fs::write(dir.join(format!("{lang}.json")), text).unwrap();
+    }
+    // A second source in other languages ("dd", "ee"), partly parallel, with negatives.
+    let jsonl = root.join("pairs.jsonl");
+    let rows: Vec<String> = (0..12)
+        .flat_map(|g| {
+            let row = move |lang: &str| {
+                json!({"group": g, "lang": lang, "query": format!("what is w{} {lang}", g % GROUPS),
+                       "passage": format!("answer w{} {lang} .", g % GROUPS), "negatives": ["other ."]})
+                .to_string()
+            };
+            if g % 3 == 0 {
+                vec![row("dd")]
+            } else {
+                vec![row("dd"), row("ee")]
+            }
+        })
+        .collect();
+    std::fs::write(&jsonl, rows.join("\n") + "\n").unwrap();
+    let all = vec![crate::ALL_LANGS.to_string()];
+    let data = TrainData::load(&[dir.clone(), jsonl.clone()], None, &all).unwrap();
+    assert_eq!(data.sources[0].pairs.langs, LANGS);
+    assert_eq!(
+        (data.sources[1].pairs.langs.clone(), data.sources[1].pairs.groups.len()),
+        (vec!["dd".to_string(), "ee".into()], 12)
+    );
+    assert!(data.dev.is_none(), "no split.json: no dev set");
+
+    let config = TrainConfig { train_langs: all, steps: 16, data_weights: vec![1.0, 1.0], ..config() };
+    let mut trainer = Trainer::<Cpu>::new(config, files, data, &root.join("run"), &Default::default()).unwrap();
+    assert_eq!(trainer.sampling().1, vec![0.5, 0.5]);
+    assert_eq!(trainer.run(&AtomicBool::new(false), &mut no_events).unwrap(), Outcome::Finished);
+    let mut seen = std::collections::BTreeMap::new();
+    for log in &trainer.state().history {
+        let source = log.source.clone().expect("a multi-source run names each batch's source");
+        if let Some(lang) = log.batch.strip_prefix("mono:") {
+            let langs: &[&str] = if source.ends_with("pairs.jsonl") { &["dd", "ee"] } else { &LANGS };
+            assert!(langs.contains(&lang), "step {}: a {lang} batch from {source}", log.step);
+        }
+        *seen.entry(source).or_insert(0) += 1;
+    }
+    assert_eq!(seen.len(), 2, "both sources drawn in 16 steps: {seen:?}");
+
+    // Bad rows and unknown sources are clear errors naming the file and line.
+    std::fs::write(&jsonl, "{\"group\": 1, \"lang\": \"dd\", \"query\": \"q\"}\n").unwrap();
+    let err = TrainData::load(&[dir.clone(), jsonl.clone()], None, &LANGS.map(String::from)).unwrap_err().to_string();
+    assert!(err.contains("pairs.jsonl: line 1") && err.contains("passage"), "{err}");
+    let err = TrainData::load(&[root.join("notes.txt")], None, &LANGS.map(String::from)).unwrap_err().to_string();
+    assert!(err.contains("notes.txt: no such file"), "{err}");
+    let err = TrainData::load(&[dir], None, &["aa".to_string(), "zz".to_string()]).unwrap_err().to_string();
+    assert!(err.contains("training language \"zz\" is in none of the sources"), "{err}");
+    std::fs::remove_dir_all(&root).ok();
+}
 
 #[test]
 fn an_interrupted_run_resumes_bit_for_bit() {
@@ -400,10 +466,11 @@ fn a_shared_answer_is_not_a_negative() {
     };
     let item = |group, query_lang, passage_lang, hard_negative| Item { group, query_lang, passage_lang, hard_negative };
     let batch = TrainBatch {
+        source: 0,
         kind: BatchKind::Cross,
         items: vec![item(0, 1, 0, Some(0)), item(1, 0, 1, None), item(2, 1, 0, None)],
     };
-    let data = TrainData { pairs, dev: None };
+    let data = TrainData::from_pairs(pairs, None);
     let config = TrainConfig { batch_size: 2, ..config() };
     let trainer =
         Trainer::<Cpu>::new(config.clone(), files.clone(), data.clone(), &root.join("a"), &Default::default()).unwrap();

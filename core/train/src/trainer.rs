@@ -11,14 +11,16 @@ use burn::optim::{AdamW, AdamWConfig, GradientsAccumulator, GradientsParams, Opt
 use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Bool, Int, Tensor, TensorData};
-use mlr_data::batches::{BatchKind, BatchSampler, ParallelPairs, TrainBatch};
-use mlr_data::lareqa::{ArticleSplit, LareqaSet, Split};
+use mlr_data::batches::{BatchKind, TrainBatch};
+use mlr_data::lareqa::LareqaSet;
+use mlr_data::mix::MixedSampler;
 use mlr_embed::Embedder;
 use mlr_eval::lareqa::{evaluate, LareqaInput, LareqaOptions};
 use mlr_model::{l2_normalize, masked_mean, AutodiffKernels, BertConfig, BertModel, Kernels};
 use mlr_tokenize::{Overflow, Role, TextTokenizer};
 
 use crate::checkpoint::{self, CheckpointState, EvalLog, RunState, StepLog};
+use crate::data::TrainData;
 use crate::export::export_hf;
 use crate::loss::info_nce;
 use crate::schedule::learning_rate;
@@ -47,43 +49,6 @@ impl ModelFiles {
             tokenizer_json: read("tokenizer.json")?,
             safetensors: read("model.safetensors")?,
         })
-    }
-}
-
-/// Training pairs and the dev set.
-#[derive(Debug, Clone)]
-pub struct TrainData {
-    /// Parallel (question, answer) pairs of the training languages.
-    pub pairs: ParallelPairs,
-    /// Evaluated every `eval_every` steps (every language, zero-shot ones included).
-    pub dev: Option<LareqaSet>,
-}
-
-impl TrainData {
-    /// The train articles of a LAReQA-format directory (`split.json` required) in `train_langs`,
-    /// and its dev articles in every language of the directory.
-    pub fn from_lareqa_dir(dir: &Path, train_langs: &[String]) -> Result<Self, TrainError> {
-        let data = |e: mlr_data::DataError| TrainError::Data(e.to_string());
-        let langs = LareqaSet::dir_langs(dir).map_err(data)?;
-        for l in train_langs {
-            if !langs.contains(l) {
-                return Err(TrainError::Data(format!(
-                    "training language {l:?} is not in {} ({})",
-                    dir.display(),
-                    langs.join(" ")
-                )));
-            }
-        }
-        let refs: Vec<&str> = langs.iter().map(String::as_str).collect();
-        let full = LareqaSet::load_dir(dir, &refs).map_err(data)?;
-        let split_path = dir.join("split.json");
-        let bytes = std::fs::read(&split_path).map_err(|e| TrainError::io(&split_path, e))?;
-        let split = ArticleSplit::from_json(&bytes, &split_path.display().to_string()).map_err(data)?;
-        let train = full.split(&split, Split::Train);
-        let dev = full.split(&split, Split::Dev);
-        let train_refs: Vec<&str> = train_langs.iter().map(String::as_str).collect();
-        let pairs = ParallelPairs::from_lareqa(&train, &train_refs).map_err(TrainError::Data)?;
-        Ok(Self { pairs, dev: (!dev.questions.is_empty()).then_some(dev) })
     }
 }
 
@@ -132,7 +97,7 @@ pub struct Trainer<B: AutodiffKernels> {
     tokenizer: TextTokenizer,
     model: Option<BertModel<B>>,
     optim: Optim<B>,
-    sampler: BatchSampler,
+    sampler: MixedSampler,
     data: TrainData,
     state: RunState,
     out: PathBuf,
@@ -156,6 +121,13 @@ fn check_lengths(config: &TrainConfig, files: &ModelFiles) -> Result<(), TrainEr
         )));
     }
     Ok(())
+}
+
+/// The run's batch sampler over its sources.
+fn sampler(config: &TrainConfig, data: &TrainData) -> Result<MixedSampler, TrainError> {
+    let weights = (!config.data_weights.is_empty()).then_some(config.data_weights.as_slice());
+    let strategy = config.strategy()?;
+    Ok(MixedSampler::new(&data.sources, strategy, config.batch_size, config.hard_negatives, config.seed, weights)?)
 }
 
 fn freeze<B: Backend>(mut model: BertModel<B>, config: &TrainConfig) -> BertModel<B> {
@@ -183,13 +155,11 @@ impl<B: AutodiffKernels> Trainer<B> {
             )));
         }
         std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
-        let sampler =
-            BatchSampler::new(&data.pairs, config.strategy()?, config.batch_size, config.hard_negatives, config.seed)
-                .map_err(TrainError::Data)?;
+        let sampler = sampler(&config, &data)?;
         let model = freeze(load_model::<B>(&files, device)?, &config);
         let state = RunState {
             step: 0,
-            sampler: sampler.state().clone(),
+            sampler: sampler.state(),
             history: Vec::new(),
             evals: Vec::new(),
             best: None,
@@ -261,9 +231,7 @@ impl<B: AutodiffKernels> Trainer<B> {
         let record = Recorder::<B>::load(&recorder, dir.join("optimizer"), device)
             .map_err(|e| bad(format!("optimizer.bin: {e}")))?;
         let optim = optimizer::<B>(config).load_record(record);
-        let mut sampler =
-            BatchSampler::new(&data.pairs, config.strategy()?, config.batch_size, config.hard_negatives, config.seed)
-                .map_err(TrainError::Data)?;
+        let mut sampler = sampler(config, &data)?;
         sampler.restore(saved.run.sampler.clone()).map_err(|m| bad(format!("{m} (was the training data changed?)")))?;
         let tokenizer = TextTokenizer::from_bytes(&files.tokenizer_json)?;
         Ok(Self {
@@ -286,6 +254,12 @@ impl<B: AutodiffKernels> Trainer<B> {
     pub fn with_kernels(mut self, on: bool) -> Self {
         self.model = self.model.take().map(|m| m.with_kernels(on));
         self
+    }
+
+    /// Where a source's batches differ from the sampler asked for, and each source's probability
+    /// (see [`mlr_data::mix`]).
+    pub fn sampling(&self) -> (&[String], Vec<f64>) {
+        (self.sampler.notes(), self.sampler.probabilities())
     }
 
     /// The run's state (step, history, evaluations).
@@ -352,7 +326,7 @@ impl<B: AutodiffKernels> Trainer<B> {
     /// (query, passage) logits to leave out because the passage is also a right answer of the
     /// query (row-major `[queries, passages]`).
     pub(crate) fn batch_texts(&self, batch: &TrainBatch) -> (Vec<String>, Vec<String>, Vec<bool>) {
-        let groups = &self.data.pairs.groups;
+        let groups = &self.data.sources[batch.source].pairs.groups;
         let pair = |g: usize, l: usize| groups[g][l].as_ref().expect("the sampler only draws languages a group has");
         let queries = batch.items.iter().map(|i| pair(i.group, i.query_lang).question.clone()).collect();
         let mut passages: Vec<(String, usize)> =
@@ -406,14 +380,15 @@ impl<B: AutodiffKernels> Trainer<B> {
         self.model = Some(self.optim.step(lr, model, grads));
         let seconds = start.elapsed().as_secs_f64();
         self.state.step += 1;
-        self.state.sampler = self.sampler.state().clone();
+        self.state.sampler = self.sampler.state();
         self.state.train_seconds += seconds;
         let kind = match batch.kind {
-            BatchKind::Mono(l) => format!("mono:{}", self.data.pairs.langs[l]),
+            BatchKind::Mono(l) => format!("mono:{}", self.data.sources[batch.source].pairs.langs[l]),
             BatchKind::Cross => "cross".into(),
             BatchKind::Mixed => "mixed".into(),
         };
-        let log = StepLog { step: self.state.step, loss: value, lr, grad_norm, masked, batch: kind, seconds };
+        let source = (self.data.sources.len() > 1).then(|| self.data.sources[batch.source].name.clone());
+        let log = StepLog { step: self.state.step, loss: value, lr, grad_norm, masked, batch: kind, source, seconds };
         self.state.history.push(log.clone());
         Ok(log)
     }
@@ -421,7 +396,7 @@ impl<B: AutodiffKernels> Trainer<B> {
     /// The texts (queries, passages) of the next `n` batches, without drawing them: the sampler is
     /// left as it was (for running the same batches elsewhere, as the benchmark's peer does).
     pub fn upcoming_batches(&mut self, n: usize) -> Vec<(Vec<String>, Vec<String>)> {
-        let saved = self.sampler.state().clone();
+        let saved = self.sampler.state();
         let batches = (0..n)
             .map(|_| {
                 let batch = self.sampler.next_batch();
