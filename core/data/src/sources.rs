@@ -22,6 +22,7 @@ use std::collections::HashMap;
 use serde::Deserialize;
 
 use crate::batches::{PairText, ParallelPairs};
+use crate::tatoeba::aligned_lines;
 use crate::DataError;
 
 /// What kind of file a source was read from.
@@ -140,17 +141,7 @@ pub fn parse_bitext(lang_a: &str, a: &str, lang_b: &str, b: &str, path: &str) ->
     if lang_a == lang_b {
         return Err(DataError::invalid(path, format!("both sides are in {lang_a:?}")));
     }
-    let a: Vec<&str> = a.lines().collect();
-    let b: Vec<&str> = b.lines().collect();
-    if a.len() != b.len() {
-        return Err(DataError::invalid(
-            path,
-            format!("{} lines in {lang_a} but {} in {lang_b}: the sides are not aligned", a.len(), b.len()),
-        ));
-    }
-    if a.is_empty() {
-        return Err(DataError::invalid(path, "no sentences"));
-    }
+    let (a, b) = aligned_lines(lang_a, a, lang_b, b, path)?;
     let side = |s: &str| PairText { question: s.to_string(), answer: s.to_string(), paragraph_others: Vec::new() };
     let mut groups = Vec::with_capacity(a.len());
     for (i, (x, y)) in a.iter().zip(&b).enumerate() {

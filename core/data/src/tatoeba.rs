@@ -18,18 +18,31 @@ pub struct Bitext {
 
 /// Pairs the two sides; their line counts must agree.
 pub fn parse(lang: &str, other: &str, english: &str, path: &str) -> Result<Bitext, DataError> {
-    let other: Vec<String> = other.lines().map(str::to_string).collect();
-    let english: Vec<String> = english.lines().map(str::to_string).collect();
-    if other.len() != english.len() {
+    let (other, english) = aligned_lines(lang, other, "English", english, path)?;
+    let owned = |lines: Vec<&str>| lines.into_iter().map(str::to_string).collect();
+    Ok(Bitext { lang: lang.to_string(), other: owned(other), english: owned(english) })
+}
+
+/// The lines of two line-aligned texts: an error unless they have the same number of lines, and
+/// at least one.
+pub(crate) fn aligned_lines<'a>(
+    lang_a: &str,
+    a: &'a str,
+    lang_b: &str,
+    b: &'a str,
+    path: &str,
+) -> Result<(Vec<&'a str>, Vec<&'a str>), DataError> {
+    let (a, b): (Vec<&str>, Vec<&str>) = (a.lines().collect(), b.lines().collect());
+    if a.len() != b.len() {
         return Err(DataError::invalid(
             path,
-            format!("{} lines in {lang} but {} in English: the sides are not aligned", other.len(), english.len()),
+            format!("{} lines in {lang_a} but {} in {lang_b}: the sides are not aligned", a.len(), b.len()),
         ));
     }
-    if other.is_empty() {
+    if a.is_empty() {
         return Err(DataError::invalid(path, "no sentences"));
     }
-    Ok(Bitext { lang: lang.to_string(), other, english })
+    Ok((a, b))
 }
 
 /// Every `tatoeba.<xxx>-eng.*` pair of a directory, sorted by language.
