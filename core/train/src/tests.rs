@@ -126,8 +126,18 @@ fn scratch(name: &str) -> PathBuf {
 
 fn no_events(_: Event) {}
 
+/// One training test at a time. Training runs its backward passes on rayon's global pool while
+/// burn's autodiff graph is locked (`mlr_shaders::run_on_pool`); two trainings in one process can
+/// then deadlock when a pool thread waiting in a join steals the other's backward job, which waits
+/// for the lock. `mlr train` runs one training per process; the tests share one.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 #[test]
 fn two_sources_train_as_a_mix_and_each_batch_keeps_its_sources_languages() {
+    let _serial = serial();
     let root = scratch("sources");
     let files = tiny_model(&root.join("model"));
     let dir = root.join("lareqa");
@@ -189,6 +199,7 @@ fn two_sources_train_as_a_mix_and_each_batch_keeps_its_sources_languages() {
 
 #[test]
 fn an_interrupted_run_resumes_bit_for_bit() {
+    let _serial = serial();
     let root = scratch("resume");
     let files = tiny_model(&root.join("model"));
     let device = Default::default();
@@ -236,6 +247,7 @@ fn an_interrupted_run_resumes_bit_for_bit() {
 
 #[test]
 fn training_lowers_the_loss_and_the_export_loads() {
+    let _serial = serial();
     let root = scratch("learn");
     let files = tiny_model(&root.join("model"));
     let device = Default::default();
@@ -288,6 +300,7 @@ fn training_lowers_the_loss_and_the_export_loads() {
 
 #[test]
 fn dev_scores_equal_the_evaluator_on_the_same_vectors() {
+    let _serial = serial();
     // The trainer's dev evaluation is mlr-eval on vectors from the inference path.
     let root = scratch("dev");
     let files = tiny_model(&root.join("model"));
@@ -328,6 +341,7 @@ fn two_step_run(root: &Path) -> (ModelFiles, PathBuf, TrainConfig) {
 
 #[test]
 fn a_damaged_checkpoint_is_an_error_not_a_panic() {
+    let _serial = serial();
     let root = scratch("corrupt");
     let (files, run, config) = two_step_run(&root);
     let device = Default::default();
@@ -352,6 +366,7 @@ fn a_damaged_checkpoint_is_an_error_not_a_panic() {
 
 #[test]
 fn resuming_with_another_model_is_an_error_not_a_panic() {
+    let _serial = serial();
     let root = scratch("other-model");
     let (_, run, config) = two_step_run(&root);
     let device = Default::default();
@@ -380,6 +395,7 @@ fn resuming_with_another_model_is_an_error_not_a_panic() {
 
 #[test]
 fn the_same_steps_run_on_wgpu() {
+    let _serial = serial();
     // burn's wgpu backend (lavapipe on a machine without a GPU): same batches, same losses
     // within float tolerance.
     use burn::backend::wgpu::{Wgpu, WgpuDevice};
@@ -408,6 +424,7 @@ fn the_same_steps_run_on_wgpu() {
 
 #[test]
 fn frozen_word_embeddings_stay_fixed_across_a_resume() {
+    let _serial = serial();
     let root = scratch("frozen");
     let files = tiny_model(&root.join("model"));
     let device = Default::default();
@@ -440,6 +457,7 @@ fn frozen_word_embeddings_stay_fixed_across_a_resume() {
 
 #[test]
 fn a_shared_answer_is_not_a_negative() {
+    let _serial = serial();
     use mlr_data::batches::{BatchKind, Item, PairText, TrainBatch};
     let root = scratch("shared");
     let files = tiny_model(&root.join("model"));
@@ -495,6 +513,7 @@ fn a_shared_answer_is_not_a_negative() {
 
 #[test]
 fn checkpoints_from_before_the_mask_option_resume_without_the_mask() {
+    let _serial = serial();
     let root = scratch("legacy");
     let files = tiny_model(&root.join("model"));
     let device = Default::default();
@@ -625,6 +644,7 @@ fn compare_training_paths(
 
 #[test]
 fn kernel_gradients_equal_the_reference_and_cached_infonce_the_whole_batch() {
+    let _serial = serial();
     let root = scratch("gradients");
     let files = tiny_model(&root.join("model"));
     // Trained word embeddings (the tiny config): their gradient is checked too.
@@ -634,6 +654,7 @@ fn kernel_gradients_equal_the_reference_and_cached_infonce_the_whole_batch() {
 
 #[test]
 fn kernel_gradients_equal_the_reference_on_e5_small() {
+    let _serial = serial();
     let dir = std::env::var_os("MLR_MODEL_DIR").map(PathBuf::from).unwrap_or_else(|| {
         PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/mlr/models/multilingual-e5-small")
     });
