@@ -192,7 +192,17 @@ struct SquadAnswer {
 }
 
 fn json_error(path: &str, e: &serde_json::Error) -> DataError {
-    DataError::Json { path: path.to_string(), line: e.line(), column: e.column(), message: e.to_string() }
+    json_error_on_line(path, e, e.line())
+}
+
+/// A serde_json error as [`DataError::Json`] at `line` (for JSON lines, the file's line rather
+/// than serde's line within the one parsed line); serde's own " at line L column C" is left out of
+/// the message, since the error's prefix already says where.
+pub(crate) fn json_error_on_line(path: &str, e: &serde_json::Error, line: usize) -> DataError {
+    let text = e.to_string();
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    let message = text.strip_suffix(&suffix).unwrap_or(&text).to_string();
+    DataError::Json { path: path.to_string(), line, column: e.column(), message }
 }
 
 impl LareqaSet {

@@ -22,6 +22,7 @@ use std::collections::HashMap;
 use serde::Deserialize;
 
 use crate::batches::{PairText, ParallelPairs};
+use crate::lareqa::json_error_on_line;
 use crate::tatoeba::aligned_lines;
 use crate::DataError;
 
@@ -86,12 +87,7 @@ pub fn parse_jsonl(text: &str, path: &str) -> Result<ParallelPairs, DataError> {
             continue;
         }
         let bad = |message: String| DataError::invalid(path, format!("line {line_no}: {message}"));
-        let row: Row = serde_json::from_str(line).map_err(|e| DataError::Json {
-            path: path.to_string(),
-            line: line_no,
-            column: e.column(),
-            message: e.to_string(),
-        })?;
+        let row: Row = serde_json::from_str(line).map_err(|e| json_error_on_line(path, &e, line_no))?;
         let group = match row.group {
             GroupId::Text(s) if s.is_empty() => return Err(bad("empty \"group\"".into())),
             GroupId::Text(s) => s,
