@@ -486,6 +486,96 @@ fn written_zeros(len: usize) -> Vec<f32> {
     v
 }
 
+/// One AdamW step (the formula in [`reference::adamw`](crate::reference::adamw), the same
+/// operations in the same order, so the same bits) in one pass over parameter, gradient and
+/// moments, split over rayon's threads; the parameter and the moments are updated in place when not
+/// shared. Moments `None` start at zero, which gives the reference's first step exactly
+/// (`0 · β + x = x`).
+pub(crate) fn adamw(
+    param: NdArrayTensor,
+    grad: &NdArrayTensor,
+    moments: Option<(NdArrayTensor, NdArrayTensor)>,
+    step: &crate::AdamWStep,
+) -> [NdArrayTensor; 3] {
+    let mut p = owned_f32(param, "adamw: param");
+    let (mut m1, mut m2) = match moments {
+        Some((m1, m2)) => (owned_f32(m1, "adamw: moment 1"), owned_f32(m2, "adamw: moment 2")),
+        None => (Shared::zeros(p.raw_dim()), Shared::zeros(p.raw_dim())),
+    };
+    let NdArrayTensor::F32(grad) = grad else { panic!("mlr-shaders adamw: expected an f32 gradient") };
+    let grad = grad.view();
+    assert!(
+        grad.shape() == p.shape() && m1.shape() == p.shape() && m2.shape() == p.shape(),
+        "mlr-shaders adamw: parameter, gradient and moments must have one shape"
+    );
+    let grad = grad.as_standard_layout();
+    let g = grad.as_slice().expect("standard layout");
+    let [c1, c2] = step.bias_corrections();
+    let decay = step.lr * step.weight_decay as f64;
+    let k = Coefficients {
+        scale: step.grad_scale,
+        beta_1: step.beta_1,
+        beta_2: step.beta_2,
+        factor_1: 1.0 - step.beta_1,
+        factor_2: 1.0 - step.beta_2,
+        c1,
+        c2,
+        epsilon: step.epsilon,
+        keep: if decay == 0.0 { 1.0 } else { (1.0 - decay) as f32 },
+        lr: step.lr as f32,
+    };
+    let (ps, a, b) = (
+        p.as_slice_mut().expect("standard layout"),
+        m1.as_slice_mut().expect("standard layout"),
+        m2.as_slice_mut().expect("standard layout"),
+    );
+    const CHUNK: usize = 1 << 14;
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use rayon::prelude::*;
+        ps.par_chunks_mut(CHUNK)
+            .zip(a.par_chunks_mut(CHUNK))
+            .zip(b.par_chunks_mut(CHUNK))
+            .zip(g.par_chunks(CHUNK))
+            .for_each(|(((p, a), b), g)| adamw_chunk(p, a, b, g, &k));
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        let chunks = ps.chunks_mut(CHUNK).zip(a.chunks_mut(CHUNK)).zip(b.chunks_mut(CHUNK)).zip(g.chunks(CHUNK));
+        chunks.for_each(|(((p, a), b), g)| adamw_chunk(p, a, b, g, &k));
+    }
+    [p, m1, m2].map(NdArrayTensor::from)
+}
+
+/// The f32 constants of one AdamW step.
+struct Coefficients {
+    scale: f32,
+    beta_1: f32,
+    beta_2: f32,
+    factor_1: f32,
+    factor_2: f32,
+    c1: f32,
+    c2: f32,
+    epsilon: f32,
+    /// `1 − lr · weight_decay`; 1 without decay, where the reference skips the product (`x · 1`
+    /// is `x`, as is `g · 1` for an unscaled gradient).
+    keep: f32,
+    lr: f32,
+}
+
+multiversion! {
+    /// [`adamw`] on one chunk: parameter, moment 1, moment 2, gradient.
+    fn adamw_chunk(p: &mut [f32], m1: &mut [f32], m2: &mut [f32], g: &[f32], k: &Coefficients) {
+        for (((p, a), b), &g) in p.iter_mut().zip(m1.iter_mut()).zip(m2.iter_mut()).zip(g) {
+            let g = g * k.scale;
+            *a = *a * k.beta_1 + g * k.factor_1;
+            *b = *b * k.beta_2 + (g * g) * k.factor_2;
+            let delta = (*a / k.c1) / ((*b / k.c2).sqrt() + k.epsilon);
+            *p = *p * k.keep - delta * k.lr;
+        }
+    }
+}
+
 /// The attention probabilities of one head into `scores` `[s, s]` (zeros on entry):
 /// `softmax(q·kᵀ / √d + bias)` row by row; `bias[j]` is 0 for a token key and -1e9 for padding.
 /// The backward pass recomputes them with this same function, so they are the forward's bits.

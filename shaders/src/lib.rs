@@ -14,6 +14,7 @@
 //! | [`layer_norm`] | bias add + residual add + LayerNorm | 2 adds, mean, var, normalise |
 //! | [`mean_pool`] | masked mean over tokens (+ L2 norm) | mul, 2 sums, div (+ pow, sum, sqrt, div) |
 //! | [`cosine_top_k`] | corpus scoring + top-k per query | matmul, sort |
+//! | [`adamw`] | one AdamW step on one parameter (CPU only) | ~12 elementwise ops |
 //!
 //! The free functions take a `fused` flag: `false` runs the reference on any backend, which is
 //! how the encoder's "kernels off" switch and the parity tests work. The CPU (ndarray) backend
@@ -47,6 +48,33 @@ pub const MAX_TOP_K: usize = 128;
 /// Largest head width the attention kernel handles (it keeps one query and one accumulator row
 /// per invocation); wider heads fall back to the reference.
 pub const MAX_HEAD_DIM: usize = 128;
+
+/// The hyper-parameters of one AdamW step (see [`adamw`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamWStep {
+    /// Learning rate of this step.
+    pub lr: f64,
+    /// Decay of the first moment (0.9).
+    pub beta_1: f32,
+    /// Decay of the second moment (0.999).
+    pub beta_2: f32,
+    /// Added to the second moment's square root.
+    pub epsilon: f32,
+    /// Decoupled weight decay: the parameter is first scaled by `1 − lr · weight_decay`.
+    pub weight_decay: f32,
+    /// The step's number, from 1 (the bias corrections' exponent).
+    pub time: usize,
+    /// Factor applied to the gradient first (global-norm clipping); 1 leaves it as it is.
+    pub grad_scale: f32,
+}
+
+impl AdamWStep {
+    /// `[1 − β₁ᵗ, 1 − β₂ᵗ]`, the moments' bias corrections, in f32 as burn computes them.
+    pub fn bias_corrections(&self) -> [f32; 2] {
+        let t = i32::try_from(self.time).unwrap_or(i32::MAX);
+        [1.0 - self.beta_1.powi(t), 1.0 - self.beta_2.powi(t)]
+    }
+}
 
 /// A burn backend with mlr's fused operations. The default bodies are the plain-burn references.
 ///
@@ -107,6 +135,17 @@ pub trait Kernels: Backend {
     ) -> (FloatTensor<Self>, IntTensor<Self>) {
         let (scores, ids) = reference::cosine_top_k::<Self>(tensor(queries), tensor(corpus), k);
         (float(scores), ids.into_primitive())
+    }
+
+    /// One AdamW step on one parameter (see [`adamw`]); param, grad and moments of one shape, any
+    /// rank; moments `None` before the first step. Returns the parameter and the two moments.
+    fn fused_adamw(
+        param: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        moments: Option<(FloatTensor<Self>, FloatTensor<Self>)>,
+        step: &AdamWStep,
+    ) -> [FloatTensor<Self>; 3] {
+        reference_adamw::<Self>(param, grad, moments, step)
     }
 
     /// Runs `f`, a whole forward pass, where this backend's ops run best. The default runs it
@@ -200,6 +239,18 @@ impl Kernels for NdArray<f32> {
         cpu::attention(&q, &k, &v, &mask, heads)
     }
 
+    fn fused_adamw(
+        param: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        moments: Option<(FloatTensor<Self>, FloatTensor<Self>)>,
+        step: &AdamWStep,
+    ) -> [FloatTensor<Self>; 3] {
+        if !cpu::all_f32([&param, &grad].into_iter().chain(moments.iter().flat_map(|(a, b)| [a, b]))) {
+            return reference_adamw::<Self>(param, grad, moments, step);
+        }
+        cpu::adamw(param, &grad, moments, step)
+    }
+
     fn run<R: Send>(f: impl FnOnce() -> R + Send) -> R {
         run_on_pool(f)
     }
@@ -209,6 +260,20 @@ impl Kernels for NdArray<f32> {
 fn reference_bias_gelu<B: Backend>(x: FloatTensor<B>, bias: FloatTensor<B>) -> FloatTensor<B> {
     let (x, shape) = rows::<B>(x);
     B::float_reshape(float(reference::bias_gelu::<B>(tensor(x), tensor(bias))), shape)
+}
+
+/// The AdamW reference on tensors of any rank (it works on them flattened).
+fn reference_adamw<B: Backend>(
+    param: FloatTensor<B>,
+    grad: FloatTensor<B>,
+    moments: Option<(FloatTensor<B>, FloatTensor<B>)>,
+    step: &AdamWStep,
+) -> [FloatTensor<B>; 3] {
+    let shape = param.shape();
+    let flat = |t: FloatTensor<B>| tensor::<B, 1>(B::float_reshape(t, Shape::new([shape.num_elements()])));
+    let moments = moments.map(|(m1, m2)| (flat(m1), flat(m2)));
+    let (p, m1, m2) = reference::adamw(flat(param), flat(grad), moments, step);
+    [p, m1, m2].map(|t| B::float_reshape(float(t), shape.clone()))
 }
 
 /// The LayerNorm reference on tensors of any rank (it works on `[rows, width]`).
@@ -327,6 +392,31 @@ pub fn attention<B: Kernels>(
     } else {
         reference::attention(q, k, v, mask, heads)
     }
+}
+
+/// One AdamW step on one parameter (the formula in [`reference::adamw`]). With `fused`, on the CPU
+/// backend one pass over the four arrays (parameter, gradient, two moments), in place where they
+/// are not shared; the reference makes about twelve passes, each into a fresh tensor. Returns the
+/// parameter and the two moments.
+///
+/// # Shapes
+/// param, grad, moments: one shape (any rank)
+pub fn adamw<B: Kernels, const D: usize>(
+    param: Tensor<B, D>,
+    grad: Tensor<B, D>,
+    moments: Option<(Tensor<B, D>, Tensor<B, D>)>,
+    step: &AdamWStep,
+    fused: bool,
+) -> (Tensor<B, D>, Tensor<B, D>, Tensor<B, D>) {
+    assert!(
+        param.dims() == grad.dims() && moments.as_ref().is_none_or(|(a, b)| a.dims() == param.dims() && b.dims() == param.dims()),
+        "mlr-shaders adamw: parameter, gradient and moments must have one shape"
+    );
+    if !fused {
+        return reference::adamw(param, grad, moments, step);
+    }
+    let [p, m1, m2] = B::fused_adamw(float(param), float(grad), moments.map(|(a, b)| (float(a), float(b))), step);
+    (tensor(p), tensor(m1), tensor(m2))
 }
 
 /// Masked mean pooling, L2-normalised if `normalize`.

@@ -13,6 +13,8 @@
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 
+use crate::AdamWStep;
+
 /// `a / b` (`b` broadcast to `a`'s shape) as `a · (1 / b)`: one more rounding than `a / b` (at
 /// most one ulp), and a backward pass of exact products and divisions (see the module docs).
 pub fn div<B: Backend, const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>) -> Tensor<B, D> {
@@ -163,4 +165,40 @@ pub fn cosine_top_k<B: Backend>(
 /// x `[batch, seq, in]`, weight `[in, out]`, bias `[out]` -> `[batch, seq, out]`
 pub fn linear<B: Backend>(x: Tensor<B, 3>, weight: Tensor<B, 2>, bias: Option<Tensor<B, 1>>) -> Tensor<B, 3> {
     burn::tensor::module::linear(x, weight, bias)
+}
+
+/// One AdamW step on one parameter tensor, in burn's `AdamW` order of operations (decoupled weight
+/// decay, bias-corrected moments; PyTorch's `torch.optim.AdamW` without `amsgrad`):
+///
+/// ```text
+/// g  = grad · grad_scale
+/// m₁ = β₁ m₁ + (1 − β₁) g          m₂ = β₂ m₂ + (1 − β₂) g²       (both 0 before the first step)
+/// Δ  = (m₁ / (1 − β₁ᵗ)) / (√(m₂ / (1 − β₂ᵗ)) + ε)
+/// p  = p · (1 − lr · wd) − lr · Δ
+/// ```
+///
+/// Every operation is its own pass over the tensor. Returns the parameter and the two moments.
+///
+/// # Shapes
+/// param, grad, moments: one shape (any rank)
+pub fn adamw<B: Backend, const D: usize>(
+    param: Tensor<B, D>,
+    grad: Tensor<B, D>,
+    moments: Option<(Tensor<B, D>, Tensor<B, D>)>,
+    step: &AdamWStep,
+) -> (Tensor<B, D>, Tensor<B, D>, Tensor<B, D>) {
+    let grad = if step.grad_scale == 1.0 { grad } else { grad.mul_scalar(step.grad_scale) };
+    let (factor_1, factor_2) = (1.0 - step.beta_1, 1.0 - step.beta_2);
+    let (m1, m2) = match moments {
+        Some((m1, m2)) => (
+            m1.mul_scalar(step.beta_1).add(grad.clone().mul_scalar(factor_1)),
+            m2.mul_scalar(step.beta_2).add(grad.powi_scalar(2).mul_scalar(factor_2)),
+        ),
+        None => (grad.clone().mul_scalar(factor_1), grad.powi_scalar(2).mul_scalar(factor_2)),
+    };
+    let [c1, c2] = step.bias_corrections();
+    let delta = m1.clone().div_scalar(c1).div(m2.clone().div_scalar(c2).sqrt().add_scalar(step.epsilon));
+    let decay = step.lr * step.weight_decay as f64;
+    let param = if decay == 0.0 { param } else { param.mul_scalar(1.0 - decay) };
+    (param - delta.mul_scalar(step.lr), m1, m2)
 }

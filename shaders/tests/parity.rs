@@ -8,7 +8,7 @@ use burn::backend::wgpu::WgpuDevice;
 use burn::backend::{NdArray, Wgpu};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
-use mlr_shaders::{attention, bias_gelu, cosine_top_k, layer_norm, linear, mean_pool};
+use mlr_shaders::{adamw, attention, bias_gelu, cosine_top_k, layer_norm, linear, mean_pool, AdamWStep};
 
 type G = Wgpu;
 type C = NdArray<f32>;
@@ -376,5 +376,46 @@ fn cpu_fast_paths_match_the_references() {
         let diff = max_diff(&run(true), &run(false));
         println!("cpu attention b={b} s={s} heads={heads} d={d}: max |fast - reference| {diff:.2e}");
         assert!(diff < 2e-5, "attention b={b} s={s} heads={heads} d={d}: {diff}");
+    }
+}
+
+/// The CPU AdamW pass against its reference: the same bits (the same operations in the same
+/// order), on the first step (no moments yet) and a later one, with and without weight decay and
+/// a clipping factor, lengths that leave a ragged last chunk, a rank-3 parameter, a parameter still
+/// shared after the call (it must be copied, not written into), and the reference on wgpu as a
+/// third opinion.
+#[test]
+fn adamw_on_the_cpu_is_the_reference_bit_for_bit() {
+    let c = burn::backend::ndarray::NdArrayDevice::Cpu;
+    for (n, time, decay, scale) in
+        [(1usize, 1usize, 0.0f32, 1.0f32), (7, 1, 0.01, 0.5), (16_385, 3, 0.01, 1.0), (40_001, 120, 0.1, 0.037)]
+    {
+        let step = AdamWStep {
+            lr: 3e-5 * time as f64,
+            beta_1: 0.9,
+            beta_2: 0.999,
+            epsilon: 1e-8,
+            weight_decay: decay,
+            time,
+            grad_scale: scale,
+        };
+        let (p, g) = (values(n, 31, 1.0), values(n, 32, 3.0));
+        let m1 = values(n, 33, 0.1);
+        let m2: Vec<f32> = values(n, 34, 0.1).iter().map(|v| v * v).collect();
+        let shape = [1, n, 1];
+        let moments = |d: &burn::tensor::Device<C>| (time > 1).then(|| (t::<C, 3>(&m1, shape, d), t::<C, 3>(&m2, shape, d)));
+        let param = t::<C, 3>(&p, shape, &c);
+        let (fp, f1, f2) = adamw::<C, 3>(param.clone(), t(&g, shape, &c), moments(&c), &step, true);
+        let (rp, r1, r2) = adamw::<C, 3>(t(&p, shape, &c), t(&g, shape, &c), moments(&c), &step, false);
+        assert_eq!(read(fp.clone()), read(rp), "parameter, n {n} t {time}");
+        assert_eq!(read(f1), read(r1), "moment 1, n {n} t {time}");
+        assert_eq!(read(f2), read(r2), "moment 2, n {n} t {time}");
+        assert_eq!(read(param), p, "adamw wrote into a shared parameter");
+        assert_ne!(read(fp.clone()), p, "the step changed nothing");
+        let gm = (time > 1).then(|| (t::<G, 3>(&m1, shape, &gpu()), t::<G, 3>(&m2, shape, &gpu())));
+        let (gp, ..) = adamw::<G, 3>(t(&p, shape, &gpu()), t(&g, shape, &gpu()), gm, &step, true);
+        let diff = max_diff(&read(fp), &read(gp));
+        println!("adamw n {n} t {time}: cpu = reference bit for bit; max |cpu - wgpu reference| {diff:.2e}");
+        assert!(diff < 1e-6, "adamw n {n} t {time} vs wgpu: {diff}");
     }
 }

@@ -22,6 +22,7 @@
 pub mod checkpoint;
 mod config;
 mod data;
+mod optim;
 pub mod export;
 pub mod loss;
 pub mod schedule;

@@ -6,8 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
-use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{AdamW, AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
+use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
 use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Bool, Int, Tensor, TensorData};
@@ -20,6 +19,7 @@ use mlr_model::{l2_normalize, masked_mean, AutodiffKernels, BertConfig, BertMode
 use mlr_tokenize::{Overflow, Role, TextTokenizer};
 
 use crate::checkpoint::{self, CheckpointState, EvalLog, RunState, StepLog};
+use crate::optim::{GradScale, KernelAdamW, Optim};
 use crate::data::TrainData;
 use crate::export::export_hf;
 use crate::loss::info_nce;
@@ -87,7 +87,6 @@ pub enum Outcome {
     },
 }
 
-type Optim<B> = OptimizerAdaptor<AdamW, BertModel<B>, B>;
 type Rec = BinFileRecorder<FullPrecisionSettings>;
 
 /// A training run on autodiff backend `B`, writing into a run directory.
@@ -97,6 +96,8 @@ pub struct Trainer<B: AutodiffKernels> {
     tokenizer: TextTokenizer,
     model: Option<BertModel<B>>,
     optim: Optim<B>,
+    /// The clipping factor of the next optimiser step, read by `optim`.
+    grad_scale: GradScale,
     sampler: MixedSampler,
     data: TrainData,
     state: RunState,
@@ -104,11 +105,12 @@ pub struct Trainer<B: AutodiffKernels> {
     device: B::Device,
 }
 
-fn optimizer<B: AutodiffBackend>(config: &TrainConfig) -> Optim<B> {
-    AdamWConfig::new()
-        .with_weight_decay(config.weight_decay as f32)
-        .with_epsilon(config.adam_epsilon as f32)
-        .init::<B, BertModel<B>>()
+/// AdamW with the run's weight decay and ε, on the kernels if `fused`, and the handle that sets
+/// its clipping factor.
+fn optimizer<B: AutodiffKernels>(config: &TrainConfig, fused: bool) -> (Optim<B>, GradScale) {
+    let adamw = KernelAdamW::new(config.weight_decay as f32, config.adam_epsilon as f32, fused);
+    let scale = adamw.scale.clone();
+    (adamw.init(), scale)
 }
 
 fn check_lengths(config: &TrainConfig, files: &ModelFiles) -> Result<(), TrainError> {
@@ -166,7 +168,7 @@ impl<B: AutodiffKernels> Trainer<B> {
             train_seconds: 0.0,
         };
         let tokenizer = TextTokenizer::from_bytes(&files.tokenizer_json)?;
-        let optim = optimizer::<B>(&config);
+        let (optim, grad_scale) = optimizer::<B>(&config, true);
         let path = out.join("config.json");
         std::fs::write(&path, serde_json::to_string_pretty(&config).expect("json") + "\n")
             .map_err(|e| TrainError::io(&path, e))?;
@@ -176,6 +178,7 @@ impl<B: AutodiffKernels> Trainer<B> {
             tokenizer,
             model: Some(model),
             optim,
+            grad_scale,
             sampler,
             data,
             state,
@@ -230,7 +233,8 @@ impl<B: AutodiffKernels> Trainer<B> {
         let model = freeze(model, config);
         let record = Recorder::<B>::load(&recorder, dir.join("optimizer"), device)
             .map_err(|e| bad(format!("optimizer.bin: {e}")))?;
-        let optim = optimizer::<B>(config).load_record(record);
+        let (optim, grad_scale) = optimizer::<B>(config, true);
+        let optim = optim.load_record(record);
         let mut sampler = sampler(config, &data)?;
         sampler.restore(saved.run.sampler.clone()).map_err(|m| bad(format!("{m} (was the training data changed?)")))?;
         let tokenizer = TextTokenizer::from_bytes(&files.tokenizer_json)?;
@@ -240,6 +244,7 @@ impl<B: AutodiffKernels> Trainer<B> {
             tokenizer,
             model: Some(model),
             optim,
+            grad_scale,
             sampler,
             data,
             state: saved.run,
@@ -251,8 +256,12 @@ impl<B: AutodiffKernels> Trainer<B> {
     /// Turns the encoder's fused kernels on or off (on by default): on the CPU backend, training
     /// then runs the kernels' own backward passes; off (`--no-kernels`), burn's autodiff of the
     /// plain-burn references. Not part of the config: both give the same run to float rounding.
+    /// The optimiser's update follows: one fused pass per parameter on the CPU, or burn's ops.
     pub fn with_kernels(mut self, on: bool) -> Self {
         self.model = self.model.take().map(|m| m.with_kernels(on));
+        let (optim, grad_scale) = optimizer::<B>(&self.config, on);
+        self.optim = optim.load_record(self.optim.to_record());
+        self.grad_scale = grad_scale;
         self
     }
 
@@ -354,7 +363,7 @@ impl<B: AutodiffKernels> Trainer<B> {
         let step = self.state.step;
         let batch = self.sampler.next_batch();
         let model = self.model.take().expect("model present between steps");
-        let (value, mut grads, masked) = match self.batch_gradients(&model, &batch) {
+        let (value, grads, masked) = match self.batch_gradients(&model, &batch) {
             Ok((value, ..)) if !value.is_finite() => {
                 self.model = Some(model);
                 return Err(TrainError::Diverged { step: step + 1, what: format!("the loss is {value}") });
@@ -365,7 +374,7 @@ impl<B: AutodiffKernels> Trainer<B> {
                 return Err(e);
             }
         };
-        let grad_norm = match clip_global_norm(&model, &mut grads, self.config.grad_clip) {
+        let grad_norm = match global_norm(&model, &grads) {
             Ok(n) if n.is_finite() => n,
             Ok(n) => {
                 self.model = Some(model);
@@ -377,6 +386,7 @@ impl<B: AutodiffKernels> Trainer<B> {
             }
         };
         let lr = learning_rate(self.config.lr, step, self.config.warmup_steps, self.config.steps);
+        self.grad_scale.set(clip_factor(grad_norm, self.config.grad_clip));
         self.model = Some(self.optim.step(lr, model, grads));
         let seconds = start.elapsed().as_secs_f64();
         self.state.step += 1;
@@ -758,37 +768,25 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for SquaredNorm<'_, B> {
     }
 }
 
-/// Multiplies every gradient by `factor`.
-struct ScaleGrads<'a> {
-    grads: &'a mut GradientsParams,
-    factor: f64,
-}
-
-impl<B: AutodiffBackend> ModuleVisitor<B> for ScaleGrads<'_> {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-        if let Some(g) = self.grads.remove::<B::InnerBackend, D>(param.id) {
-            self.grads.register(param.id, g.mul_scalar(self.factor));
-        }
-    }
-}
-
-/// Clips the global L2 norm of all gradients to `max_norm` (PyTorch's `clip_grad_norm_`:
-/// factor `max_norm / (norm + 1e-6)` when the norm exceeds `max_norm`). Returns the norm before
-/// clipping. `max_norm` 0 only measures.
-fn clip_global_norm<B: AutodiffBackend>(
-    model: &BertModel<B>,
-    grads: &mut GradientsParams,
-    max_norm: f64,
-) -> Result<f32, TrainError> {
+/// The global L2 norm of all gradients.
+fn global_norm<B: AutodiffBackend>(model: &BertModel<B>, grads: &GradientsParams) -> Result<f32, TrainError> {
     let mut visitor = SquaredNorm::<B> { grads, total: None };
     model.visit(&mut visitor);
-    let Some(total) = visitor.total else { return Ok(0.0) };
-    let norm = scalar(total.sqrt())?;
-    if max_norm > 0.0 && (norm as f64) > max_norm {
-        let mut scale = ScaleGrads { grads, factor: max_norm / (norm as f64 + 1e-6) };
-        Module::<B>::visit(model, &mut scale);
+    match visitor.total {
+        Some(total) => scalar(total.sqrt()),
+        None => Ok(0.0),
     }
-    Ok(norm)
+}
+
+/// The factor that clips a gradient of global norm `norm` to `max_norm` (PyTorch's
+/// `clip_grad_norm_`: `max_norm / (norm + 1e-6)` when the norm exceeds `max_norm`, else 1;
+/// `max_norm` 0 never clips). The optimiser applies it to every gradient in its update.
+fn clip_factor(norm: f32, max_norm: f64) -> f32 {
+    if max_norm > 0.0 && (norm as f64) > max_norm {
+        (max_norm / (norm as f64 + 1e-6)) as f32
+    } else {
+        1.0
+    }
 }
 
 /// The LAReQA report of `set` given candidate and query vectors (row-major, `dim` wide).
