@@ -12,7 +12,8 @@
 #      in headless Chromium with the full default model: a mixed-language search compared with
 #      `mlr search`, the language-bias view, the evaluator against `mlr eval --vectors`, the
 #      in-browser encoder against the precomputed vectors, on the wasm CPU backend and on WebGPU
-#      (the software adapter, one short query).
+#      (the software adapter, one short query); no Content-Security-Policy violation on the page or
+#      in the worker, under the header and, as a static host serves dist/, the meta tag alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

@@ -5,7 +5,13 @@
 //! language-bias view shows the same ranks; the browser evaluator gives `mlr eval --vectors`'s
 //! numbers on the same subset; the in-browser encoder reproduces the precomputed vectors; a reload
 //! comes from the Cache API. Then the same page on WebGPU (the software adapter, one short query)
-//! ranks like native.
+//! ranks like native. Last, the page as a static host serves it (no header, trunk's nonce
+//! placeholder left in): the meta policy that scripts/csp_meta.py put into dist/index.html alone.
+//!
+//! Content-Security-Policy violations, on the page and in the encoder worker, are collected from
+//! before the page's first script on (a `securitypolicyviolation` listener installed through the
+//! DevTools protocol) and must be none after every step; a deliberate violation on the page and in
+//! the worker shows that the listeners hear them and which policies are in force.
 //!
 //! Needs `trunk build` output, the `mlr` binary and ChromeDriver, so it is `#[ignore]`d in a plain
 //! `cargo test`; `scripts/test.sh` builds the page and runs it with `--ignored`.
@@ -15,6 +21,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -34,33 +42,81 @@ fn content_type(path: &Path) -> &'static str {
     }
 }
 
-/// The page's Content-Security-Policy, read from Trunk.toml's `[serve] csp` (what `trunk serve`
-/// sends), with `{{NONCE}}` left in.
-fn page_csp(repo: &Path) -> String {
+/// The directives of the page's Content-Security-Policy, read from Trunk.toml's `[serve] csp` (what
+/// `trunk serve` sends), with `{{NONCE}}` left in.
+fn csp_directives(repo: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(repo.join("Trunk.toml")).unwrap();
     let config: toml::Value = text.parse().unwrap();
     let parts = config["serve"]["csp"].as_array().expect("Trunk.toml has [serve] csp");
-    parts.iter().map(|p| p.as_str().unwrap()).collect::<Vec<_>>().join("; ")
+    parts.iter().map(|p| p.as_str().unwrap().to_string()).collect()
+}
+
+/// dist/index.html carries the policy as a meta tag (scripts/csp_meta.py, a trunk post_build hook),
+/// so that a static host keeps it: before any script, link or style, with Trunk.toml's directives
+/// except `frame-ancestors` (ignored in a meta policy), and a `'sha256-…'` hash per inline script in
+/// place of the nonce. That the hashes are right, the browser checks below (the loader runs, no
+/// violation, also with the meta policy alone). Returns the number of hashes.
+fn check_meta_csp(html: &str, directives: &[String]) -> usize {
+    let tag = "<meta http-equiv=\"Content-Security-Policy\" content=\"";
+    let at =
+        html.find(tag).expect("dist/index.html has no Content-Security-Policy meta tag: did scripts/csp_meta.py run?");
+    let content = &html[at + tag.len()..];
+    let content = &content[..content.find('"').unwrap()];
+    for first in ["<script", "<link", "<style"] {
+        assert!(
+            html.find(first).is_none_or(|p| p > at),
+            "the meta policy comes before every {first} (it governs only what follows it)"
+        );
+    }
+    let inline_scripts = html.split("<script").skip(1).filter(|s| !s[..s.find('>').unwrap()].contains(" src=")).count();
+    let meta: Vec<Vec<&str>> = content.split(';').map(|d| d.split_whitespace().collect()).collect();
+    let mut expected = Vec::new();
+    for d in directives {
+        let tokens: Vec<&str> = d.split_whitespace().collect();
+        if tokens[0] == "frame-ancestors" {
+            continue;
+        }
+        expected.push(tokens);
+    }
+    assert_eq!(meta.len(), expected.len(), "the meta policy {content:?} vs Trunk.toml's directives {directives:?}");
+    let mut hashes = 0;
+    for (m, t) in meta.iter().zip(&expected) {
+        let kept: Vec<&str> = m.iter().copied().filter(|s| !s.starts_with("'sha256-")).collect();
+        let wanted: Vec<&str> = t.iter().copied().filter(|s| *s != "'nonce-{{NONCE}}'").collect();
+        assert_eq!(kept, wanted, "meta directive {m:?} vs Trunk.toml's {t:?}");
+        let n = m.len() - kept.len();
+        if t.contains(&"'nonce-{{NONCE}}'") && t[0] == "script-src" {
+            assert_eq!(n, inline_scripts, "a hash per inline script in {m:?}");
+            assert!(m.iter().filter(|s| s.starts_with("'sha256-")).all(|s| s.len() == 53), "sha256 hashes: {m:?}");
+            hashes += n;
+        } else {
+            assert_eq!(n, 0, "no hashes in {m:?}");
+        }
+    }
+    assert!(hashes > 0, "trunk's loader is an inline script: its hash is in the meta policy");
+    hashes
 }
 
 /// A static file server for `root` on a free loopback port; one thread per connection. HTML gets
 /// the page's CSP header with a fresh nonce put in place of trunk's placeholder, as `trunk serve`
-/// does.
-fn serve(root: PathBuf, csp: String) -> u16 {
+/// does; while `plain` is set, HTML goes out as it is in dist/, as a static host serves it (no
+/// header, the placeholder left in).
+fn serve(root: PathBuf, csp: String, plain: Arc<AtomicBool>) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
         for (n, stream) in listener.incoming().flatten().enumerate() {
             let (root, csp) = (root.clone(), csp.clone());
+            let csp = if plain.load(Ordering::SeqCst) { None } else { Some(csp) };
             std::thread::spawn(move || {
-                let _ = handle(stream, &root, &csp, n);
+                let _ = handle(stream, &root, csp.as_deref(), n);
             });
         }
     });
     port
 }
 
-fn handle(mut stream: TcpStream, root: &Path, csp: &str, n: usize) -> std::io::Result<()> {
+fn handle(mut stream: TcpStream, root: &Path, csp: Option<&str>, n: usize) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut request_line = String::new();
     reader.read_line(&mut request_line)?;
@@ -76,7 +132,7 @@ fn handle(mut stream: TcpStream, root: &Path, csp: &str, n: usize) -> std::io::R
     if rel.split('/').any(|p| p == "..") || !file.is_file() {
         return stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     }
-    if rel.ends_with(".html") {
+    if let Some(csp) = csp.filter(|_| rel.ends_with(".html")) {
         let nonce = format!("e2e{n}x{}", std::process::id());
         let body = std::fs::read_to_string(&file)?.replace("{{__TRUNK NONCE__}}", &nonce);
         write!(
@@ -205,13 +261,23 @@ impl Driver {
     }
 
     /// Runs `js` (which returns a value or null) every 250 ms until it returns non-null; fails on a
-    /// page error or after `limit`.
+    /// page error, a Content-Security-Policy violation (a blocked loader never gets ready: say why
+    /// at once) or after `limit`.
     fn wait_for(&self, what: &str, js: &str, limit: Duration) -> Value {
         let started = Instant::now();
         loop {
             let error = self.script("return document.querySelector('#error')?.textContent ?? null;");
             if let Some(e) = error.as_str() {
                 panic!("while waiting for {what}, the page reports an error: {e}");
+            }
+            let violations = self.script("const v = window.__mlrCsp?.violations; return v?.length ? v : null;");
+            if let Some(list) = violations.as_array() {
+                let list: Vec<String> = list.iter().map(describe_violation).collect();
+                panic!(
+                    "while waiting for {what}: {} Content-Security-Policy violation(s):\n{}",
+                    list.len(),
+                    list.join("\n")
+                );
             }
             let v = self.script(js);
             if !v.is_null() {
@@ -230,6 +296,152 @@ impl Driver {
         std::fs::write(path, bytes).unwrap();
         println!("e2e: screenshot written to {}", path.display());
     }
+}
+
+/// Collects Content-Security-Policy violations into `window.__mlrCsp.violations`. Installed with
+/// `Page.addScriptToEvaluateOnNewDocument`, so it runs in every new document before the page's own
+/// scripts. The encoder worker is a classic worker that gloo-worker starts from a blob:
+/// `importScripts("…/worker.js");wasm_bindgen(…)`; the watch prepends a listener to that blob's
+/// text (by wrapping `Blob`, nothing else changes), which sends the worker's violations to the
+/// page over a BroadcastChannel and says that it is there (`workers`). `probe(url)` makes every
+/// hooked worker fetch `url`, for a deliberate violation.
+const CSP_WATCH: &str = r#"(() => {
+  const fields = (where, e) => ({ where, blockedURI: e.blockedURI, violatedDirective: e.violatedDirective,
+    effectiveDirective: e.effectiveDirective, sourceFile: e.sourceFile, lineNumber: e.lineNumber,
+    columnNumber: e.columnNumber, sample: e.sample, disposition: e.disposition, originalPolicy: e.originalPolicy });
+  const watch = { violations: [], workers: 0, probe: () => {} };
+  window.__mlrCsp = watch;
+  document.addEventListener('securitypolicyviolation', e => watch.violations.push(fields('page', e)));
+  let channel;
+  try { channel = new BroadcastChannel('mlr-e2e-csp'); } catch (_) { return; }
+  channel.onmessage = m => {
+    if (m.data && m.data.hooked) watch.workers += 1;
+    if (m.data && m.data.violation) watch.violations.push(m.data.violation);
+  };
+  watch.probe = url => channel.postMessage({ probe: url });
+  const prelude = `(() => {
+    const fields = ${fields.toString()};
+    const c = new BroadcastChannel('mlr-e2e-csp');
+    self.addEventListener('securitypolicyviolation', e => c.postMessage({ violation: fields('worker', e) }));
+    c.onmessage = m => { if (m.data && m.data.probe) fetch(m.data.probe).catch(() => {}); };
+    c.postMessage({ hooked: true });
+  })();
+`;
+  const NativeBlob = window.Blob;
+  window.Blob = new Proxy(NativeBlob, {
+    construct(target, args, newTarget) {
+      const [parts, options] = args;
+      if (Array.isArray(parts) && typeof parts[0] === 'string' && parts[0].startsWith('importScripts(')
+          && /javascript/.test((options && options.type) || '')) {
+        args = [[prelude, ...parts], options];
+      }
+      return Reflect.construct(target, args, newTarget);
+    },
+  });
+})();"#;
+
+impl Driver {
+    /// Runs `js` in every document opened from now on, before the document's own scripts
+    /// (ChromeDriver's pass-through to the DevTools protocol).
+    fn on_new_document(&self, js: &str) {
+        let v = self.cmd(
+            "POST",
+            "goog/cdp/execute",
+            Some(json!({"cmd": "Page.addScriptToEvaluateOnNewDocument", "params": {"source": js}})),
+        );
+        assert!(v["identifier"].is_string(), "Page.addScriptToEvaluateOnNewDocument: {v}");
+    }
+
+    /// The violations collected so far (see [`CSP_WATCH`]); the list is emptied.
+    fn take_csp_violations(&self, step: &str) -> Vec<Value> {
+        let v = self.script(
+            "const w = window.__mlrCsp; if (!w) return null; const v = w.violations; w.violations = []; return v;",
+        );
+        v.as_array().cloned().unwrap_or_else(|| panic!("{step}: the CSP watch is not in the page ({v})"))
+    }
+
+    /// No Content-Security-Policy violation since the page was opened (or the last check).
+    fn assert_no_csp_violations(&self, step: &str) {
+        let violations = self.take_csp_violations(step);
+        if !violations.is_empty() {
+            let list: Vec<String> = violations.iter().map(describe_violation).collect();
+            panic!("{step}: {} Content-Security-Policy violation(s):\n{}", violations.len(), list.join("\n"));
+        }
+        println!("e2e: {step}: no CSP violation");
+    }
+
+    /// The watch hears violations, on the page and in the worker, once per policy in force: a
+    /// cross-origin image on the page (img-src) and a cross-origin fetch in the worker (connect-src)
+    /// are refused by each of `policies` (the header's, by its nonce, and/or the meta tag's, by its
+    /// hashes), and nothing else is collected.
+    fn probe_csp_watch(&self, step: &str, policies: &[&str]) {
+        self.assert_no_csp_violations(step);
+        let workers = self.script("return window.__mlrCsp.workers;");
+        assert!(workers.as_u64() >= Some(1), "{step}: the CSP listener is in no worker ({workers})");
+        const PROBE: &str = "http://csp-probe.invalid/";
+        self.script(&format!(
+            "const i = document.createElement('img'); i.alt = ''; i.hidden = true; i.src = '{PROBE}page.png'; \
+             document.body.append(i); i.remove(); window.__mlrCsp.probe('{PROBE}worker'); return null;"
+        ));
+        let expected: Vec<(&str, &str, String, &str)> = policies
+            .iter()
+            .flat_map(|&p| {
+                [
+                    ("page", "img-src", format!("{PROBE}page.png"), p),
+                    ("worker", "connect-src", format!("{PROBE}worker"), p),
+                ]
+            })
+            .collect();
+        let count = |seen: &[Value], (place, directive, url, policy): &(&str, &str, String, &str)| {
+            seen.iter()
+                .filter(|v| {
+                    v["where"] == *place
+                        && v["effectiveDirective"] == *directive
+                        && v["blockedURI"] == url.as_str()
+                        && v["originalPolicy"].as_str().is_some_and(|p| p.contains(policy))
+                })
+                .count()
+        };
+        let started = Instant::now();
+        let mut seen = Vec::new();
+        while !expected.iter().all(|e| count(&seen, e) > 0) && started.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(100));
+            seen.extend(self.take_csp_violations(step));
+        }
+        // Anything late (a second report of one violation) is collected too.
+        std::thread::sleep(Duration::from_millis(500));
+        seen.extend(self.take_csp_violations(step));
+        let list = seen.iter().map(describe_violation).collect::<Vec<_>>().join("\n");
+        for e in &expected {
+            let (place, directive, _, policy) = e;
+            assert_eq!(
+                count(&seen, e),
+                1,
+                "{step}: the deliberate {directive} violation in the {place}, once from the policy with {policy}:\n{list}"
+            );
+        }
+        assert_eq!(seen.len(), expected.len(), "{step}: nothing but the deliberate violations:\n{list}");
+        println!(
+            "e2e: {step}: the CSP listeners hear the page and the worker; policies in force: {}",
+            policies.join(" + ")
+        );
+    }
+}
+
+fn describe_violation(v: &Value) -> String {
+    format!(
+        "  in the {}: {} (effective {}) blocked {} at {}:{}:{}, sample {}, {} policy {}",
+        v["where"].as_str().unwrap_or("?"),
+        v["violatedDirective"],
+        v["effectiveDirective"],
+        v["blockedURI"],
+        v["sourceFile"],
+        v["lineNumber"],
+        v["columnNumber"],
+        v["sample"],
+        v["disposition"],
+        v["originalPolicy"]
+    )
 }
 
 /// Waits until the model is ready on a backend whose label starts with `prefix`; returns (backend
@@ -333,8 +545,14 @@ fn demo_page_end_to_end() {
         .chain([&manifest["dataset"]["split"]])
         .map(|f| f["bytes"].as_u64().unwrap())
         .sum();
-    let port = serve(dist.clone(), page_csp(&repo));
+    let directives = csp_directives(&repo);
+    let html = std::fs::read_to_string(dist.join("index.html")).unwrap();
+    let hashes = check_meta_csp(&html, &directives);
+    println!("e2e: dist/index.html has the meta CSP: Trunk.toml's directives but frame-ancestors, {hashes} inline script hash(es)");
+    let plain = Arc::new(AtomicBool::new(false));
+    let port = serve(dist.clone(), directives.join("; "), plain.clone());
     let driver = Driver::start();
+    driver.on_new_document(CSP_WATCH);
     let page = format!("http://127.0.0.1:{port}/");
     let dist_s = dist.display().to_string();
     // Measurements, written to $MLR_E2E_REPORT (JSON) when set.
@@ -362,6 +580,8 @@ fn demo_page_end_to_end() {
     driver.screenshot(&shot);
     let url = driver.script("return location.search;");
     assert!(url.as_str().unwrap().contains("q="), "the query is in the URL: {url}");
+    // Served as `trunk serve` does: the header's policy (nonce) and the meta tag's (hashes).
+    driver.probe_csp_watch("cold start and a search", &["'nonce-", "'sha256-"]);
 
     // 2. The language-bias view of that query.
     driver.click("#bias-tab");
@@ -382,6 +602,7 @@ fn demo_page_end_to_end() {
     );
     let shot = env_path("MLR_SCREENSHOT", || std::env::temp_dir().join("mlr-demo.png"));
     driver.screenshot(&shot.with_file_name(format!("{}-bias.png", shot.file_stem().unwrap().to_string_lossy())));
+    driver.assert_no_csp_violations("the language-bias view");
 
     // A dataset question: with several models shipped (`mlr train` exports), one view per model.
     let models = manifest["models"].as_array().unwrap().len();
@@ -399,6 +620,7 @@ fn demo_page_end_to_end() {
         assert_eq!(views.as_u64(), Some(models as u64), "a dataset question is shown under every model");
         driver.screenshot(&shot.with_file_name(format!("{}-models.png", shot.file_stem().unwrap().to_string_lossy())));
         println!("e2e: the dataset question {question:?}: bias views side by side for {models} models");
+        driver.assert_no_csp_violations("bias views of several models");
     }
 
     // 3. The evaluator in the worker vs `mlr eval --vectors` on the same subset.
@@ -452,6 +674,7 @@ fn demo_page_end_to_end() {
     assert!(diff < 1e-9, "browser evaluator differs from mlr eval by {diff}");
     measured.insert("evaluator_max_abs_diff".into(), json!(diff));
     measured.insert("evaluator_queries".into(), browser["n_queries"].clone());
+    driver.assert_no_csp_violations("the evaluator");
 
     // 4. The in-browser encoder reproduces the precomputed (native) vectors.
     driver.click("#check-tab");
@@ -465,6 +688,7 @@ fn demo_page_end_to_end() {
     println!("e2e: 22 corpus sentences re-embedded in the browser: min cosine {min_cos} to the precomputed vectors");
     measured.insert("reembed_min_cosine".into(), min_cos.clone());
     assert!(min_cos.as_f64().unwrap() > 0.9995, "in-browser vectors vs precomputed: {min_cos}");
+    driver.assert_no_csp_violations("re-embedding");
 
     // 5. A reload loads from the Cache API; a search from the URL runs by itself.
     let shared = format!("{page}?q={}&k=5", "Warsaw%20university%20founded");
@@ -487,6 +711,7 @@ fn demo_page_end_to_end() {
         serde_json::from_str(&mlr(&["search", "--demo", &dist_s, "--json", "-k", "5", "Warsaw university founded"]))
             .unwrap();
     check_ranking("query from the URL", &hits, &native);
+    driver.assert_no_csp_violations("the reload and the search from the URL");
 
     // Empty and 10,000-character queries.
     driver.type_into("#query", "   ");
@@ -507,6 +732,7 @@ fn demo_page_end_to_end() {
     let truncated = driver.script("return document.querySelector('#truncated')?.textContent ?? null;");
     println!("e2e: a {}-character query: {} results in {t:.1} s; {truncated}", long.len(), hits.len());
     assert!(!hits.is_empty() && truncated.is_string(), "the long query is cut to 512 tokens and says so");
+    driver.assert_no_csp_violations("empty and long queries");
 
     // A phone-sized window: one column, nothing wider than the screen.
     driver.click("#search-tab");
@@ -526,6 +752,7 @@ fn demo_page_end_to_end() {
     let phone = env_path("MLR_SCREENSHOT", || std::env::temp_dir().join("mlr-demo.png"));
     driver.screenshot(&phone.with_file_name(format!("{}-phone.png", phone.file_stem().unwrap().to_string_lossy())));
     driver.cmd("POST", "window/rect", Some(json!({"width": 1280, "height": 1500})));
+    driver.assert_no_csp_violations("the phone-sized window");
 
     // 6. WebGPU: the software adapter, one short query.
     driver.click("#software-gpu");
@@ -541,6 +768,20 @@ fn demo_page_end_to_end() {
     measured.insert("gpu_ready_s".into(), json!(gpu_load));
     measured.insert("gpu_search_s".into(), json!(t));
     check_ranking(&format!("one-word query on {backend}"), &hits, &native);
+    driver.assert_no_csp_violations("WebGPU");
+
+    // 7. As a static host serves dist/: no header, trunk's nonce placeholder left in. The meta tag's
+    // policy alone governs the page; the loader runs by its hash, the worker inherits the policy.
+    plain.store(true, Ordering::SeqCst);
+    driver.cmd("POST", "url", Some(json!({"url": page})));
+    let (backend, ready) = wait_ready(&driver, "CPU", Duration::from_secs(900));
+    let nonce = driver.script("return document.querySelector('script[nonce]')?.getAttribute('nonce') ?? null;");
+    assert_eq!(nonce.as_str(), Some("{{__TRUNK NONCE__}}"), "the page as in dist/, the nonce placeholder left in");
+    println!("e2e: static host (no CSP header, nonce attribute {nonce}): model ready in {ready:.1} s on {backend:?}");
+    let (hits, _) = search(&driver, "Warsaw");
+    assert!(!hits.is_empty(), "a search under the meta policy alone");
+    driver.probe_csp_watch("static host (meta policy only)", &["'sha256-"]);
+    plain.store(false, Ordering::SeqCst);
     measured.insert("model".into(), json!(model));
     measured.insert("candidates".into(), manifest["dataset"]["n_candidates"].clone());
     if let Some(path) = std::env::var_os("MLR_E2E_REPORT") {
