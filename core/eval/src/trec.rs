@@ -252,25 +252,28 @@ fn evaluate_query(
     if let Some(m) = o.max_docs {
         ranking.truncate(m);
     }
-    // Relevance per rank; unjudged and negative judgements are neither relevant nor a gain.
-    let rels: Vec<i64> = ranking.iter().map(|(d, _)| judged.get(*d).copied().unwrap_or(-1).max(-1)).collect();
+    // The judgement of each retrieved document (None: unjudged). Relevant means judged at the
+    // relevance level or above, the rule `num_rel` counts by, at any level: unjudged documents are
+    // never relevant (a level of -1 or below once made them so, and map exceeded 1).
+    let judgements: Vec<Option<i64>> = ranking.iter().map(|(d, _)| judged.get(*d).copied()).collect();
     let level = o.relevance_level;
+    let rels: Vec<bool> = judgements.iter().map(|r| r.is_some_and(|r| r >= level)).collect();
     let num_rel = judged.values().filter(|&&r| r >= level).count();
     let mut v = BTreeMap::new();
     v.insert("num_ret".to_string(), ranking.len() as f64);
     v.insert("num_rel".to_string(), num_rel as f64);
-    let relevant_before = |k: usize| rels.iter().take(k).filter(|&&r| r >= level).count();
+    let relevant_before = |k: usize| rels.iter().take(k).filter(|&&r| r).count();
     v.insert("num_rel_ret".to_string(), relevant_before(rels.len()) as f64);
     let mut found = 0usize;
     let mut sum = 0.0;
     for (i, &r) in rels.iter().enumerate() {
-        if r >= level {
+        if r {
             found += 1;
             sum += found as f64 / (i + 1) as f64;
         }
     }
     v.insert("map".into(), if num_rel > 0 && found > 0 { sum / num_rel as f64 } else { 0.0 });
-    let first = rels.iter().position(|&r| r >= level);
+    let first = rels.iter().position(|&r| r);
     v.insert("recip_rank".into(), first.map_or(0.0, |i| 1.0 / (i + 1) as f64));
     for &k in &o.mrr_at {
         v.insert(format!("recip_rank_{k}"), first.filter(|&i| i < k).map_or(0.0, |i| 1.0 / (i + 1) as f64));
@@ -287,7 +290,8 @@ fn evaluate_query(
         let dcg = |gains: &mut dyn Iterator<Item = i64>| -> f64 {
             gains.take(k).enumerate().filter(|&(_, g)| g > 0).map(|(i, g)| g as f64 / ((i + 2) as f64).log2()).sum()
         };
-        let actual = dcg(&mut rels.iter().copied());
+        // Unjudged and negative judgements are no gain.
+        let actual = dcg(&mut judgements.iter().map(|r| r.unwrap_or(0)));
         let best = dcg(&mut ideal.iter().copied());
         v.insert(format!("ndcg_cut_{k}"), if best > 0.0 { actual / best } else { 0.0 });
     }
@@ -439,6 +443,23 @@ mod tests {
         // -0 ties with 0.
         let run = Run::parse("q Q0 a 1 -0.0 t\nq Q0 b 2 0 t\n", "run").unwrap();
         close(evaluate(&qrels, &run, &TrecOptions::default()).unwrap().mean.values["recip_rank"], 0.5);
+    }
+
+    #[test]
+    fn a_negative_relevance_level_never_makes_unjudged_documents_relevant() {
+        // Found by tests/fuzz.rs: at level -1, unjudged d was relevant in the ranking but not in
+        // num_rel, and map came out as 2.
+        let qrels = Qrels::parse("q 0 a 2\n", "qrels").unwrap();
+        let run = Run::parse("q Q0 d 1 2 t\nq Q0 a 2 1 t\n", "run").unwrap();
+        let r = evaluate(&qrels, &run, &TrecOptions { relevance_level: -1, ..Default::default() }).unwrap();
+        close(r.mean.values["map"], 0.5);
+        close(r.mean.values["recip_rank"], 0.5);
+        close(r.mean.values["num_rel_ret"], 1.0);
+        // A judged negative value is a judgement: relevant at a level at or below it.
+        let qrels = Qrels::parse("q 0 a 2\nq 0 d -3\n", "qrels").unwrap();
+        let r = evaluate(&qrels, &run, &TrecOptions { relevance_level: -3, ..Default::default() }).unwrap();
+        close(r.mean.values["map"], 1.0);
+        close(r.mean.values["num_rel"], 2.0);
     }
 
     #[test]
