@@ -125,6 +125,17 @@ impl Manifest {
                     model.files.len()
                 )));
             }
+            // The page shows these numbers as they are: one outside its range (a damaged or edited
+            // manifest) is refused, as the evaluator refuses to print one.
+            if let Err(e) = mlr_eval::lareqa::check_ranges(&model.report) {
+                let why = match e {
+                    mlr_eval::EvalError::OutOfRange { measure, value, range } => {
+                        format!("{measure} = {value} lies outside {range}")
+                    }
+                    other => other.to_string(),
+                };
+                return Err(DemoError::Manifest(format!("model {}: report: {why}", model.name)));
+            }
         }
         Ok(m)
     }
@@ -162,5 +173,28 @@ mod tests {
             "models": [], "command": ""});
         let err = Manifest::from_json(m.to_string().as_bytes()).unwrap_err().to_string();
         assert!(err.contains("version 99"), "{err}");
+    }
+
+    #[test]
+    fn a_report_number_out_of_its_range_is_refused() {
+        // Found by tests/fuzz.rs: a manifest whose report said mAP 4096 loaded, and the page
+        // would have shown it.
+        let manifest = |map: f64| {
+            let file = serde_json::json!({"path": "f", "bytes": 0, "sha256": ""});
+            let report = serde_json::json!({"langs": ["en"], "n_queries": 1, "n_candidates": 2,
+                "mono": {"map": map, "recall": {"1": 1.0}, "n": 1}, "cross": null, "multi": null,
+                "rank_distance": null, "rank_correlation": null, "per_lang": [], "pairs": [],
+                "correlation_pairs": [],
+                "options": {"recall_at": [1], "preference_at": 10, "rank_correlation": false, "threads": 1}});
+            serde_json::json!({"version": 1, "command": "",
+                "dataset": {"name": "x", "langs": [], "files": [], "split": file, "n_candidates": 2,
+                    "n_questions": 1, "licence": ""},
+                "models": [{"name": "m", "label": "", "files": [file, file, file], "dtype": "f16",
+                    "vectors": file, "dim": 4, "report": report, "report_split": "all"}]})
+            .to_string()
+        };
+        assert!(Manifest::from_json(manifest(0.5).as_bytes()).is_ok());
+        let err = Manifest::from_json(manifest(4096.0).as_bytes()).unwrap_err().to_string();
+        assert_eq!(err, "manifest.json: model m: report: Mo. mAP = 4096 lies outside [0, 1]");
     }
 }

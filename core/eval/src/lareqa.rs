@@ -252,9 +252,11 @@ fn check(input: &LareqaInput) -> Result<(), EvalError> {
     check_scorable(input.queries, input.candidates, input.dim)
 }
 
-/// Refuses a report with a value no correct evaluation gives (a guard: [`check`] makes every
-/// score finite, so this failing is a bug in this module, never a number shown to anyone).
-fn check_ranges(report: &LareqaReport) -> Result<(), EvalError> {
+/// Refuses a report with a value no correct evaluation gives. [`evaluate`] runs it as a guard
+/// ([`check`] makes every score finite, so its failing there is a bug in this module, never a
+/// number shown to anyone); readers of stored reports run it too (the demo's `manifest.json`,
+/// whose reports the page shows).
+pub fn check_ranges(report: &LareqaReport) -> Result<(), EvalError> {
     fn within(
         measure: &dyn Fn() -> String,
         value: f64,
