@@ -402,6 +402,8 @@ thread_local! {
     /// The running case, for the message before an abort: a `Watch<T>` and the function that
     /// prints it.
     static WATCH: Cell<Option<(*const (), unsafe fn(*const (), usize))>> = const { Cell::new(None) };
+    /// Where the last panic of a case happened.
+    static PANICKED_AT: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
 
 struct Watch<'a, T> {
@@ -476,6 +478,23 @@ unsafe impl GlobalAlloc for LimitedAlloc {
     }
 }
 
+/// Silences the panic messages of fuzz cases (their panics become failures, reported once with
+/// the minimal input after shrinking); panics elsewhere print as usual.
+fn quiet_panics() {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if WATCH.try_with(|w| w.get().is_none()).unwrap_or(true) {
+                default(info);
+            } else {
+                let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+                let _ = PANICKED_AT.try_with(|p| p.replace(at));
+            }
+        }));
+    });
+}
+
 /// Runs `target` on [`cases`] inputs drawn from `strategy`. `property` parses the input and
 /// returns `Ok(true)` if the parser accepted it (its invariants checked), `Ok(false)` if it gave an
 /// error, `Err(why)` when an accepted input breaks an invariant; that, a panic or an allocation
@@ -487,6 +506,7 @@ where
     S: Strategy,
     S::Value: Debug,
 {
+    quiet_panics();
     let cases = cases();
     let seed = seed(target);
     let config = Config { cases, failure_persistence: None, max_shrink_iters: 2048, ..Config::default() };
@@ -517,7 +537,8 @@ where
                     .cloned()
                     .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                     .unwrap_or_else(|| "a panic".into());
-                failed(format!("panicked: {message}"))
+                let at = PANICKED_AT.with(|p| p.take());
+                failed(format!("panicked{at}: {message}"))
             }
             Ok(Err(why)) => failed(why),
             Ok(Ok(_)) if peak > SOFT_LIMIT => failed(format!("one allocation of {peak} bytes (limit {SOFT_LIMIT})")),
