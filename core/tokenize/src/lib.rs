@@ -20,6 +20,8 @@
 //! ```
 #![deny(missing_docs)]
 
+mod guard;
+
 use tokenizers::Tokenizer;
 
 /// Why tokenisation failed.
@@ -147,14 +149,20 @@ impl TextTokenizer {
     /// Parses a `tokenizer.json`. Its own `truncation` and `padding` settings are switched off:
     /// mlr truncates, windows and pads itself (to `max_tokens`, with mask 0 on padding), and a
     /// file's settings would otherwise override `--max-tokens` and `--windows` and give padding
-    /// mask 1.
+    /// mask 1. What the `tokenizers` crate would panic on instead of refusing (malformed JSON
+    /// inside `decoder`, a damaged SentencePiece charsmap) is checked first and refused.
     pub fn from_bytes(json: &[u8]) -> Result<Self, TokenizeError> {
+        guard::check_json(json).map_err(TokenizeError::Load)?;
         let mut inner = Tokenizer::from_bytes(json).map_err(|e| TokenizeError::Load(e.to_string()))?;
         inner.with_truncation(None).map_err(|e| TokenizeError::Load(e.to_string()))?;
         inner.with_padding(None);
         let pad_id = ["<pad>", "[PAD]"].iter().find_map(|t| inner.token_to_id(t)).unwrap_or(0);
         let id_bound = inner.get_vocab(true).values().map(|&id| id as usize + 1).max().unwrap_or(0);
-        Ok(Self { inner, pad_id, id_bound: id_bound.max(pad_id as usize + 1) })
+        // The special tokens the post-processor adds around every text may have ids of their own,
+        // outside the vocabulary (found by tests/fuzz.rs: `"ids": [4096]` under a 16-piece vocabulary).
+        let specials = inner.encode("", true).map_err(|e| TokenizeError::Load(e.to_string()))?;
+        let special_bound = specials.get_ids().iter().map(|&id| id as usize + 1).max().unwrap_or(0);
+        Ok(Self { inner, pad_id, id_bound: id_bound.max(special_bound).max(pad_id as usize + 1) })
     }
 
     /// One more than the largest id the tokenizer can produce (pieces and added tokens): the
@@ -287,6 +295,10 @@ mod tests {
         let tok = TextTokenizer::from_bytes(TINY.replace(r#""passage":9"#, r#""passage":900"#).as_bytes()).unwrap();
         assert_eq!(tok.ids("a", Role::Passage).unwrap(), vec![1, 900, 5, 6, 2]);
         assert_eq!((tok.vocab_size(), tok.id_bound()), (10, 901));
+        // A special token of the post-processor with an id outside the vocabulary counts too.
+        let tok = TextTokenizer::from_bytes(TINY.replace(r#""ids":[2]"#, r#""ids":[4096]"#).as_bytes()).unwrap();
+        assert_eq!(tok.ids("a", Role::Raw).unwrap(), vec![1, 6, 4096]);
+        assert_eq!((tok.vocab_size(), tok.id_bound()), (10, 4097));
     }
 
     #[test]
