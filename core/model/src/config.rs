@@ -56,6 +56,10 @@ pub struct BertConfig {
     pub position_embedding_type: String,
 }
 
+/// More layers than any encoder has: a `num_hidden_layers` beyond it is a damaged file (one of
+/// 4294967295 once made loading list 68 billion tensor names).
+const MAX_LAYERS: usize = 1024;
+
 fn default_model_type() -> String {
     "bert".into()
 }
@@ -164,6 +168,40 @@ impl BertConfig {
                 );
             }
         }
+        if self.num_hidden_layers > MAX_LAYERS {
+            return unsupported(
+                "num_hidden_layers",
+                self.num_hidden_layers.to_string(),
+                "more than the 1024 layers any encoder has",
+            );
+        }
+        // The whole model, as `tensor_names` lists it, in f32: the per-table checks above leave
+        // hidden_size² (four per layer) and the layer count unchecked.
+        let (h, ff) = (self.hidden_size, self.intermediate_size);
+        // q, k, v and the attention output (h × h + h each), the feed-forward pair, two LayerNorms.
+        let layer = || {
+            h.checked_mul(h)?
+                .checked_add(h)?
+                .checked_mul(4)?
+                .checked_add(ff.checked_mul(h)?.checked_mul(2)?)?
+                .checked_add(ff)?
+                .checked_add(h.checked_mul(5)?)
+        };
+        let tables = || {
+            let rows = self.vocab_size.checked_add(self.max_position_embeddings)?.checked_add(self.type_vocab_size)?;
+            rows.checked_add(2)?.checked_mul(h)
+        };
+        if layer().is_none_or(|n| n > limit) {
+            return unsupported("hidden_size", h.to_string(), "one layer's parameters would not fit in memory");
+        }
+        let total = layer().and_then(|l| l.checked_mul(self.num_hidden_layers)).and_then(|n| n.checked_add(tables()?));
+        if total.is_none_or(|n| n > limit) {
+            return unsupported(
+                "num_hidden_layers",
+                self.num_hidden_layers.to_string(),
+                "the model's parameters would not fit in memory",
+            );
+        }
         if self.max_position_embeddings <= self.position_offset() {
             return unsupported(
                 "max_position_embeddings",
@@ -255,5 +293,26 @@ mod tests {
         assert!(err.unwrap_err().to_string().contains("unsupported pad_token_id = 18446744073709551615"));
         let err = BertConfig::from_json(&E5.replace("250037", &(usize::MAX / 3).to_string())).unwrap_err();
         assert!(err.to_string().contains("vocab_size") && err.to_string().contains("would not fit in memory"), "{err}");
+    }
+
+    #[test]
+    fn a_layer_count_or_width_beyond_memory_is_refused() {
+        // Found by tests/fuzz.rs: 4294967295 layers were accepted, and listing the model's tensors
+        // then asked for gigabytes (an abort).
+        let layers = |n: &str| {
+            BertConfig::from_json(&E5.replace("\"num_hidden_layers\":12", &format!("\"num_hidden_layers\":{n}")))
+        };
+        let err = layers("4294967295").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "config.json: unsupported num_hidden_layers = 4294967295 (more than the 1024 layers any encoder has)"
+        );
+        assert!(layers("1024").is_ok() && layers("0").is_ok());
+        // A width whose square overflows passed every per-table check (tables of few rows).
+        let err = BertConfig::from_json(&BertConfig::new(1, 1 << 32, 1, 1, 1).to_json()).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "config.json: unsupported hidden_size = 4294967296 (one layer's parameters would not fit in memory)"
+        );
     }
 }
