@@ -1,6 +1,7 @@
-//! Fuzz target of a checkpoint's `state.json` (see mlr-fuzz): what `--resume` reads before it
-//! touches the model records. Whatever it accepts has the format tag, record hashes that match,
-//! and a config the trainer can check and compare.
+//! Fuzz targets of mlr-train's readers (see mlr-fuzz): a checkpoint's `state.json`, what
+//! `--resume` reads before it touches the model records (whatever it accepts has the format tag,
+//! record hashes that match, and a config the trainer can check and compare), and the training
+//! config file (`--config`, TOML or JSON).
 
 use std::collections::BTreeMap;
 
@@ -66,6 +67,31 @@ fn checkpoint_state() {
         let _ = state.config.validate();
         let _ = state.config.differences(&TrainConfig::default());
         Ok(true)
+    });
+    std::fs::remove_dir_all(&dir).expect("temp dir");
+}
+
+#[test]
+fn train_config() {
+    let toml = "sampler = \"hybrid\"\nalpha = 0.5\ntrain_langs = [\"de\", \"en\", \"zh\"]\nsteps = 40\n\
+                batch_size = 16\nlr = 3e-5\nwarmup_steps = 4\nmax_query_tokens = 32\nmax_passage_tokens = 64\n\
+                hard_negatives = true\ndata_weights = [1.0, 2.5]\n";
+    let json = serde_json::to_string_pretty(&TrainConfig::default()).expect("serialises");
+    let dir = std::env::temp_dir().join(format!("mlr-fuzz-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    check("train config", text(vec![toml.into(), json], 256), |bytes| {
+        let mut accepted = false;
+        for name in ["run.toml", "run.json"] {
+            let path = dir.join(name);
+            std::fs::write(&path, bytes).map_err(|e| e.to_string())?;
+            let Ok(config) = TrainConfig::from_file(&path) else { continue };
+            config.validate().map_err(|e| format!("{name}: accepted, then invalid: {e}"))?;
+            if config.effective_alpha().is_some_and(|a| !(0.0..=1.0).contains(&a)) || config.steps == 0 {
+                return Err(format!("{name}: alpha {:?}, steps {}", config.effective_alpha(), config.steps));
+            }
+            accepted = true;
+        }
+        Ok(accepted)
     });
     std::fs::remove_dir_all(&dir).expect("temp dir");
 }
