@@ -484,6 +484,15 @@ unsafe impl GlobalAlloc for LimitedAlloc {
     }
 }
 
+/// Runs `f` and returns its result with the largest single allocation it made on this thread
+/// (for regression tests of allocations found by a target).
+pub fn largest_allocation<R>(f: impl FnOnce() -> R) -> (R, usize) {
+    let before = PEAK.with(|p| p.replace(0));
+    let result = f();
+    let peak = PEAK.with(|p| p.replace(before.max(p.get())));
+    (result, peak)
+}
+
 /// Silences the panic messages of fuzz cases (their panics become failures, reported once with
 /// the minimal input after shrinking); panics elsewhere print as usual.
 fn quiet_panics() {

