@@ -106,7 +106,7 @@ impl<B: Backend> BertEmbeddings<B> {
 }
 
 /// `LayerNorm(x + bias + residual)` with `ln`'s scale and shift.
-fn norm<B: Kernels>(
+pub(crate) fn norm<B: Kernels>(
     ln: &LayerNorm<B>,
     x: Tensor<B, 3>,
     bias: Tensor<B, 1>,
@@ -122,17 +122,17 @@ fn norm<B: Kernels>(
 }
 
 /// `x · weight`, without the bias (the kernels add it).
-fn matmul<B: Kernels>(linear: &Linear<B>, x: Tensor<B, 3>, fused: bool) -> Tensor<B, 3> {
+pub(crate) fn matmul<B: Kernels>(linear: &Linear<B>, x: Tensor<B, 3>, fused: bool) -> Tensor<B, 3> {
     mlr_shaders::linear(x, linear.weight.val(), None, fused)
 }
 
 /// `x · weight + bias`.
-fn dense<B: Kernels>(linear: &Linear<B>, x: Tensor<B, 3>, fused: bool) -> Tensor<B, 3> {
+pub(crate) fn dense<B: Kernels>(linear: &Linear<B>, x: Tensor<B, 3>, fused: bool) -> Tensor<B, 3> {
     mlr_shaders::linear(x, linear.weight.val(), linear.bias.as_ref().map(|b| b.val()), fused)
 }
 
 /// The bias of a linear layer, zeros if it has none.
-fn bias<B: Backend>(linear: &Linear<B>) -> Tensor<B, 1> {
+pub(crate) fn bias<B: Backend>(linear: &Linear<B>) -> Tensor<B, 1> {
     match &linear.bias {
         Some(b) => b.val(),
         None => {

@@ -26,6 +26,7 @@
 mod bert;
 mod config;
 mod pool;
+mod ragged;
 mod random;
 
 pub use bert::{
@@ -40,4 +41,5 @@ pub use mlr_shaders::AutodiffKernels;
 /// references elsewhere).
 pub use mlr_shaders::Kernels;
 pub use pool::{l2_normalize, masked_mean};
+pub use ragged::{Ragged, RaggedGroup};
 pub use random::SeededWeights;

@@ -283,8 +283,10 @@ fn training_lowers_the_loss_and_the_export_loads() {
     let got = embedder.embed(&texts, mlr_embed::Role::Query).unwrap();
     use burn::module::AutodiffModule;
     let tok = mlr_tokenize::TextTokenizer::from_bytes(&files.tokenizer_json).unwrap();
-    let want = crate::trainer::encode(&trainer.model().valid(), &tok, &texts, mlr_tokenize::Role::Query, 512, &device)
-        .unwrap();
+    // The training path's encoding (one ragged pass, texts in length groups).
+    let side = (&texts[..], mlr_tokenize::Role::Query, 512);
+    let (want, _) =
+        crate::trainer::encode_ragged(&trainer.model().valid(), &tok, &[side], 8, &device).unwrap().pop().unwrap();
     let want: Vec<f32> = want.into_data().to_vec().unwrap();
     for (g, w) in got.concat().iter().zip(&want) {
         assert!((g - w).abs() < 1e-5, "{g} vs {w}");

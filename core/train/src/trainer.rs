@@ -15,14 +15,14 @@ use mlr_data::lareqa::LareqaSet;
 use mlr_data::mix::MixedSampler;
 use mlr_embed::Embedder;
 use mlr_eval::lareqa::{evaluate, LareqaInput, LareqaOptions};
-use mlr_model::{l2_normalize, masked_mean, AutodiffKernels, BertConfig, BertModel, Kernels};
+use mlr_model::{l2_normalize, masked_mean, AutodiffKernels, BertConfig, BertModel, Kernels, Ragged, RaggedGroup};
 use mlr_tokenize::{Overflow, Role, TextTokenizer};
 
 use crate::checkpoint::{self, CheckpointState, EvalLog, RunState, StepLog};
-use crate::optim::{GradScale, KernelAdamW, Optim};
 use crate::data::TrainData;
 use crate::export::export_hf;
 use crate::loss::info_nce;
+use crate::optim::{GradScale, KernelAdamW, Optim};
 use crate::schedule::learning_rate;
 use crate::{TrainConfig, TrainError};
 
@@ -448,7 +448,8 @@ impl<B: AutodiffKernels> Trainer<B> {
         Ok((value, grads, masked))
     }
 
-    /// The loss and its gradients with the whole batch in one graph.
+    /// The loss and its gradients with the whole batch in one graph: queries and passages in one
+    /// ragged pass ([`encode_ragged`]), so that every weight is multiplied once per step.
     fn whole_batch_gradients(
         &self,
         model: &BertModel<B>,
@@ -457,18 +458,11 @@ impl<B: AutodiffKernels> Trainer<B> {
         mask: Option<Tensor<B, 2, Bool>>,
     ) -> Result<(f32, GradientsParams), TrainError> {
         let c = &self.config;
-        let bucket = LENGTH_BUCKET;
-        let (q, _) =
-            encode_by_length(model, &self.tokenizer, queries, Role::Query, c.max_query_tokens, bucket, &self.device)?;
-        let (p, _) = encode_by_length(
-            model,
-            &self.tokenizer,
-            passages,
-            Role::Passage,
-            c.max_passage_tokens,
-            bucket,
-            &self.device,
-        )?;
+        let sides = [(queries, Role::Query, c.max_query_tokens), (passages, Role::Passage, c.max_passage_tokens)];
+        let mut encoded = encode_ragged(model, &self.tokenizer, &sides, LENGTH_BUCKET, &self.device)?.into_iter();
+        let (Some((q, _)), Some((p, _))) = (encoded.next(), encoded.next()) else {
+            unreachable!("one result per side")
+        };
         let loss = info_nce(q, p, c.tau, mask);
         let value = scalar(loss.clone())?;
         if !value.is_finite() {
@@ -497,7 +491,9 @@ impl<B: AutodiffKernels> Trainer<B> {
         let mut leaves = Vec::new();
         for (texts, role, max_tokens) in sides {
             let (vectors, order) =
-                encode_by_length(&inner, &self.tokenizer, texts, role, max_tokens, c.mini_batch, &self.device)?;
+                encode_ragged(&inner, &self.tokenizer, &[(texts, role, max_tokens)], c.mini_batch, &self.device)?
+                    .pop()
+                    .expect("one side");
             leaves.push(Tensor::<B, 2>::from_inner(vectors).require_grad());
             chunks.push(order);
         }
@@ -524,7 +520,12 @@ impl<B: AutodiffKernels> Trainer<B> {
                 let rows =
                     Tensor::<B::InnerBackend, 1, Int>::from_data(TensorData::new(rows, [idx.len()]), &self.device);
                 let slice = Tensor::<B, 2>::from_inner(grad.clone().select(0, rows));
-                let surrogate = (encode(model, &self.tokenizer, &chunk, role, max_tokens, &self.device)? * slice).sum();
+                let size = chunk.len();
+                let (vectors, _) =
+                    encode_ragged(model, &self.tokenizer, &[(&chunk, role, max_tokens)], size, &self.device)?
+                        .pop()
+                        .expect("one side");
+                let surrogate = (vectors * slice).sum();
                 let grads = B::run(|| surrogate.backward());
                 total.accumulate(model, GradientsParams::from_grads(grads, model));
             }
@@ -675,8 +676,8 @@ fn scalar<B: Backend>(t: Tensor<B, 1>) -> Result<f32, TrainError> {
     v.first().copied().ok_or_else(|| TrainError::Device("empty scalar".into()))
 }
 
-/// Texts per forward pass on the whole-batch path: texts of similar length run together, so
-/// that a batch's short texts are not padded to its longest.
+/// Texts per attention group on the whole-batch path: texts of similar length are padded
+/// together, so that a batch's short texts are not padded to its longest.
 const LENGTH_BUCKET: usize = 8;
 
 /// The indices of `texts` sorted by token length (stably), cut into chunks of at most `size`.
@@ -699,55 +700,52 @@ fn pick(texts: &[String], indices: &[usize]) -> Vec<String> {
     indices.iter().map(|&i| texts[i].clone()).collect()
 }
 
-/// [`encode`] in chunks of at most `size` texts of similar length ([`length_chunks`]), the rows
-/// put back in the order of `texts` (on the graph, if `B` is an autodiff backend). Also returns
-/// the chunks.
+/// Texts to encode: the texts, their role and their token limit.
+pub(crate) type Side<'a> = (&'a [String], Role, usize);
+
+/// Unit sentence vectors of every side's texts, in one ragged pass of the encoder
+/// ([`BertModel::forward_ragged`]): each side's texts sorted by token length and cut into groups
+/// of at most `size` (each padded to its own longest text, for the attention), every dense layer
+/// over the real tokens of all groups at once. On the graph if `B` is an autodiff backend.
+/// Returns per side its vectors, in the order of its texts, and its groups (text indices).
 ///
 /// # Shapes
-/// -> `[texts, hidden]`
-fn encode_by_length<B: Kernels>(
+/// -> per side `[texts, hidden]`
+pub(crate) fn encode_ragged<B: Kernels>(
     model: &BertModel<B>,
     tokenizer: &TextTokenizer,
-    texts: &[String],
-    role: Role,
-    max_tokens: usize,
+    sides: &[Side<'_>],
     size: usize,
     device: &B::Device,
-) -> Result<(Tensor<B, 2>, Vec<Vec<usize>>), TrainError> {
-    let order = length_chunks(tokenizer, texts, role, max_tokens, size)?;
-    let vectors = order
-        .iter()
-        .map(|idx| encode(model, tokenizer, &pick(texts, idx), role, max_tokens, device))
-        .collect::<Result<Vec<_>, _>>()?;
-    // Row j of the concatenation is text flat[j]; text i is row inverse[i].
-    let flat: Vec<usize> = order.iter().flatten().copied().collect();
-    let mut inverse = vec![0i32; flat.len()];
-    for (j, &i) in flat.iter().enumerate() {
-        inverse[i] = j as i32;
+) -> Result<Vec<(Tensor<B, 2>, Vec<Vec<usize>>)>, TrainError> {
+    let mut groups = Vec::new();
+    let mut orders = Vec::new();
+    for &(texts, role, max_tokens) in sides {
+        let order = length_chunks(tokenizer, texts, role, max_tokens, size)?;
+        for idx in &order {
+            let batch = tokenizer.batch(&pick(texts, idx), role, max_tokens, Overflow::Truncate)?;
+            groups.push(RaggedGroup::new(&batch.ids, &batch.mask, [batch.rows.len(), batch.seq_len], device));
+        }
+        orders.push(order);
     }
-    let inverse = Tensor::<B, 1, Int>::from_data(TensorData::new(inverse, [flat.len()]), device);
-    Ok((Tensor::cat(vectors, 0).select(0, inverse), order))
-}
-
-/// Unit sentence vectors of `texts` (truncated to `max_tokens`), on the autodiff graph.
-///
-/// # Shapes
-/// -> `[texts, hidden]`
-pub(crate) fn encode<B: Kernels>(
-    model: &BertModel<B>,
-    tokenizer: &TextTokenizer,
-    texts: &[String],
-    role: Role,
-    max_tokens: usize,
-    device: &B::Device,
-) -> Result<Tensor<B, 2>, TrainError> {
-    let batch = tokenizer.batch(texts, role, max_tokens, Overflow::Truncate)?;
-    let shape = [batch.rows.len(), batch.seq_len];
-    let ids: Vec<i32> = batch.ids.iter().map(|&i| i as i32).collect();
-    let mask: Vec<f32> = batch.mask.iter().map(|&m| m as f32).collect();
-    let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, shape), device);
-    let mask = Tensor::<B, 2>::from_data(TensorData::new(mask, shape), device);
-    Ok(l2_normalize(masked_mean(model.forward(ids, mask.clone()), mask)))
+    let batch = Ragged { groups };
+    let states = model.forward_ragged(&batch);
+    let mut vectors =
+        batch.groups.iter().zip(states).map(|(group, state)| l2_normalize(masked_mean(state, group.mask.clone())));
+    Ok(orders
+        .into_iter()
+        .map(|order| {
+            let parts: Vec<Tensor<B, 2>> = vectors.by_ref().take(order.len()).collect();
+            // Row j of the concatenation is text flat[j]; text i is row inverse[i].
+            let flat: Vec<usize> = order.iter().flatten().copied().collect();
+            let mut inverse = vec![0i32; flat.len()];
+            for (j, &i) in flat.iter().enumerate() {
+                inverse[i] = j as i32;
+            }
+            let inverse = Tensor::<B, 1, Int>::from_data(TensorData::new(inverse, [flat.len()]), device);
+            (Tensor::cat(parts, 0).select(0, inverse), order)
+        })
+        .collect())
 }
 
 /// Sum of squared gradient entries over every parameter that has a gradient.

@@ -5,7 +5,7 @@
 //! gradients of the inputs that need one, computed with the forward's own machinery:
 //!
 //! - [`linear`]: `dx = dy · wᵀ` on the packed GEMM (the weight's transpose packed once per weight),
-//!   `dw = xᵀ · dy` (one contiguous copy of `xᵀ`, small next to the product), `db = Σ_rows dy`;
+//!   `dw = xᵀ · dy` (`xᵀ` read in place by the GEMM), `db = Σ_rows dy`;
 //! - [`bias_gelu`]: `dz = dy · gelu'(x + b)` with the exact derivative of the erf GELU,
 //!   `Φ(z) + z·φ(z)`, in one pass per row; `db = Σ_rows dz`;
 //! - [`layer_norm_forward`] (which also keeps the normalised rows and each row's σ) and
@@ -113,10 +113,9 @@ pub(crate) fn linear(
     let dw = want[1].then(|| {
         let x = matrix(x, "linear backward: x");
         assert_eq!(x.dim(), (rows, k), "mlr-shaders linear backward: x must be [{rows}, {k}]");
-        // The GEMM reads rows: xᵀ as one contiguous copy (rows × k values, next to rows·k·n FMAs).
-        let xt = x.t().as_standard_layout().into_owned();
+        // The GEMM reads xᵀ in place (a view with contiguous columns).
         let mut dw = Array2::from_shape_vec((k, n), written_zeros(k * n)).expect("k × n");
-        mat_mul_add(xt.view(), dy.view(), dw.view_mut(), true);
+        mat_mul_add(x.t(), dy.view(), dw.view_mut(), true);
         tensor(dw.into_raw_vec_and_offset().0, &[k, n])
     });
     let db = want[2].then(|| {
