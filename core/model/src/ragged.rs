@@ -11,8 +11,8 @@
 //! attention sees a group's padded `[texts, seq, hidden]` form, scattered from the matrix before
 //! it and gathered back after it. A real token's state is the one [`BertModel::forward`] gives it
 //! on the group alone (a row of a product or of a LayerNorm does not depend on the other rows;
-//! padding is masked in the attention), and a training step multiplies each weight once, over
-//! every token of the step.
+//! padding is masked in the attention), and a pass multiplies each weight once, over every token
+//! of the pass (the trainer's whole-batch step is one pass).
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{IndexingUpdateOp, Int, Tensor, TensorData};
@@ -133,8 +133,13 @@ impl<B: Kernels> BertAttention<B> {
     ///
     /// # Shapes
     /// x `[1, tokens, h]` -> `[1, tokens, h]`
+    ///
+    /// # Panics
+    /// If `x` does not hold one row per real token of `batch`.
     pub fn forward_ragged(&self, x: Tensor<B, 3>, batch: &Ragged<B>, epsilon: f64, fused: bool) -> Tensor<B, 3> {
         let [_, tokens, h] = x.dims();
+        let count: usize = batch.groups.iter().map(|g| g.count).sum();
+        assert_eq!(tokens, count, "mlr-model ragged attention: x has {tokens} rows, the batch {count} tokens");
         let flat = |t: Tensor<B, 3>| t.reshape([tokens, h]);
         let q = flat(dense(&self.query, x.clone(), fused));
         let k = flat(dense(&self.key, x.clone(), fused));
@@ -218,7 +223,7 @@ mod tests {
             .chunks(per_group)
             .enumerate()
             .map(|(g, chunk)| {
-                let seq = *chunk.iter().max().expect("non-empty");
+                let seq = (*chunk.iter().max().expect("non-empty")).max(1);
                 let mut ids = vec![1u32; chunk.len() * seq];
                 let mut mask = vec![0u32; chunk.len() * seq];
                 for (t, &len) in chunk.iter().enumerate() {
@@ -232,35 +237,35 @@ mod tests {
             .collect()
     }
 
-    fn max_abs_diff(a: Tensor<B, 2>, b: Tensor<B, 2>) -> f32 {
-        (a - b).abs().max().into_scalar()
-    }
-
     #[test]
     fn every_token_gets_the_state_of_the_padded_forward() {
-        let lengths = [5, 1, 9, 9, 3, 12, 2, 7];
+        let device = Default::default();
+        // Several groups (a one-token text, a group of equal lengths); one group alone; a group
+        // whose texts are all padding beside a real one.
+        let batches: [(&[usize], usize); 4] =
+            [(&[5, 1, 9, 9, 3, 12, 2, 7, 4, 4, 4], 3), (&[6, 2, 5], 3), (&[3, 3, 3], 3), (&[0, 0, 4, 2], 2)];
         for fused in [true, false] {
             let m = model::<B>(fused);
-            let device = Default::default();
-            let parts = groups(&lengths, 3);
-            let batch = Ragged {
-                groups: parts.iter().map(|(i, mk, shape)| RaggedGroup::new(i, mk, *shape, &device)).collect(),
-            };
-            let ragged = m.forward_ragged(&batch);
-            for ((group, state), (ids, mask, shape)) in batch.groups.iter().zip(ragged).zip(&parts) {
-                let ids = Tensor::<B, 2, Int>::from_data(
-                    TensorData::new(ids.iter().map(|&i| i as i32).collect::<Vec<_>>(), *shape),
-                    &device,
-                );
-                let mask_f: Vec<f32> = mask.iter().map(|&m| m as f32).collect();
-                let mask_t = Tensor::<B, 2>::from_data(TensorData::new(mask_f, *shape), &device);
-                let padded = m.forward(ids, mask_t.clone());
-                let d =
-                    max_abs_diff(masked_mean(padded, mask_t.clone()), masked_mean(state.clone(), group.mask.clone()));
-                assert!(d < 1e-5, "fused {fused}: pooled states differ by {d}");
-                // Padding rows are zeros.
-                let pad = state * (mask_t.neg() + 1.0).unsqueeze_dim::<3>(2);
-                assert_eq!(pad.abs().max().into_scalar(), 0.0);
+            for (lengths, per_group) in batches {
+                let parts = groups(lengths, per_group);
+                let batch = Ragged {
+                    groups: parts.iter().map(|(i, mk, shape)| RaggedGroup::new(i, mk, *shape, &device)).collect(),
+                };
+                let ragged = m.forward_ragged(&batch);
+                assert_eq!(ragged.len(), parts.len());
+                for ((group, state), (_, mask, shape)) in batch.groups.iter().zip(ragged).zip(&parts) {
+                    let keep = group.mask.clone().unsqueeze_dim::<3>(2);
+                    if mask.iter().all(|&m| m == 0) {
+                        assert_eq!(state.dims()[..2], shape[..]);
+                        assert_eq!(state.abs().max().into_scalar(), 0.0, "a group of padding gives zeros");
+                        continue;
+                    }
+                    // Token by token, in place: the padded forward's states at real tokens, zeros
+                    // at padding.
+                    let padded = m.forward(group.ids.clone(), group.mask.clone()) * keep;
+                    let d: f32 = (padded - state).abs().max().into_scalar();
+                    assert!(d < 1e-5, "fused {fused}, lengths {lengths:?}: token states differ by {d}");
+                }
             }
         }
     }
@@ -299,7 +304,8 @@ mod tests {
             let (ga, gb) = (ragged.backward(), padded.backward());
             let mut checked = 0;
             for layer in &m.layers {
-                for linear in [&layer.attention.query, &layer.attention.value, &layer.feed_forward.intermediate] {
+                let a = &layer.attention;
+                for linear in [&a.query, &a.key, &a.value, &a.output, &layer.feed_forward.intermediate] {
                     let w = linear.weight.val();
                     let (a, b) = (w.grad(&ga).expect("a gradient"), w.grad(&gb).expect("a gradient"));
                     let scale: f32 = b.clone().abs().max().into_scalar();
@@ -315,7 +321,7 @@ mod tests {
             let (a, b) = (p.grad(&ga).expect("a gradient"), p.grad(&gb).expect("a gradient"));
             let scale: f32 = b.clone().abs().max().into_scalar();
             assert!((a - b).abs().max().into_scalar() <= 1e-5 * scale.max(1e-6));
-            assert_eq!(checked, 6);
+            assert_eq!(checked, 10);
         }
     }
 }

@@ -484,16 +484,23 @@ impl<B: AutodiffKernels> Trainer<B> {
     ) -> Result<(f32, GradientsParams), TrainError> {
         let c = &self.config;
         let sides = [(queries, Role::Query, c.max_query_tokens), (passages, Role::Passage, c.max_passage_tokens)];
-        // 1. Every embedding without a graph, mini-batch by mini-batch (texts of similar length
-        // together, so that little is padding).
+        // 1. Every embedding without a graph, one mini-batch (texts of similar length) per pass,
+        // so that memory is bounded by the mini-batch.
         let inner = model.valid();
         let mut chunks = Vec::new();
         let mut leaves = Vec::new();
         for (texts, role, max_tokens) in sides {
-            let (vectors, order) =
-                encode_ragged(&inner, &self.tokenizer, &[(texts, role, max_tokens)], c.mini_batch, &self.device)?
-                    .pop()
-                    .expect("one side");
+            let order = length_chunks(&self.tokenizer, texts, role, max_tokens, c.mini_batch)?;
+            let parts = order
+                .iter()
+                .map(|idx| {
+                    let chunk = pick(texts, idx);
+                    let side = (&chunk[..], role, max_tokens);
+                    let encoded = encode_ragged(&inner, &self.tokenizer, &[side], idx.len(), &self.device)?;
+                    Ok(encoded.into_iter().next().expect("one side").0)
+                })
+                .collect::<Result<Vec<_>, TrainError>>()?;
+            let vectors = in_text_order(parts, &order, &self.device);
             leaves.push(Tensor::<B, 2>::from_inner(vectors).require_grad());
             chunks.push(order);
         }
@@ -736,16 +743,25 @@ pub(crate) fn encode_ragged<B: Kernels>(
         .into_iter()
         .map(|order| {
             let parts: Vec<Tensor<B, 2>> = vectors.by_ref().take(order.len()).collect();
-            // Row j of the concatenation is text flat[j]; text i is row inverse[i].
-            let flat: Vec<usize> = order.iter().flatten().copied().collect();
-            let mut inverse = vec![0i32; flat.len()];
-            for (j, &i) in flat.iter().enumerate() {
-                inverse[i] = j as i32;
-            }
-            let inverse = Tensor::<B, 1, Int>::from_data(TensorData::new(inverse, [flat.len()]), device);
-            (Tensor::cat(parts, 0).select(0, inverse), order)
+            (in_text_order(parts, &order, device), order)
         })
         .collect())
+}
+
+/// The rows of `parts` (one block per group of `order`, in its order) stacked and put back in the
+/// texts' order.
+///
+/// # Shapes
+/// -> `[texts, hidden]`
+fn in_text_order<B: Backend>(parts: Vec<Tensor<B, 2>>, order: &[Vec<usize>], device: &B::Device) -> Tensor<B, 2> {
+    // Row j of the concatenation is text flat[j]; text i is row inverse[i].
+    let flat: Vec<usize> = order.iter().flatten().copied().collect();
+    let mut inverse = vec![0i32; flat.len()];
+    for (j, &i) in flat.iter().enumerate() {
+        inverse[i] = j as i32;
+    }
+    let inverse = Tensor::<B, 1, Int>::from_data(TensorData::new(inverse, [flat.len()]), device);
+    Tensor::cat(parts, 0).select(0, inverse)
 }
 
 /// Sum of squared gradient entries over every parameter that has a gradient.

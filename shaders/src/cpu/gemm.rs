@@ -123,9 +123,10 @@ pub(crate) fn available() -> bool {
 
 /// `c += a · b` with `a` `[m, k]`, `b` `[k, n]`, `c` `[m, n]`; `b` and `c` with contiguous rows
 /// (any row stride), `a` with contiguous rows or contiguous columns (a transposed view, such as
-/// the `xᵀ` of a weight gradient `xᵀ · dy`, read in place), with the widest kernel this CPU has. Runs on rayon's threads if `threads` (and the
-/// product is big enough to be worth it; wasm has one thread). Returns `false`, leaving `c` unchanged, when this CPU or
-/// these layouts have no fast path.
+/// the `xᵀ` of a weight gradient `xᵀ · dy`, read in place), with the widest kernel this CPU has.
+/// Runs on rayon's threads if `threads` (and the product is big enough to be worth it; wasm has
+/// one thread). Returns `false`, leaving `c` unchanged, when this CPU or these layouts have no
+/// fast path.
 pub(crate) fn gemm(a: ArrayView2<f32>, b: ArrayView2<f32>, c: ArrayViewMut2<f32>, threads: bool) -> bool {
     Isa::best().is_some_and(|isa| gemm_with(isa, a, b, c, threads))
 }
@@ -592,7 +593,7 @@ mod tests {
                 let a_columns = a.t().as_standard_layout().into_owned();
                 let settings = [false, true].into_iter().flat_map(|t| [false, true].map(|threads| (threads, t)));
                 for ((threads, transposed), prepacked) in settings.flat_map(|s| [(s, false), (s, true)]) {
-                    let a = if transposed && m > 1 && k > 1 { a_columns.t() } else { a.view() };
+                    let a = if transposed { a_columns.t() } else { a.view() };
                     let mut c = c0.clone();
                     let done = if prepacked {
                         gemm_packed(a, &packed, c.view_mut(), threads)
