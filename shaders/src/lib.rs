@@ -409,7 +409,8 @@ pub fn adamw<B: Kernels, const D: usize>(
     fused: bool,
 ) -> (Tensor<B, D>, Tensor<B, D>, Tensor<B, D>) {
     assert!(
-        param.dims() == grad.dims() && moments.as_ref().is_none_or(|(a, b)| a.dims() == param.dims() && b.dims() == param.dims()),
+        param.dims() == grad.dims()
+            && moments.as_ref().is_none_or(|(a, b)| a.dims() == param.dims() && b.dims() == param.dims()),
         "mlr-shaders adamw: parameter, gradient and moments must have one shape"
     );
     if !fused {

@@ -403,7 +403,8 @@ fn adamw_on_the_cpu_is_the_reference_bit_for_bit() {
         let m1 = values(n, 33, 0.1);
         let m2: Vec<f32> = values(n, 34, 0.1).iter().map(|v| v * v).collect();
         let shape = [1, n, 1];
-        let moments = |d: &burn::tensor::Device<C>| (time > 1).then(|| (t::<C, 3>(&m1, shape, d), t::<C, 3>(&m2, shape, d)));
+        let moments =
+            |d: &burn::tensor::Device<C>| (time > 1).then(|| (t::<C, 3>(&m1, shape, d), t::<C, 3>(&m2, shape, d)));
         let param = t::<C, 3>(&p, shape, &c);
         let (fp, f1, f2) = adamw::<C, 3>(param.clone(), t(&g, shape, &c), moments(&c), &step, true);
         let (rp, r1, r2) = adamw::<C, 3>(t(&p, shape, &c), t(&g, shape, &c), moments(&c), &step, false);
