@@ -22,9 +22,9 @@
 pub mod checkpoint;
 mod config;
 mod data;
-mod optim;
 pub mod export;
 pub mod loss;
+mod optim;
 pub mod schedule;
 mod trainer;
 

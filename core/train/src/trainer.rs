@@ -16,7 +16,7 @@ use mlr_data::mix::MixedSampler;
 use mlr_embed::Embedder;
 use mlr_eval::lareqa::{evaluate, LareqaInput, LareqaOptions};
 use mlr_model::{l2_normalize, masked_mean, AutodiffKernels, BertConfig, BertModel, Kernels, Ragged, RaggedGroup};
-use mlr_tokenize::{Overflow, Role, TextTokenizer};
+use mlr_tokenize::{Batch, Overflow, Role, TextTokenizer};
 
 use crate::checkpoint::{self, CheckpointState, EvalLog, RunState, StepLog};
 use crate::data::TrainData;
@@ -486,24 +486,20 @@ impl<B: AutodiffKernels> Trainer<B> {
         let sides = [(queries, Role::Query, c.max_query_tokens), (passages, Role::Passage, c.max_passage_tokens)];
         // 1. Every embedding without a graph, one mini-batch (texts of similar length) per pass,
         // so that memory is bounded by the mini-batch.
+        // Each side is tokenized once; both passes encode its groups.
         let inner = model.valid();
-        let mut chunks = Vec::new();
-        let mut leaves = Vec::new();
-        for (texts, role, max_tokens) in sides {
-            let order = length_chunks(&self.tokenizer, texts, role, max_tokens, c.mini_batch)?;
-            let parts = order
-                .iter()
-                .map(|idx| {
-                    let chunk = pick(texts, idx);
-                    let side = (&chunk[..], role, max_tokens);
-                    let encoded = encode_ragged(&inner, &self.tokenizer, &[side], idx.len(), &self.device)?;
-                    Ok(encoded.into_iter().next().expect("one side").0)
-                })
-                .collect::<Result<Vec<_>, TrainError>>()?;
-            let vectors = in_text_order(parts, &order, &self.device);
-            leaves.push(Tensor::<B, 2>::from_inner(vectors).require_grad());
-            chunks.push(order);
-        }
+        let grouped = sides
+            .into_iter()
+            .map(|side| Grouped::new(&self.tokenizer, side, c.mini_batch))
+            .collect::<Result<Vec<_>, _>>()?;
+        let leaves: Vec<Tensor<B, 2>> = grouped
+            .iter()
+            .map(|side| {
+                let parts =
+                    side.batches.iter().flat_map(|batch| encode_groups(&inner, &[batch], &self.device)).collect();
+                Tensor::from_inner(in_text_order(parts, &side.order, &self.device)).require_grad()
+            })
+            .collect();
         // 2. The loss and its gradient with respect to every embedding.
         let loss = info_nce(leaves[0].clone(), leaves[1].clone(), c.tau, mask);
         let value = scalar(loss.clone())?;
@@ -520,18 +516,13 @@ impl<B: AutodiffKernels> Trainer<B> {
         // 3. Each mini-batch again with a graph; back-propagating `Σ embedding ⊙ its gradient`
         // gives that mini-batch's share of every parameter's gradient.
         let mut total = GradientsAccumulator::<BertModel<B>>::new();
-        for (((texts, role, max_tokens), order), grad) in sides.into_iter().zip(&chunks).zip(embedding_grads) {
-            for idx in order {
-                let chunk = pick(texts, idx);
+        for (side, grad) in grouped.iter().zip(embedding_grads) {
+            for (idx, batch) in side.order.iter().zip(&side.batches) {
                 let rows: Vec<i32> = idx.iter().map(|&i| i as i32).collect();
                 let rows =
                     Tensor::<B::InnerBackend, 1, Int>::from_data(TensorData::new(rows, [idx.len()]), &self.device);
                 let slice = Tensor::<B, 2>::from_inner(grad.clone().select(0, rows));
-                let size = chunk.len();
-                let (vectors, _) =
-                    encode_ragged(model, &self.tokenizer, &[(&chunk, role, max_tokens)], size, &self.device)?
-                        .pop()
-                        .expect("one side");
+                let vectors = encode_groups(model, &[batch], &self.device).pop().expect("one group");
                 let surrogate = (vectors * slice).sum();
                 let grads = B::run(|| surrogate.backward());
                 total.accumulate(model, GradientsParams::from_grads(grads, model));
@@ -687,28 +678,32 @@ fn scalar<B: Backend>(t: Tensor<B, 1>) -> Result<f32, TrainError> {
 /// together, so that a batch's short texts are not padded to its longest.
 const LENGTH_BUCKET: usize = 8;
 
-/// The indices of `texts` sorted by token length (stably), cut into chunks of at most `size`.
-fn length_chunks(
-    tokenizer: &TextTokenizer,
-    texts: &[String],
-    role: Role,
-    max_tokens: usize,
-    size: usize,
-) -> Result<Vec<Vec<usize>>, TrainError> {
-    let lengths: Vec<usize> =
-        tokenizer.sequences(texts, role, max_tokens, Overflow::Truncate)?.iter().map(|s| s.ids.len()).collect();
-    let mut order: Vec<usize> = (0..texts.len()).collect();
-    order.sort_by_key(|&i| lengths.get(i).copied().unwrap_or(0));
-    Ok(order.chunks(size.max(1)).map(<[usize]>::to_vec).collect())
-}
-
-/// The texts at `indices`.
-fn pick(texts: &[String], indices: &[usize]) -> Vec<String> {
-    indices.iter().map(|&i| texts[i].clone()).collect()
-}
-
 /// Texts to encode: the texts, their role and their token limit.
 pub(crate) type Side<'a> = (&'a [String], Role, usize);
+
+/// One side's texts, tokenized once, sorted by token length (stably) and cut into groups of at
+/// most `size` texts, each group padded to its own longest text.
+struct Grouped {
+    /// Per group, the indices of its texts.
+    order: Vec<Vec<usize>>,
+    /// Per group, its tokens.
+    batches: Vec<Batch>,
+}
+
+impl Grouped {
+    fn new(tokenizer: &TextTokenizer, (texts, role, max_tokens): Side<'_>, size: usize) -> Result<Self, TrainError> {
+        // Truncated: exactly one row per text.
+        let rows = tokenizer.sequences(texts, role, max_tokens, Overflow::Truncate)?;
+        let mut sorted: Vec<usize> = (0..rows.len()).collect();
+        sorted.sort_by_key(|&i| rows[i].ids.len());
+        let order: Vec<Vec<usize>> = sorted.chunks(size.max(1)).map(<[usize]>::to_vec).collect();
+        let batches = order
+            .iter()
+            .map(|idx| Batch::from_rows(idx.iter().map(|&i| rows[i].clone()).collect(), idx.len(), tokenizer.pad_id()))
+            .collect();
+        Ok(Grouped { order, batches })
+    }
+}
 
 /// Unit sentence vectors of every side's texts, in one ragged pass of the encoder
 /// ([`BertModel::forward_ragged`]): each side's texts sorted by token length and cut into groups
@@ -725,27 +720,30 @@ pub(crate) fn encode_ragged<B: Kernels>(
     size: usize,
     device: &B::Device,
 ) -> Result<Vec<(Tensor<B, 2>, Vec<Vec<usize>>)>, TrainError> {
-    let mut groups = Vec::new();
-    let mut orders = Vec::new();
-    for &(texts, role, max_tokens) in sides {
-        let order = length_chunks(tokenizer, texts, role, max_tokens, size)?;
-        for idx in &order {
-            let batch = tokenizer.batch(&pick(texts, idx), role, max_tokens, Overflow::Truncate)?;
-            groups.push(RaggedGroup::new(&batch.ids, &batch.mask, [batch.rows.len(), batch.seq_len], device));
-        }
-        orders.push(order);
-    }
-    let batch = Ragged { groups };
-    let states = model.forward_ragged(&batch);
-    let mut vectors =
-        batch.groups.iter().zip(states).map(|(group, state)| l2_normalize(masked_mean(state, group.mask.clone())));
-    Ok(orders
+    let grouped = sides.iter().map(|&side| Grouped::new(tokenizer, side, size)).collect::<Result<Vec<_>, _>>()?;
+    let batches: Vec<&Batch> = grouped.iter().flat_map(|side| &side.batches).collect();
+    let mut vectors = encode_groups(model, &batches, device).into_iter();
+    Ok(grouped
         .into_iter()
-        .map(|order| {
-            let parts: Vec<Tensor<B, 2>> = vectors.by_ref().take(order.len()).collect();
-            (in_text_order(parts, &order, device), order)
+        .map(|side| {
+            let parts: Vec<Tensor<B, 2>> = vectors.by_ref().take(side.order.len()).collect();
+            (in_text_order(parts, &side.order, device), side.order)
         })
         .collect())
+}
+
+/// Unit sentence vectors of each group's texts, in the group's order, from one ragged pass.
+///
+/// # Shapes
+/// -> per group `[texts, hidden]`
+fn encode_groups<B: Kernels>(model: &BertModel<B>, batches: &[&Batch], device: &B::Device) -> Vec<Tensor<B, 2>> {
+    let groups = batches
+        .iter()
+        .map(|batch| RaggedGroup::new(&batch.ids, &batch.mask, [batch.rows.len(), batch.seq_len], device))
+        .collect();
+    let batch = Ragged { groups };
+    let states = model.forward_ragged(&batch);
+    batch.groups.iter().zip(states).map(|(group, state)| l2_normalize(masked_mean(state, group.mask.clone()))).collect()
 }
 
 /// The rows of `parts` (one block per group of `order`, in its order) stacked and put back in the
