@@ -2,7 +2,7 @@
 //! search, the LAReQA evaluator and a check of the browser encoder against the native vectors.
 //!
 //! Everything the page shows lives in one [`State`], changed only by [`Action`]s: the worker's
-//! [`Event`]s and the user's input. Requests to the worker carry ids from a counter in the state;
+//! [`WorkerEvent`]s and the user's input. Requests to the worker carry ids from a counter in the state;
 //! an answer whose id is not the newest of its kind is dropped. The worker answers one request at
 //! a time, in order, so a search sent during a long job waits (the page says it is queued).
 //!
@@ -19,7 +19,9 @@ use web_sys::{HtmlInputElement, HtmlSelectElement, Url};
 use yew::prelude::*;
 use yew_agent::reactor::{use_reactor_bridge, ReactorEvent, ReactorProvider};
 
-use crate::protocol::{AnswerGroup, BiasView, Event, Hit, JsCodec, LangRank, Manifest, ModelEntry, Report, Request};
+use crate::protocol::{
+    AnswerGroup, BiasView, Hit, JsCodec, LangRank, Manifest, ModelEntry, Report, Request, Split, WorkerEvent,
+};
 use crate::worker::EncoderReactor;
 
 /// Longest query the page sends, in characters (also the query box's `maxlength`).
@@ -32,7 +34,7 @@ const TOP_K: [usize; 4] = [5, 10, 20, 50];
 const DEFAULT_K: usize = 10;
 
 /// The article splits the evaluator offers, the default first.
-const SPLITS: [&str; 4] = ["test", "dev", "all", "train"];
+const SPLITS: [Split; 4] = [Split::Test, Split::Dev, Split::All, Split::Train];
 
 /// Candidates of XQuAD-R, used until the manifest says.
 const FALLBACK_CANDIDATES: usize = 13_014;
@@ -246,7 +248,7 @@ pub struct EvalSettings {
     /// Query languages.
     pub langs: Vec<String>,
     /// Article split.
-    pub split: String,
+    pub split: Split,
     /// The first N questions (`None` = all).
     pub max_questions: Option<usize>,
 }
@@ -395,7 +397,7 @@ pub struct State {
     /// The evaluator's number of questions, as typed.
     pub eval_questions: String,
     /// The evaluator's split.
-    pub eval_split: String,
+    pub eval_split: Split,
     /// Sentences to re-embed, as typed.
     pub reembed_count: String,
     /// The last re-embedding.
@@ -430,7 +432,7 @@ impl Default for State {
             job: None,
             eval_off: BTreeSet::new(),
             eval_questions: "50".into(),
-            eval_split: SPLITS[0].into(),
+            eval_split: SPLITS[0],
             reembed_count: "32".into(),
             reembedded: None,
             evaluation: None,
@@ -478,9 +480,9 @@ impl State {
     }
 
     /// Applies a worker event.
-    fn on_event(&mut self, event: Event) {
+    fn on_event(&mut self, event: WorkerEvent) {
         match event {
-            Event::Manifest(manifest) => {
+            WorkerEvent::Manifest(manifest) => {
                 if self.model.is_none() {
                     self.model = manifest.models.first().map(|m| m.name.clone());
                 }
@@ -489,16 +491,16 @@ impl State {
                 }
                 self.manifest = Some(Rc::new(manifest));
             }
-            Event::Progress { file, loaded, total, cached } => {
+            WorkerEvent::Progress { file, loaded, total, cached } => {
                 self.status =
                     if cached { format!("reading {file} from the cache") } else { format!("downloading {file}") };
                 self.download = Some(Download { file, loaded, total, cached });
             }
-            Event::Status(text) => {
+            WorkerEvent::Status(text) => {
                 self.status = text;
                 self.download = None;
             }
-            Event::Ready { id, model, backend, gpu, load_ms, downloaded, candidates } => {
+            WorkerEvent::Ready { id, model, backend, gpu, load_ms, downloaded, candidates } => {
                 if id != self.load_id {
                     return;
                 }
@@ -509,7 +511,7 @@ impl State {
                 self.model = Some(model.clone());
                 self.loaded = Some(Loaded { model, backend, gpu, load_ms, downloaded, candidates });
             }
-            Event::Results { id, query, tokens, truncated, hits, group, bias, encode_ms, rank_ms } => {
+            WorkerEvent::Results { id, query, tokens, truncated, hits, group, bias, encode_ms, rank_ms } => {
                 let Some(pending) = self.search.take_if(|p| p.id == id) else {
                     return;
                 };
@@ -528,26 +530,26 @@ impl State {
                     k: pending.k,
                 }));
             }
-            Event::JobProgress { id, done, total, what } => {
+            WorkerEvent::JobProgress { id, done, total, what } => {
                 if let Some(job) = self.job.as_mut().filter(|job| job.id == id) {
                     job.progress = Some(JobStep { done, total, what });
                 }
             }
-            Event::Reembedded { id, count, min_cosine, mean_cosine, ms } => {
+            WorkerEvent::Reembedded { id, count, min_cosine, mean_cosine, ms } => {
                 if self.job.take_if(|job| job.id == id).is_some() {
                     self.error = None;
                     self.reembedded = Some(Reembedding { count, min_cosine, mean_cosine, ms });
                 }
             }
-            Event::Evaluated { id, report, table, ms } => {
+            WorkerEvent::Evaluated { id, report, table, ms } => {
                 if let Some(Job { kind: JobKind::Evaluate(settings), .. }) = self.job.take_if(|job| job.id == id) {
                     self.error = None;
                     let json = serde_json::to_string(&*report).unwrap_or_default();
                     self.evaluation = Some(Rc::new(Evaluation { settings, report: Rc::from(report), json, table, ms }));
                 }
             }
-            Event::Error { id, load, message, gpu } => {
-                let kind = if load {
+            WorkerEvent::Error { id, error } => {
+                let kind = if error.is_load() {
                     if id != self.load_id {
                         return; // a superseded load
                     }
@@ -570,9 +572,9 @@ impl State {
                     }
                     FailureKind::Request
                 };
-                self.error = Some(Failure { message, gpu, kind });
+                self.error = Some(Failure { message: error.to_string(), gpu: error.gpu(), kind });
             }
-            Event::Malformed { message } => {
+            WorkerEvent::Malformed { message } => {
                 self.error = Some(Failure { message, gpu: false, kind: FailureKind::Request });
             }
         }
@@ -583,7 +585,7 @@ impl State {
 #[derive(Debug)]
 pub enum Action {
     /// A worker event arrived.
-    Worker(Event),
+    Worker(WorkerEvent),
     /// A tab was chosen.
     SetTab(Tab),
     /// The query box was edited.
@@ -616,7 +618,7 @@ pub enum Action {
     /// The evaluator's number of questions was edited.
     SetEvalQuestions(String),
     /// The evaluator's split changed.
-    SetEvalSplit(String),
+    SetEvalSplit(Split),
     /// The number of sentences to re-embed was edited.
     SetReembedCount(String),
 }
@@ -885,7 +887,7 @@ fn Demo() -> Html {
             bridge.send(Request::Evaluate {
                 id,
                 langs: settings.langs.clone(),
-                split: settings.split.clone(),
+                split: settings.split,
                 max_questions: settings.max_questions,
             });
             state.dispatch(Action::Started(Job { id, kind: JobKind::Evaluate(settings), progress: None }));
@@ -928,14 +930,14 @@ fn Demo() -> Html {
 fn header(s: &State, h: &Handlers) -> Html {
     let on_model = {
         let (load, allow_software_gpu, force_cpu) = (h.load.clone(), s.allow_software_gpu, s.force_cpu);
-        Callback::from(move |e: yew::events::Event| {
+        Callback::from(move |e: Event| {
             let name = e.target_unchecked_into::<HtmlSelectElement>().value();
             load.emit(LoadSettings { model: Some(name), allow_software_gpu, force_cpu });
         })
     };
     let on_software = {
         let (load, model) = (h.load.clone(), s.model.clone());
-        Callback::from(move |e: yew::events::Event| {
+        Callback::from(move |e: Event| {
             let on = e.target_unchecked_into::<HtmlInputElement>().checked();
             load.emit(LoadSettings { model: model.clone(), allow_software_gpu: on, force_cpu: false });
         })
@@ -1148,7 +1150,7 @@ fn search_panel(s: &State, h: &Handlers) -> Html {
     };
     let on_lang = {
         let (dispatch, search, text, k) = (h.dispatch.clone(), h.search.clone(), s.query.clone(), s.k);
-        Callback::from(move |e: yew::events::Event| {
+        Callback::from(move |e: Event| {
             let value = e.target_unchecked_into::<HtmlSelectElement>().value();
             let lang = (!value.is_empty()).then_some(value);
             if rerun {
@@ -1160,7 +1162,7 @@ fn search_panel(s: &State, h: &Handlers) -> Html {
     };
     let on_k = {
         let (dispatch, search, text, lang) = (h.dispatch.clone(), h.search.clone(), s.query.clone(), s.lang.clone());
-        Callback::from(move |e: yew::events::Event| {
+        Callback::from(move |e: Event| {
             let Ok(k) = e.target_unchecked_into::<HtmlSelectElement>().value().parse::<usize>() else {
                 return;
             };
@@ -1180,7 +1182,7 @@ fn search_panel(s: &State, h: &Handlers) -> Html {
                         <input
                             id="query"
                             type="search"
-                            maxlength="10000"
+                            maxlength={MAX_QUERY_CHARS.to_string()}
                             placeholder="Ask in any language, or a mix…"
                             enterkeyhint="search"
                             value={s.query.clone()}
@@ -1634,12 +1636,9 @@ fn eval_panel(s: &State, h: &Handlers) -> Html {
         }
     });
     let settings = match (blocker, &s.loaded, questions) {
-        (None, Some(loaded), Ok(max_questions)) => Some(EvalSettings {
-            model: loaded.model.clone(),
-            langs: chosen,
-            split: s.eval_split.clone(),
-            max_questions,
-        }),
+        (None, Some(loaded), Ok(max_questions)) => {
+            Some(EvalSettings { model: loaded.model.clone(), langs: chosen, split: s.eval_split, max_questions })
+        }
         _ => None,
     };
     let onclick = {
@@ -1658,8 +1657,10 @@ fn eval_panel(s: &State, h: &Handlers) -> Html {
     };
     let on_split = {
         let dispatch = h.dispatch.clone();
-        Callback::from(move |e: yew::events::Event| {
-            dispatch.dispatch(Action::SetEvalSplit(e.target_unchecked_into::<HtmlSelectElement>().value()))
+        Callback::from(move |e: Event| {
+            if let Ok(split) = e.target_unchecked_into::<HtmlSelectElement>().value().parse::<Split>() {
+                dispatch.dispatch(Action::SetEvalSplit(split));
+            }
         })
     };
     let all_langs = h.dispatch.to_callback().reform(|_: MouseEvent| Action::SetAllEvalLangs(true));
@@ -1707,7 +1708,7 @@ fn eval_panel(s: &State, h: &Handlers) -> Html {
                     <label for="eval-split">{ "Articles (split)" }</label>
                     <select id="eval-split" onchange={on_split}>
                         for split in SPLITS {
-                            <option key={split} value={split} selected={s.eval_split == split}>{ split }</option>
+                            <option key={split.name()} value={split.name()} selected={s.eval_split == split}>{ split.name() }</option>
                         }
                     </select>
                 </div>
@@ -1734,7 +1735,7 @@ fn eval_panel(s: &State, h: &Handlers) -> Html {
 fn eval_lang_box(lang: &str, checked: bool, dispatch: &UseReducerDispatcher<State>) -> Html {
     let onchange = {
         let (dispatch, lang) = (dispatch.clone(), lang.to_string());
-        Callback::from(move |e: yew::events::Event| {
+        Callback::from(move |e: Event| {
             let on = e.target_unchecked_into::<HtmlInputElement>().checked();
             dispatch.dispatch(Action::SetEvalLang(lang.clone(), on));
         })
@@ -1758,7 +1759,7 @@ fn eval_report(evaluation: &Evaluation, manifest: Option<&Manifest>) -> Html {
         .map_or_else(|| "…".to_string(), |m| m.vectors.path.clone());
     let mut command = format!(
         "mlr eval --vectors $MLR_DEMO_DIR/{vectors} --data $MLR_DEMO_DIR/data --split {} --langs {}",
-        settings.split,
+        settings.split.name(),
         settings.langs.join(",")
     );
     if let Some(n) = settings.max_questions {
@@ -1771,7 +1772,7 @@ fn eval_report(evaluation: &Evaluation, manifest: Option<&Manifest>) -> Html {
                     <caption>
                         { format!(
                             "{} · split {} · {} · {} questions · {} candidates (mAP and R@k ×100)",
-                            settings.model, settings.split, langs, r.n_queries, r.n_candidates
+                            settings.model, settings.split.name(), langs, r.n_queries, r.n_candidates
                         ) }
                     </caption>
                     <thead>

@@ -321,7 +321,7 @@ fn bench_page_options_come_from_the_query_string() {
 /// A worker message that does not decode is answered (`Malformed`), never a panic of the worker.
 #[wasm_bindgen_test]
 fn an_undecodable_worker_message_becomes_malformed() {
-    use mlr_app::protocol::{Event, JsCodec, Request};
+    use mlr_app::protocol::{JsCodec, Request, WorkerEvent};
     let request = Request::Reembed { id: 3, count: 5 };
     assert_eq!(JsCodec::decode_value::<Request>(JsCodec::encode_value(&request)), request);
     let bad: Request = JsCodec::decode_value(wasm_bindgen::JsValue::from(42));
@@ -329,6 +329,6 @@ fn an_undecodable_worker_message_becomes_malformed() {
         matches!(&bad, Request::Malformed { message } if message.starts_with("an undecodable worker message")),
         "{bad:?}"
     );
-    let bad: Event = JsCodec::decode_value(wasm_bindgen::JsValue::from_str("{\"Ready\": 1}"));
-    assert!(matches!(bad, Event::Malformed { .. }), "{bad:?}");
+    let bad: WorkerEvent = JsCodec::decode_value(wasm_bindgen::JsValue::from_str("{\"Ready\": 1}"));
+    assert!(matches!(bad, WorkerEvent::Malformed { .. }), "{bad:?}");
 }
