@@ -3,7 +3,10 @@
 //! wgpu backend on WebGPU when the browser has a hardware adapter, else burn's ndarray backend on
 //! the wasm CPU, and says which.
 //!
-//! - [`app`]: the page (search, language-bias view, evaluator, encoder check).
+//! - [`app`]: the page (search, language-bias view, evaluator, encoder check): the root component,
+//!   the bridge to the worker, and the page's parts (`components`, one per panel) wired to
+//!   [`state`].
+//! - [`state`]: what the page shows, the actions that change it, and the address it keeps.
 //! - [`worker`]: the worker's request loop (load, search, re-embed, evaluate).
 //! - [`protocol`]: the messages between them.
 //! - [`fetch`]: sha256-checked downloads kept in the Cache API.
@@ -14,10 +17,12 @@
 
 pub mod app;
 pub mod bench;
+mod components;
 pub mod crash;
 pub mod fetch;
 pub mod gpu;
 pub mod protocol;
+pub mod state;
 pub mod worker;
 
 pub use app::App;

@@ -2,11 +2,14 @@
 //!
 //! Messages cross the worker boundary as plain JavaScript objects (serde-wasm-bindgen), so they can
 //! be read in the browser's devtools. The worker answers requests one at a time, in the order they
-//! were sent; every answer to a request carries the request's `id`.
+//! were sent; every answer to a request carries the request's `id`. A request that fails is answered
+//! with [`WorkerEvent::Error`]: its [`WorkerError`] says which request failed and whether the CPU
+//! backend may help, and its `Display` is the text the page shows.
 
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
 
+pub use mlr_data::lareqa::Split;
 pub use mlr_demo::{Manifest, ModelEntry};
 
 /// What the page asks the worker. Every request carries an id (one counter for all kinds),
@@ -54,13 +57,13 @@ pub enum Request {
         id: u32,
         /// Languages (codes); empty = all.
         langs: Vec<String>,
-        /// `all`, `train`, `dev` or `test` (the committed article split).
-        split: String,
+        /// Which articles of the committed article split.
+        split: Split,
         /// The first N distinct questions of the subset (`None` = all).
         max_questions: Option<usize>,
     },
     /// A message the worker could not decode (made by [`JsCodec`], never sent by the page): the
-    /// worker answers [`Event::Malformed`] instead of panicking.
+    /// worker answers [`WorkerEvent::Malformed`] instead of panicking.
     Malformed {
         /// Why decoding failed.
         message: String,
@@ -138,7 +141,7 @@ pub type Report = mlr_eval::lareqa::LareqaReport;
 
 /// What the worker tells the page.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum Event {
+pub enum WorkerEvent {
     /// Bytes of `file` received so far (`total` is 0 when the server gives no length).
     Progress {
         /// File name.
@@ -228,16 +231,12 @@ pub enum Event {
         /// Milliseconds spent scoring.
         ms: f64,
     },
-    /// A request failed; the message says what.
+    /// A request failed; the error says which request and why.
     Error {
         /// The failed request's id.
         id: u32,
-        /// Whether it was a `Load` (then no model is loaded).
-        load: bool,
-        /// What went wrong, for the user.
-        message: String,
-        /// Whether switching to the CPU backend may help (a GPU error).
-        gpu: bool,
+        /// What went wrong.
+        error: WorkerError,
     },
     /// A message the page could not decode, or the worker's answer to one it could not decode
     /// (made by [`JsCodec`] on a bad message; a version mismatch between page and worker, say).
@@ -246,6 +245,76 @@ pub enum Event {
         message: String,
     },
 }
+
+/// Why a request failed, as the worker reports it. Its [`Display`](std::fmt::Display) is the text
+/// the page shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WorkerError {
+    /// A search or a job arrived before a model was loaded.
+    NotLoaded,
+    /// Loading the model failed (then no model is loaded).
+    Load {
+        /// What went wrong.
+        message: String,
+    },
+    /// Loading the model failed because the encoder failed on WebGPU (its warm-up): the CPU
+    /// backend may help.
+    EncoderOnGpu {
+        /// What went wrong.
+        message: String,
+    },
+    /// A search failed.
+    Search {
+        /// What went wrong.
+        message: String,
+        /// Whether it ran on WebGPU (the CPU backend may help).
+        gpu: bool,
+    },
+    /// Re-embedding failed.
+    Reembed {
+        /// What went wrong.
+        message: String,
+        /// Whether it ran on WebGPU (the CPU backend may help).
+        gpu: bool,
+    },
+    /// The evaluation failed (it does not run the encoder).
+    Evaluate {
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl WorkerError {
+    /// Whether a `Load` failed (then no model is loaded).
+    pub fn is_load(&self) -> bool {
+        matches!(self, WorkerError::Load { .. } | WorkerError::EncoderOnGpu { .. })
+    }
+
+    /// Whether switching to the CPU backend may help (the request failed on WebGPU).
+    pub fn gpu(&self) -> bool {
+        match self {
+            WorkerError::EncoderOnGpu { .. } => true,
+            WorkerError::Search { gpu, .. } | WorkerError::Reembed { gpu, .. } => *gpu,
+            WorkerError::NotLoaded | WorkerError::Load { .. } | WorkerError::Evaluate { .. } => false,
+        }
+    }
+}
+
+impl std::fmt::Display for WorkerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WorkerError::NotLoaded => f.write_str("the model is not loaded yet"),
+            WorkerError::Load { message } | WorkerError::EncoderOnGpu { message } => {
+                write!(f, "loading the model failed: {message}")
+            }
+            WorkerError::Search { message, .. } => write!(f, "search failed: {message}"),
+            WorkerError::Reembed { message, .. } => write!(f, "re-embedding failed: {message}"),
+            WorkerError::Evaluate { message } => write!(f, "evaluation failed: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for WorkerError {}
 
 /// A worker codec that posts messages as structured JavaScript values (serde-wasm-bindgen).
 #[derive(Debug)]
@@ -258,7 +327,7 @@ impl JsCodec {
     }
 
     /// [`yew_agent::Codec::decode`]: a message that does not decode becomes the
-    /// `Malformed { message }` variant that both [`Request`] and [`Event`] have, so a bad message
+    /// `Malformed { message }` variant that both [`Request`] and [`WorkerEvent`] have, so a bad message
     /// is answered, never a panic.
     pub fn decode_value<O: for<'de> Deserialize<'de>>(input: JsValue) -> O {
         serde_wasm_bindgen::from_value(input).unwrap_or_else(|e| {

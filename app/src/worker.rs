@@ -19,7 +19,7 @@ use yew_agent::reactor::{reactor, ReactorScope};
 
 use crate::fetch::{cache_url, fetch_plain, fetch_verified, prune_cache};
 use crate::gpu::{probe_webgpu, GpuProbe};
-use crate::protocol::{AnswerGroup, BiasView, Event, Hit, LangRank, Request};
+use crate::protocol::{AnswerGroup, BiasView, Hit, LangRank, Request, WorkerError, WorkerEvent};
 
 /// The model on the backend that was chosen.
 pub enum Engine {
@@ -88,6 +88,34 @@ pub async fn choose_backend(allow_software_gpu: bool, force_cpu: bool) -> (Optio
     }
 }
 
+/// Why loading failed: the encoder failing on WebGPU is told apart (the CPU backend may help).
+enum LoadError {
+    /// The encoder failed on the backend it was built for (its warm-up); `gpu`: that was WebGPU.
+    Encoder {
+        /// Whether the backend is WebGPU.
+        gpu: bool,
+        /// What went wrong.
+        message: String,
+    },
+    /// Anything else (a download, a file that does not decode, a mismatch with the manifest).
+    Other(String),
+}
+
+impl From<String> for LoadError {
+    fn from(message: String) -> Self {
+        LoadError::Other(message)
+    }
+}
+
+impl From<LoadError> for WorkerError {
+    fn from(error: LoadError) -> Self {
+        match error {
+            LoadError::Encoder { gpu: true, message } => WorkerError::EncoderOnGpu { message },
+            LoadError::Encoder { gpu: false, message } | LoadError::Other(message) => WorkerError::Load { message },
+        }
+    }
+}
+
 fn now_ms() -> f64 {
     js_sys::Date::now()
 }
@@ -112,9 +140,9 @@ struct Shared {
     gpu_ready: bool,
 }
 
-type Scope = ReactorScope<Request, Event>;
+type Scope = ReactorScope<Request, WorkerEvent>;
 
-async fn say(scope: &mut Scope, event: Event) {
+async fn say(scope: &mut Scope, event: WorkerEvent) {
     let _ = scope.send(event).await;
 }
 
@@ -131,7 +159,7 @@ async fn fetch_file(
         // A cached copy that failed its check is fetched again from 0.
         if loaded < last || loaded - last >= 4 << 20 || loaded == total {
             last = loaded;
-            say(scope, Event::Progress { file: name.clone(), loaded, total, cached }).await;
+            say(scope, WorkerEvent::Progress { file: name.clone(), loaded, total, cached }).await;
         }
     })
     .await?;
@@ -167,12 +195,12 @@ async fn load(
     model_name: Option<&str>,
     allow_software_gpu: bool,
     force_cpu: bool,
-) -> Result<(Loaded, String, u64), String> {
+) -> Result<(Loaded, String, u64), LoadError> {
     let base = base.trim_end_matches('/');
-    say(scope, Event::Status("reading manifest.json".into())).await;
+    say(scope, WorkerEvent::Status("reading manifest.json".into())).await;
     let manifest =
         Manifest::from_json(&fetch_plain(&format!("{base}/manifest.json")).await?).map_err(|e| e.to_string())?;
-    say(scope, Event::Manifest(manifest.clone())).await;
+    say(scope, WorkerEvent::Manifest(manifest.clone())).await;
     let entry = manifest.model(model_name).map_err(|e| e.to_string())?.clone();
     let mut downloaded = 0u64;
 
@@ -185,7 +213,7 @@ async fn load(
             files.push(fetch_file(scope, base, f, &mut downloaded).await?);
         }
         let split = fetch_file(scope, base, &manifest.dataset.split, &mut downloaded).await?;
-        say(scope, Event::Status("reading the corpus".into())).await;
+        say(scope, WorkerEvent::Status("reading the corpus".into())).await;
         let corpus = Corpus::from_dataset(&manifest.dataset, &files).map_err(|e| e.to_string())?;
         shared.split = Some(ArticleSplit::from_json(&split, &manifest.dataset.split.path).map_err(|e| e.to_string())?);
         let vectors = load_vectors(scope, shared, base, &manifest.dataset, &entry, &mut downloaded).await?;
@@ -201,9 +229,9 @@ async fn load(
     for f in &entry.files {
         bytes.push(fetch_file(scope, base, f, &mut downloaded).await?);
     }
-    say(scope, Event::Status("probing WebGPU".into())).await;
+    say(scope, WorkerEvent::Status("probing WebGPU".into())).await;
     let (device, label) = choose_backend(allow_software_gpu, force_cpu).await;
-    say(scope, Event::Status(format!("building the encoder ({label})"))).await;
+    say(scope, WorkerEvent::Status(format!("building the encoder ({label})"))).await;
     let engine = match device {
         Some(device) => {
             if !shared.gpu_ready {
@@ -218,16 +246,19 @@ async fn load(
     };
     drop(bytes);
     if engine.dim() != entry.dim {
-        return Err(format!(
+        return Err(LoadError::Other(format!(
             "model {}: the encoder gives vectors of width {}, the manifest says {}",
             entry.name,
             engine.dim(),
             entry.dim
-        ));
+        )));
     }
     // Warm up (first-use shader compilation on WebGPU) with a one-word query.
-    say(scope, Event::Status(format!("warming up the encoder ({label})"))).await;
-    engine.embed(&["warm-up"], Role::Query).await.map_err(|e| format!("the encoder failed on {label}: {e}"))?;
+    say(scope, WorkerEvent::Status(format!("warming up the encoder ({label})"))).await;
+    engine.embed(&["warm-up"], Role::Query).await.map_err(|e| LoadError::Encoder {
+        gpu: engine.is_gpu(),
+        message: format!("the encoder failed on {label}: {e}"),
+    })?;
     // Drop cached files of earlier builds of the demo (everything the manifest no longer lists).
     let keep: Vec<String> = manifest
         .dataset
@@ -266,7 +297,7 @@ async fn search(
     query: &str,
     k: usize,
     lang: Option<&str>,
-) -> Result<Event, String> {
+) -> Result<WorkerEvent, String> {
     let (_, corpus, _) = shared.corpus.as_ref().ok_or("the corpus is not loaded")?;
     let text = query.trim();
     if text.is_empty() {
@@ -340,7 +371,7 @@ async fn search(
             .unwrap_or(&qs[g.question]);
         AnswerGroup { question: g.question_id.clone(), text: pick.text.clone(), reason: g.reason.describe().into() }
     });
-    Ok(Event::Results {
+    Ok(WorkerEvent::Results {
         id,
         query: text.to_string(),
         tokens: tokens.min(max),
@@ -353,7 +384,13 @@ async fn search(
     })
 }
 
-async fn reembed(scope: &mut Scope, loaded: &Loaded, shared: &Shared, id: u32, count: usize) -> Result<Event, String> {
+async fn reembed(
+    scope: &mut Scope,
+    loaded: &Loaded,
+    shared: &Shared,
+    id: u32,
+    count: usize,
+) -> Result<WorkerEvent, String> {
     let (_, corpus, _) = shared.corpus.as_ref().ok_or("the corpus is not loaded")?;
     let entry = loaded.manifest.model(Some(&loaded.model)).map_err(|e| e.to_string())?;
     let vectors = shared.vectors.get(&entry.vectors.sha256).ok_or("the model's vectors are not loaded")?;
@@ -376,9 +413,15 @@ async fn reembed(scope: &mut Scope, loaded: &Loaded, shared: &Shared, id: u32, c
             sum += cos as f64;
         }
         let what = format!("re-embedding {count} sentences in the browser");
-        say(scope, Event::JobProgress { id, done: ((done + 1) * batch).min(count), total: count, what }).await;
+        say(scope, WorkerEvent::JobProgress { id, done: ((done + 1) * batch).min(count), total: count, what }).await;
     }
-    Ok(Event::Reembedded { id, count, min_cosine: min, mean_cosine: (sum / count as f64) as f32, ms: now_ms() - start })
+    Ok(WorkerEvent::Reembedded {
+        id,
+        count,
+        min_cosine: min,
+        mean_cosine: (sum / count as f64) as f32,
+        ms: now_ms() - start,
+    })
 }
 
 async fn run_eval(
@@ -387,28 +430,27 @@ async fn run_eval(
     shared: &Shared,
     id: u32,
     langs: &[String],
-    split: &str,
+    split: Split,
     max_questions: Option<usize>,
-) -> Result<Event, String> {
+) -> Result<WorkerEvent, String> {
     let (_, corpus, rows) = shared.corpus.as_ref().ok_or("the corpus is not loaded")?;
     let entry = loaded.manifest.model(Some(&loaded.model)).map_err(|e| e.to_string())?;
     let vectors = shared.vectors.get(&entry.vectors.sha256).ok_or("the model's vectors are not loaded")?;
     let what = |s: &str| s.to_string();
-    say(scope, Event::JobProgress { id, done: 0, total: 3, what: what("selecting the questions") }).await;
+    say(scope, WorkerEvent::JobProgress { id, done: 0, total: 3, what: what("selecting the questions") }).await;
     let codes: Vec<&str> = if langs.is_empty() {
         corpus.set.langs.iter().map(String::as_str).collect()
     } else {
         langs.iter().map(String::as_str).collect()
     };
     let set = corpus.set.restrict_langs(&codes).map_err(|e| e.to_string())?;
-    let part: Split = split.parse()?;
-    let set = if part == Split::All {
+    let set = if split == Split::All {
         set
     } else {
-        set.split(shared.split.as_ref().ok_or("the article split is not loaded")?, part)
+        set.split(shared.split.as_ref().ok_or("the article split is not loaded")?, split)
     };
     if set.questions.is_empty() {
-        return Err(format!("no questions in the {split} split for {}", codes.join(", ")));
+        return Err(format!("no questions in the {} split for {}", split.name(), codes.join(", ")));
     }
     if max_questions == Some(0) {
         return Err("the number of questions must be at least 1".into());
@@ -416,21 +458,21 @@ async fn run_eval(
     let index = set.eval_index(max_questions);
     let (cands, queries) = rows.gather(vectors, &set, &index).map_err(|e| e.to_string())?;
     let scoring = format!("scoring {} queries × {} candidates", index.questions.len(), set.candidates.len());
-    say(scope, Event::JobProgress { id, done: 1, total: 3, what: scoring }).await;
+    say(scope, WorkerEvent::JobProgress { id, done: 1, total: 3, what: scoring }).await;
     let input = lareqa_input(&index, &cands, &queries, vectors.dim);
     let start = now_ms();
     // `mlr eval`'s defaults; one thread in the browser.
     let report =
         evaluate(&input, &LareqaOptions { threads: 1, ..LareqaOptions::default() }).map_err(|e| e.to_string())?;
     let ms = now_ms() - start;
-    say(scope, Event::JobProgress { id, done: 3, total: 3, what: what("done") }).await;
+    say(scope, WorkerEvent::JobProgress { id, done: 3, total: 3, what: what("done") }).await;
     let table = report.markdown();
-    Ok(Event::Evaluated { id, report: Box::new(report), table, ms })
+    Ok(WorkerEvent::Evaluated { id, report: Box::new(report), table, ms })
 }
 
 /// The worker's event loop: one request at a time, in the order they arrive.
 #[reactor(EncoderReactor)]
-pub async fn encoder_reactor(mut scope: ReactorScope<Request, Event>) {
+pub async fn encoder_reactor(mut scope: ReactorScope<Request, WorkerEvent>) {
     let mut loaded: Option<Loaded> = None;
     let mut shared = Shared::default();
     while let Some(request) = scope.next().await {
@@ -441,7 +483,7 @@ pub async fn encoder_reactor(mut scope: ReactorScope<Request, Event>) {
                 match load(&mut scope, &mut shared, &base_url, model.as_deref(), allow_software_gpu, force_cpu).await {
                     Ok((l, backend, downloaded)) => {
                         let gpu = l.engine.is_gpu();
-                        let event = Event::Ready {
+                        let event = WorkerEvent::Ready {
                             id,
                             model: l.model.clone(),
                             backend,
@@ -453,46 +495,28 @@ pub async fn encoder_reactor(mut scope: ReactorScope<Request, Event>) {
                         loaded = Some(l);
                         event
                     }
-                    Err(message) => Event::Error {
-                        id,
-                        load: true,
-                        message: format!("loading the model failed: {message}"),
-                        gpu: !force_cpu && message.contains("encoder failed on WebGPU"),
-                    },
+                    Err(error) => WorkerEvent::Error { id, error: error.into() },
                 }
             }
             Request::Search { id, query, k, lang } => match &loaded {
-                None => Event::Error { id, load: false, message: "the model is not loaded yet".into(), gpu: false },
-                Some(l) => {
-                    search(l, &shared, id, &query, k, lang.as_deref()).await.unwrap_or_else(|message| Event::Error {
-                        id,
-                        load: false,
-                        message: format!("search failed: {message}"),
-                        gpu: l.engine.is_gpu(),
-                    })
-                }
+                None => WorkerEvent::Error { id, error: WorkerError::NotLoaded },
+                Some(l) => search(l, &shared, id, &query, k, lang.as_deref()).await.unwrap_or_else(|message| {
+                    WorkerEvent::Error { id, error: WorkerError::Search { message, gpu: l.engine.is_gpu() } }
+                }),
             },
             Request::Reembed { id, count } => match &loaded {
-                None => Event::Error { id, load: false, message: "the model is not loaded yet".into(), gpu: false },
-                Some(l) => reembed(&mut scope, l, &shared, id, count).await.unwrap_or_else(|message| Event::Error {
-                    id,
-                    load: false,
-                    message: format!("re-embedding failed: {message}"),
-                    gpu: l.engine.is_gpu(),
+                None => WorkerEvent::Error { id, error: WorkerError::NotLoaded },
+                Some(l) => reembed(&mut scope, l, &shared, id, count).await.unwrap_or_else(|message| {
+                    WorkerEvent::Error { id, error: WorkerError::Reembed { message, gpu: l.engine.is_gpu() } }
                 }),
             },
             Request::Evaluate { id, langs, split, max_questions } => match &loaded {
-                None => Event::Error { id, load: false, message: "the model is not loaded yet".into(), gpu: false },
-                Some(l) => run_eval(&mut scope, l, &shared, id, &langs, &split, max_questions).await.unwrap_or_else(
-                    |message| Event::Error {
-                        id,
-                        load: false,
-                        message: format!("evaluation failed: {message}"),
-                        gpu: false,
-                    },
-                ),
+                None => WorkerEvent::Error { id, error: WorkerError::NotLoaded },
+                Some(l) => run_eval(&mut scope, l, &shared, id, &langs, split, max_questions)
+                    .await
+                    .unwrap_or_else(|message| WorkerEvent::Error { id, error: WorkerError::Evaluate { message } }),
             },
-            Request::Malformed { message } => Event::Malformed { message },
+            Request::Malformed { message } => WorkerEvent::Malformed { message },
         };
         if scope.send(reply).await.is_err() {
             break;

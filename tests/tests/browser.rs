@@ -9,7 +9,9 @@
 //! - the CPU path's products (the wasm SIMD GEMM) equal burn's plain matmul on the wasm CPU;
 //! - every WGSL kernel of `mlr-shaders` on WebGPU equals its plain-burn reference on the same
 //!   device (top-k: on the wasm CPU, as burn's sort cannot run on WebGPU in a browser); the tiny
-//!   model above runs with the kernels on, as the demo does.
+//!   model above runs with the kernels on, as the demo does;
+//! - the page's messages to and from the encoder worker: an undecodable one is answered, never a
+//!   panic; the worker's typed errors keep the texts the page shows and say when the CPU may help.
 //!
 //! Tolerances: cosine ≥ 0.99999 and max abs difference ≤ 1e-4 per component, against native.
 #![cfg(target_arch = "wasm32")]
@@ -321,7 +323,7 @@ fn bench_page_options_come_from_the_query_string() {
 /// A worker message that does not decode is answered (`Malformed`), never a panic of the worker.
 #[wasm_bindgen_test]
 fn an_undecodable_worker_message_becomes_malformed() {
-    use mlr_app::protocol::{Event, JsCodec, Request};
+    use mlr_app::protocol::{JsCodec, Request, WorkerEvent};
     let request = Request::Reembed { id: 3, count: 5 };
     assert_eq!(JsCodec::decode_value::<Request>(JsCodec::encode_value(&request)), request);
     let bad: Request = JsCodec::decode_value(wasm_bindgen::JsValue::from(42));
@@ -329,6 +331,43 @@ fn an_undecodable_worker_message_becomes_malformed() {
         matches!(&bad, Request::Malformed { message } if message.starts_with("an undecodable worker message")),
         "{bad:?}"
     );
-    let bad: Event = JsCodec::decode_value(wasm_bindgen::JsValue::from_str("{\"Ready\": 1}"));
-    assert!(matches!(bad, Event::Malformed { .. }), "{bad:?}");
+    let bad: WorkerEvent = JsCodec::decode_value(wasm_bindgen::JsValue::from_str("{\"Ready\": 1}"));
+    assert!(matches!(bad, WorkerEvent::Malformed { .. }), "{bad:?}");
+}
+
+/// The worker's errors read as the page has always shown them, say which of them leave no model
+/// loaded and which offer the CPU backend, and cross the worker boundary intact; the evaluator's
+/// split travels by its name.
+#[wasm_bindgen_test]
+fn worker_errors_keep_their_texts_and_say_when_the_cpu_may_help() {
+    use mlr_app::protocol::{JsCodec, Request, Split, WorkerError, WorkerEvent};
+    let message = || "the encoder failed on WebGPU: adapter: lost".to_string();
+    let cases = [
+        (WorkerError::NotLoaded, "the model is not loaded yet", false, false),
+        (
+            WorkerError::Load { message: message() },
+            "loading the model failed: the encoder failed on WebGPU: adapter: lost",
+            true,
+            false,
+        ),
+        (
+            WorkerError::EncoderOnGpu { message: message() },
+            "loading the model failed: the encoder failed on WebGPU: adapter: lost",
+            true,
+            true,
+        ),
+        (WorkerError::Search { message: "x".into(), gpu: true }, "search failed: x", false, true),
+        (WorkerError::Search { message: "x".into(), gpu: false }, "search failed: x", false, false),
+        (WorkerError::Reembed { message: "x".into(), gpu: true }, "re-embedding failed: x", false, true),
+        (WorkerError::Evaluate { message: "x".into() }, "evaluation failed: x", false, false),
+    ];
+    for (error, text, load, gpu) in cases {
+        assert_eq!(error.to_string(), text);
+        assert_eq!((error.is_load(), error.gpu()), (load, gpu), "{error:?}");
+        let event = WorkerEvent::Error { id: 7, error };
+        assert_eq!(JsCodec::decode_value::<WorkerEvent>(JsCodec::encode_value(&event)), event);
+    }
+    let request = Request::Evaluate { id: 1, langs: vec!["en".into()], split: Split::Dev, max_questions: Some(5) };
+    assert_eq!(serde_json::to_value(&request).unwrap()["Evaluate"]["split"], "dev");
+    assert_eq!(JsCodec::decode_value::<Request>(JsCodec::encode_value(&request)), request);
 }
