@@ -23,6 +23,13 @@ stamp() { date +%s; }
 t0=$(stamp)
 step() { printf '\n\033[1m== %s\033[0m (%ss elapsed)\n' "$*" "$(( $(stamp) - t0 ))"; }
 
+step "formatting: cargo fmt --check (rustfmt.toml)"
+if cargo fmt --version >/dev/null 2>&1; then
+    cargo fmt --all --check
+else
+    echo "WARNING: rustfmt is not installed for this toolchain; the formatting check did not run" >&2
+fi
+
 step "native tests: every crate, CPU + wgpu parity"
 cargo test --release -- --nocapture
 

@@ -287,7 +287,13 @@ pub enum WorkerError {
 impl WorkerError {
     /// Whether a `Load` failed (then no model is loaded).
     pub fn is_load(&self) -> bool {
-        matches!(self, WorkerError::Load { .. } | WorkerError::EncoderOnGpu { .. })
+        match self {
+            WorkerError::Load { .. } | WorkerError::EncoderOnGpu { .. } => true,
+            WorkerError::NotLoaded
+            | WorkerError::Search { .. }
+            | WorkerError::Reembed { .. }
+            | WorkerError::Evaluate { .. } => false,
+        }
     }
 
     /// Whether switching to the CPU backend may help (the request failed on WebGPU).
