@@ -110,9 +110,9 @@ const WG_LINEAR: u32 = 64;
 
 /// Most rows `linear` gives `kernels/linear.wgsl` by default; more go to burn's matmul on the
 /// folded rows. The kernel's time grows with the rows (one 4-row block per invocation), burn's
-/// matmul pads to 64-row tiles. Measured on llvmpipe (`mlr-bench encode --engines mlr-wgpu`): 16
-/// rows, the kernel 2.3× faster; 64 and 128 rows, burn's 1.1–1.4× faster. A real GPU would want its
-/// own threshold. [`tune_for_adapter`] changes it for adapters where it is wrong.
+/// matmul pads to 64-row tiles, so burn's wins above a few dozen rows on llvmpipe (the measurements
+/// behind 48 are in results/bench/README.md). A real GPU would want its own threshold:
+/// [`tune_for_adapter`] changes it for adapters where it is wrong.
 const DEFAULT_LINEAR_KERNEL_MAX_ROWS: usize = 48;
 
 /// The row threshold in force (see [`tune_for_adapter`]).
@@ -121,11 +121,10 @@ static LINEAR_KERNEL_ROW_LIMIT: AtomicUsize = AtomicUsize::new(DEFAULT_LINEAR_KE
 /// Tunes the wgpu kernels for the adapter they will run on, by its name (wgpu's
 /// `AdapterInfo::name` natively; in a browser, the vendor, architecture and description WebGPU
 /// gives, as `mlr_app::gpu::probe_webgpu` joins them). On SwiftShader (Chromium's software
-/// WebGPU) burn's matmul is far slower than `kernels/linear.wgsl` at every row count (measured in
-/// headless Chromium, `scripts/bench_browser.py`: the whole encoder on 64 and 128 rows ran 5.9× and
-/// 6.0× faster with the kernel for every linear layer), so `linear` runs the kernel at any row count there; on every other adapter up to
-/// 48 rows. Process-wide: the last call wins. Returns the row threshold
-/// chosen (`usize::MAX` for any).
+/// WebGPU) burn's matmul is slower than `kernels/linear.wgsl` at every row count
+/// (results/bench/README.md), so `linear` runs the kernel at any row count there; on every other
+/// adapter up to 48 rows. Process-wide: the last call wins. Returns the row threshold chosen
+/// (`usize::MAX` for any).
 pub fn tune_for_adapter(name: &str) -> usize {
     let rows = if name.to_lowercase().contains("swiftshader") { usize::MAX } else { DEFAULT_LINEAR_KERNEL_MAX_ROWS };
     LINEAR_KERNEL_ROW_LIMIT.store(rows, Ordering::Relaxed);

@@ -47,13 +47,48 @@ pub struct ParallelPairs {
     pub groups: Vec<Vec<Option<PairText>>>,
 }
 
+/// Why pairs or a sampler cannot be made from the data given.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BatchError {
+    /// A requested language the set does not have.
+    #[error("language {lang:?} is not in the set")]
+    UnknownLanguage {
+        /// The language code.
+        lang: String,
+    },
+    /// α outside [0, 1].
+    #[error("alpha must be in [0, 1], got {alpha}")]
+    Alpha {
+        /// The value given.
+        alpha: f64,
+    },
+    /// A batch size of 0, or larger than the groups available.
+    #[error("batch size {batch_size} but {groups} groups")]
+    BatchSize {
+        /// The batch size asked for.
+        batch_size: usize,
+        /// The groups the data has.
+        groups: usize,
+    },
+    /// Cross-lingual batches asked of data in one language.
+    #[error("cross-lingual batches need at least two languages")]
+    OneLanguage,
+    /// A saved sampler state that names groups this data lacks.
+    #[error("sampler state refers to groups this data does not have")]
+    StaleState,
+}
+
 impl ParallelPairs {
     /// Pairs of the questions of `set` in `langs` (languages of the set not listed are left out,
     /// e.g. the zero-shot languages). Groups present in no listed language are dropped.
-    pub fn from_lareqa(set: &LareqaSet, langs: &[&str]) -> Result<Self, String> {
+    pub fn from_lareqa(set: &LareqaSet, langs: &[&str]) -> Result<Self, BatchError> {
         let mut lang_index = Vec::new();
         for l in langs {
-            let i = set.langs.iter().position(|x| x == l).ok_or_else(|| format!("language {l:?} is not in the set"))?;
+            let i = set
+                .langs
+                .iter()
+                .position(|x| x == l)
+                .ok_or_else(|| BatchError::UnknownLanguage { lang: l.to_string() })?;
             lang_index.push(i);
         }
         let mut ids: Vec<String> = Vec::new();
@@ -214,19 +249,19 @@ impl BatchSampler {
         batch_size: usize,
         hard_negatives: bool,
         seed: u64,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, BatchError> {
         if let Some(alpha) = strategy.alpha() {
             if !(0.0..=1.0).contains(&alpha) {
-                return Err(format!("alpha must be in [0, 1], got {alpha}"));
+                return Err(BatchError::Alpha { alpha });
             }
         }
         let group_langs: Vec<Vec<usize>> = (0..pairs.groups.len()).map(|g| pairs.langs_of(g)).collect();
         if batch_size == 0 || batch_size > group_langs.len() {
-            return Err(format!("batch size {batch_size} but {} groups", group_langs.len()));
+            return Err(BatchError::BatchSize { batch_size, groups: group_langs.len() });
         }
         let cross_possible = strategy.alpha().is_some_and(|a| a < 1.0);
         if cross_possible && pairs.langs.len() < 2 {
-            return Err("cross-lingual batches need at least two languages".into());
+            return Err(BatchError::OneLanguage);
         }
         let others = pairs
             .groups
@@ -252,9 +287,9 @@ impl BatchSampler {
     }
 
     /// Continues from a saved state (same pairs, strategy and batch size).
-    pub fn restore(&mut self, state: SamplerState) -> Result<(), String> {
+    pub fn restore(&mut self, state: SamplerState) -> Result<(), BatchError> {
         if state.pending.iter().any(|&g| g >= self.group_langs.len()) {
-            return Err("sampler state refers to groups this data does not have".into());
+            return Err(BatchError::StaleState);
         }
         self.state = state;
         Ok(())

@@ -45,15 +45,20 @@ impl Split {
     }
 }
 
+/// A split name that is not `all`, `train`, `dev` or `test`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown split {0:?} (all, train, dev, test)")]
+pub struct UnknownSplit(pub String);
+
 impl std::str::FromStr for Split {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownSplit;
+    fn from_str(s: &str) -> Result<Self, UnknownSplit> {
         match s {
             "all" => Ok(Split::All),
             "train" => Ok(Split::Train),
             "dev" => Ok(Split::Dev),
             "test" => Ok(Split::Test),
-            _ => Err(format!("unknown split {s:?} (all, train, dev, test)")),
+            _ => Err(UnknownSplit(s.to_string())),
         }
     }
 }

@@ -129,7 +129,7 @@ impl MixedSampler {
             };
             let sampler =
                 BatchSampler::new(&source.pairs, own, batch_size, hard_negatives, seed ^ (i as u64).wrapping_mul(PHI))
-                    .map_err(bad)?;
+                    .map_err(|e| bad(e.to_string()))?;
             samplers.push(sampler);
         }
         Ok(Self { samplers, cumulative, mix_rng: seed ^ MIX_SEED, notes })
@@ -164,10 +164,10 @@ impl MixedSampler {
     /// Continues from a saved state (same sources, strategy and batch size).
     pub fn restore(&mut self, state: MixState) -> Result<(), MixError> {
         match (state, self.samplers.as_mut_slice()) {
-            (MixState::One(s), [one]) => one.restore(s).map_err(MixError::State),
+            (MixState::One(s), [one]) => one.restore(s).map_err(|e| MixError::State(e.to_string())),
             (MixState::Many { mix_rng, sources }, many) if sources.len() == many.len() && many.len() > 1 => {
                 for (sampler, s) in many.iter_mut().zip(sources) {
-                    sampler.restore(s).map_err(MixError::State)?;
+                    sampler.restore(s).map_err(|e| MixError::State(e.to_string()))?;
                 }
                 self.mix_rng = mix_rng;
                 Ok(())

@@ -23,7 +23,36 @@ use crate::BertConfig;
 pub trait WeightSource {
     /// Returns the values of the named tensor, which must have `shape` (HF layout: Linear weights
     /// are `[out, in]`).
-    fn get(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>, String>;
+    fn get(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>, WeightError>;
+}
+
+/// Why a [`WeightSource`] could not give a tensor; each names the tensor (as the source stores it).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum WeightError {
+    /// The source has no such tensor.
+    #[error("tensor `{name}` is missing")]
+    Missing {
+        /// The tensor's name.
+        name: String,
+    },
+    /// The tensor's shape is not the one the config implies.
+    #[error("tensor `{name}` has shape {found:?}, the config implies {expected:?}")]
+    Shape {
+        /// The tensor's name.
+        name: String,
+        /// Its shape in the source.
+        found: Vec<usize>,
+        /// The shape the config implies.
+        expected: Vec<usize>,
+    },
+    /// The tensor's values cannot be used (an unsupported dtype, a value that is not finite).
+    #[error("tensor `{name}`: {message}")]
+    Values {
+        /// The tensor's name.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 /// Largest word-embedding chunk in bytes. WebGPU guarantees storage bindings of only 128 MiB and
@@ -227,7 +256,11 @@ pub use mlr_shaders::reference::attention_bias;
 
 impl<B: Backend> BertModel<B> {
     /// Builds the encoder from named weights (HF BertModel key names, without a `bert.` prefix).
-    pub fn from_source(config: &BertConfig, source: &mut dyn WeightSource, device: &B::Device) -> Result<Self, String> {
+    pub fn from_source(
+        config: &BertConfig,
+        source: &mut dyn WeightSource,
+        device: &B::Device,
+    ) -> Result<Self, WeightError> {
         let h = config.hidden_size;
         let word_values = source.get("embeddings.word_embeddings.weight", &[config.vocab_size, h])?;
         let word: Vec<Param<Tensor<B, 2>>> = word_values
@@ -237,13 +270,13 @@ impl<B: Backend> BertModel<B> {
             })
             .collect();
         drop(word_values);
-        let mut tensor2 = |name: &str, rows: usize, cols: usize| -> Result<Tensor<B, 2>, String> {
+        let mut tensor2 = |name: &str, rows: usize, cols: usize| -> Result<Tensor<B, 2>, WeightError> {
             let values = source.get(name, &[rows, cols])?;
             Ok(Tensor::from_data(TensorData::new(values, [rows, cols]), device))
         };
         let position = tensor2("embeddings.position_embeddings.weight", config.max_position_embeddings, h)?;
         let token_type = tensor2("embeddings.token_type_embeddings.weight", config.type_vocab_size, h)?;
-        let mut vector = |name: &str, len: usize| -> Result<Tensor<B, 1>, String> {
+        let mut vector = |name: &str, len: usize| -> Result<Tensor<B, 1>, WeightError> {
             let values = source.get(name, &[len])?;
             Ok(Tensor::from_data(TensorData::new(values, [len]), device))
         };
@@ -263,7 +296,7 @@ impl<B: Backend> BertModel<B> {
             position_offset: config.position_offset(),
         };
 
-        let mut linear = |name: &str, d_in: usize, d_out: usize| -> Result<Linear<B>, String> {
+        let mut linear = |name: &str, d_in: usize, d_out: usize| -> Result<Linear<B>, WeightError> {
             // HF stores nn.Linear as [out, in]; burn's Linear multiplies by [in, out]. Transposed
             // here, once, into a contiguous [in, out] tensor: a transposed view would be copied
             // into standard layout by every matmul on the ndarray backend (the weight's size per
@@ -291,7 +324,7 @@ impl<B: Backend> BertModel<B> {
         let mut layers = Vec::new();
         for (l, [query, key, value, output, intermediate, ff_output]) in linears.into_iter().enumerate() {
             let p = format!("encoder.layer.{l}");
-            let mut ln = |name: String| -> Result<LayerNorm<B>, String> {
+            let mut ln = |name: String| -> Result<LayerNorm<B>, WeightError> {
                 let gamma = source.get(&format!("{name}.weight"), &[h])?;
                 let beta = source.get(&format!("{name}.bias"), &[h])?;
                 Ok(layer_norm((

@@ -31,7 +31,7 @@ mod random;
 
 pub use bert::{
     attention_bias, chunk_rows, tensor_names, BertAttention, BertEmbeddings, BertFeedForward, BertLayer, BertModel,
-    WeightSource, MAX_CHUNK_BYTES,
+    WeightError, WeightSource, MAX_CHUNK_BYTES,
 };
 pub use config::{BertConfig, ConfigError};
 /// An autodiff backend with [`Kernels`] on it and on its inner backend (native only).

@@ -4,7 +4,7 @@
 //! slow (a software WebGPU adapter in a headless browser). burn's own random ops differ between
 //! backends, so the values come from a seeded SplitMix64 on the host instead.
 
-use crate::bert::WeightSource;
+use crate::bert::{WeightError, WeightSource};
 
 /// A [`WeightSource`] that fills every tensor from a seed: LayerNorm weights near 1, everything else
 /// uniform in `[-scale, scale]`. The same seed gives the same bits everywhere.
@@ -37,7 +37,7 @@ impl SeededWeights {
 }
 
 impl WeightSource for SeededWeights {
-    fn get(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>, String> {
+    fn get(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>, WeightError> {
         let n: usize = shape.iter().product();
         let is_ln_gain = name.ends_with("LayerNorm.weight");
         Ok((0..n)

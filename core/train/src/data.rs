@@ -47,6 +47,61 @@ fn read_split(dir: &Path) -> Result<Option<ArticleSplit>, TrainError> {
     Ok(Some(ArticleSplit::from_json(&bytes, &path.display().to_string())?))
 }
 
+/// Why the training sources (or the dev set) cannot be used; each names the source.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// No `--data` at all.
+    #[error("no training source given")]
+    NoSource,
+    /// A path that does not exist.
+    #[error("{path}: no such file or directory")]
+    Missing {
+        /// The path given.
+        path: String,
+    },
+    /// A path that is none of the source kinds.
+    #[error(
+        "{path}: not a training source (a LAReQA-format directory, a .jsonl file of parallel pairs, or one side of a bitext pair named <name>.<a>-<b>.<a>)"
+    )]
+    Unrecognised {
+        /// The path given.
+        path: String,
+    },
+    /// The pairs of a LAReQA-format directory could not be made.
+    #[error("{path}: {source}")]
+    Pairs {
+        /// The directory.
+        path: String,
+        /// Why.
+        source: mlr_data::batches::BatchError,
+    },
+    /// A source with nothing in the training languages.
+    #[error("{path}: nothing left in the training languages ({langs}): pass --train-langs {ALL_LANGS} or name its languages")]
+    NothingLeft {
+        /// The source.
+        path: String,
+        /// The training languages, comma-separated.
+        langs: String,
+    },
+    /// A training language no source has.
+    #[error("training language {lang:?} is in none of the sources ({sources}): pass --train-langs {ALL_LANGS} or the languages they have")]
+    LanguageInNoSource {
+        /// The language.
+        lang: String,
+        /// The sources, comma-separated.
+        sources: String,
+    },
+    /// A dev set without questions.
+    #[error("{path}: the dev set has no questions")]
+    EmptyDev {
+        /// The dev set's directory.
+        path: String,
+    },
+    /// A dev set on which Mul. mAP is undefined.
+    #[error("the dev set gives no Mul. score (no question has an answer in the pool)")]
+    NoDevScore,
+}
+
 /// A LAReQA-format directory in every language it has, and its split (if any).
 fn read_lareqa(dir: &Path) -> Result<(LareqaSet, Option<ArticleSplit>), TrainError> {
     let langs = LareqaSet::dir_langs(dir)?;
@@ -58,7 +113,7 @@ impl TrainData {
     /// Reads `sources` (at least one) and the dev set; see the module docs.
     pub fn load(sources: &[PathBuf], dev: Option<&Path>, train_langs: &[String]) -> Result<Self, TrainError> {
         if sources.is_empty() {
-            return Err(TrainError::Data("no training source given".into()));
+            return Err(SourceError::NoSource.into());
         }
         let all = train_langs.iter().any(|l| l == ALL_LANGS);
         let keep: Vec<&str> = train_langs.iter().map(String::as_str).collect();
@@ -84,7 +139,9 @@ impl TrainData {
                 } else {
                     keep.iter().copied().filter(|l| train.langs.iter().any(|x| x == l)).collect()
                 };
-                (SourceKind::Lareqa, ParallelPairs::from_lareqa(&train, &langs).map_err(TrainError::Data)?)
+                let pairs = ParallelPairs::from_lareqa(&train, &langs)
+                    .map_err(|source| SourceError::Pairs { path: name.clone(), source })?;
+                (SourceKind::Lareqa, pairs)
             } else if file_name.ends_with(".jsonl") {
                 let pairs = parse_jsonl(&read(path)?, &name)?;
                 (SourceKind::JsonLines, if all { pairs } else { pairs.restrict_langs(&keep) })
@@ -94,18 +151,13 @@ impl TrainData {
                 let pairs = parse_bitext(&a, &read(&side(&a))?, &b, &read(&side(&b))?, &format!("{stem}.*"))?;
                 (SourceKind::Bitext, if all { pairs } else { pairs.restrict_langs(&keep) })
             } else if !path.exists() {
-                return Err(TrainError::Data(format!("{name}: no such file or directory")));
+                return Err(SourceError::Missing { path: name }.into());
             } else {
-                return Err(TrainError::Data(format!(
-                    "{name}: not a training source (a LAReQA-format directory, a .jsonl file of parallel pairs, or one side of a bitext pair named <name>.<a>-<b>.<a>)"
-                )));
+                return Err(SourceError::Unrecognised { path: name }.into());
             };
             let left = pairs.langs.len();
             if pairs.groups.is_empty() || (kind == SourceKind::Bitext && left < 2) {
-                return Err(TrainError::Data(format!(
-                    "{name}: nothing left in the training languages ({}): pass --train-langs {ALL_LANGS} or name its languages",
-                    train_langs.join(",")
-                )));
+                return Err(SourceError::NothingLeft { path: name, langs: train_langs.join(",") }.into());
             }
             loaded.push(Source { name, kind, pairs });
         }
@@ -113,10 +165,7 @@ impl TrainData {
             for l in train_langs {
                 if !loaded.iter().any(|s| s.pairs.langs.contains(l)) {
                     let names: Vec<&str> = loaded.iter().map(|s| s.name.as_str()).collect();
-                    return Err(TrainError::Data(format!(
-                        "training language {l:?} is in none of the sources ({}): pass --train-langs {ALL_LANGS} or the languages they have",
-                        names.join(", ")
-                    )));
+                    return Err(SourceError::LanguageInNoSource { lang: l.clone(), sources: names.join(", ") }.into());
                 }
             }
         }
@@ -127,7 +176,7 @@ impl TrainData {
                 None => full,
             };
             if d.questions.is_empty() {
-                return Err(TrainError::Data(format!("{}: the dev set has no questions", dir.display())));
+                return Err(SourceError::EmptyDev { path: dir.display().to_string() }.into());
             }
             dev_set = Some(d);
         }

@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 
 pub use checkpoint::{EvalLog, RunState, StepLog};
 pub use config::{TrainConfig, TRAIN_LANGS};
-pub use data::{TrainData, ALL_LANGS};
+pub use data::{SourceError, TrainData, ALL_LANGS};
 pub use trainer::{Event, ModelFiles, Outcome, Trainer};
 
 /// Why training failed.
@@ -57,9 +57,9 @@ pub enum TrainError {
         /// What is wrong.
         message: String,
     },
-    /// Training data problems.
+    /// Training sources that cannot be used.
     #[error("data: {0}")]
-    Data(String),
+    Data(#[from] crate::data::SourceError),
     /// A dataset that could not be read.
     #[error(transparent)]
     Dataset(#[from] mlr_data::DataError),

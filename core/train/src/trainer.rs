@@ -19,7 +19,7 @@ use mlr_model::{l2_normalize, masked_mean, AutodiffKernels, BertConfig, BertMode
 use mlr_tokenize::{Batch, Overflow, Role, TextTokenizer};
 
 use crate::checkpoint::{self, CheckpointState, EvalLog, RunState, StepLog};
-use crate::data::TrainData;
+use crate::data::{SourceError, TrainData};
 use crate::export::export_hf;
 use crate::loss::info_nce;
 use crate::optim::{GradScale, KernelAdamW, Optim};
@@ -555,9 +555,7 @@ impl<B: AutodiffKernels> Trainer<B> {
             on(Event::EvalProgress(done));
         })?;
         let report = score_lareqa(dev, &cand_vecs.concat(), &query_vecs.concat(), embedder.dim())?;
-        let multi = report.multi.as_ref().map(|s| s.map).ok_or_else(|| {
-            TrainError::Data("the dev set gives no Mul. score (no question has an answer in the pool)".into())
-        })?;
+        let multi = report.multi.as_ref().map(|s| s.map).ok_or_else(|| TrainError::Data(SourceError::NoDevScore))?;
         let log = EvalLog {
             step: self.state.step,
             mono: report.mono.as_ref().map(|s| s.map),

@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 
 use burn::tensor::backend::Backend;
-use mlr_model::{BertConfig, BertModel, WeightSource};
+use mlr_model::{BertConfig, BertModel, WeightError, WeightSource};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 /// Why a checkpoint cannot be read or written.
@@ -27,9 +27,13 @@ pub enum WeightsError {
     /// The bytes are not a safetensors file.
     #[error("model.safetensors: {0}")]
     Format(String),
-    /// A tensor is missing, has the wrong shape or an unsupported dtype.
+    /// The file's tensors do not make the model its config describes (too many layers, a tensor
+    /// given twice, a value f16 cannot hold).
     #[error("model.safetensors: {0}")]
     Tensor(String),
+    /// A tensor the model reads is missing, has the wrong shape or unusable values.
+    #[error("model.safetensors: {0}")]
+    Weight(#[from] WeightError),
 }
 
 /// A parsed safetensors file used as the weight source of a [`BertModel`].
@@ -116,15 +120,16 @@ fn to_f32(view: &TensorView<'_>) -> Result<Vec<f32>, String> {
 }
 
 impl WeightSource for SafetensorsSource<'_> {
-    fn get(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>, String> {
+    fn get(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>, WeightError> {
         let full = format!("{}{name}", self.prefix);
-        let view = self.file.tensor(&full).map_err(|_| format!("tensor `{full}` is missing"))?;
+        let view = self.file.tensor(&full).map_err(|_| WeightError::Missing { name: full.clone() })?;
         if view.shape() != shape {
-            return Err(format!("tensor `{full}` has shape {:?}, the config implies {shape:?}", view.shape()));
+            return Err(WeightError::Shape { name: full, found: view.shape().to_vec(), expected: shape.to_vec() });
         }
-        let values = to_f32(&view).map_err(|e| format!("tensor `{full}`: {e}"))?;
+        let values = to_f32(&view).map_err(|message| WeightError::Values { name: full.clone(), message })?;
         if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-            return Err(format!("tensor `{full}`: value {} at index {i} is not finite", values[i]));
+            let message = format!("value {} at index {i} is not finite", values[i]);
+            return Err(WeightError::Values { name: full, message });
         }
         Ok(values)
     }
@@ -168,7 +173,7 @@ pub fn load_bert<B: Backend>(
             if layers > 0 { ", but the file has more layers" } else { "" },
         )));
     }
-    BertModel::from_source(config, &mut source, device).map_err(WeightsError::Tensor)
+    Ok(BertModel::from_source(config, &mut source, device)?)
 }
 
 /// A named f32 tensor to write.
@@ -244,7 +249,7 @@ pub fn collect_tensors(config: &BertConfig, source: &mut dyn WeightSource) -> Re
     mlr_model::tensor_names(config)
         .into_iter()
         .map(|(name, shape)| {
-            let values = source.get(&name, &shape).map_err(WeightsError::Tensor)?;
+            let values = source.get(&name, &shape)?;
             Ok(NamedTensor { name, shape, values })
         })
         .collect()
@@ -273,8 +278,9 @@ mod tests {
         // The same tensors handed over by name, without safetensors in between.
         struct ByName(Vec<NamedTensor>);
         impl WeightSource for ByName {
-            fn get(&mut self, name: &str, _shape: &[usize]) -> Result<Vec<f32>, String> {
-                Ok(self.0.iter().find(|t| t.name == name).ok_or(name.to_string())?.values.clone())
+            fn get(&mut self, name: &str, _shape: &[usize]) -> Result<Vec<f32>, WeightError> {
+                let missing = || WeightError::Missing { name: name.to_string() };
+                Ok(self.0.iter().find(|t| t.name == name).ok_or_else(missing)?.values.clone())
             }
         }
         let direct = BertModel::<B>::from_source(&config, &mut ByName(tensors), &device).unwrap();
