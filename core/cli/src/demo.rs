@@ -12,13 +12,13 @@ use anyhow::{bail, Context, Result};
 use mlr_data::lareqa::{ArticleSplit, LareqaSet, Split};
 use mlr_demo::corpus::rank_distance;
 use mlr_demo::{lareqa_input, Corpus, DatasetEntry, FileEntry, Manifest, ModelEntry, Rows, VectorFile};
-use mlr_embed::{Embedder, Role};
+use mlr_embed::{Embedder, ModelFiles, Role};
 use mlr_eval::lareqa::{evaluate, LareqaOptions};
 use mlr_model::Kernels;
 use serde_json::json;
 
 use crate::eval::{command_line, open_encoder};
-use crate::{cache_root, default_model_dir, read_model_file, BackendArg};
+use crate::{cache_root, default_model_dir, BackendArg};
 
 /// Arguments of `mlr demo build`.
 #[derive(clap::Args)]
@@ -189,14 +189,22 @@ pub fn build<B: Kernels>(args: &BuildArgs, device: &B::Device) -> Result<()> {
         let start = Instant::now();
         eprintln!("model {name}: {}", dir.display());
         let dtype = if args.f32 { "f32" } else { "f16" };
-        let weights = read_model_file(dir, "model.safetensors")?;
-        let weights = if args.f32 { weights } else { mlr_weights::to_f16_safetensors(&weights)? };
-        let model_files = vec![
-            ship(&out, &format!("models/{name}/config.json"), &read_model_file(dir, "config.json")?)?,
-            ship(&out, &format!("models/{name}/tokenizer.json"), &read_model_file(dir, "tokenizer.json")?)?,
-            ship(&out, &format!("models/{name}/model.safetensors"), &weights)?,
-        ];
-        drop(weights);
+        // The files (and the f16 copy) are dropped before encoding.
+        let model_files = {
+            let files = ModelFiles::read(dir)?;
+            let f16;
+            let weights = if args.f32 {
+                &files.safetensors
+            } else {
+                f16 = mlr_weights::to_f16_safetensors(&files.safetensors)?;
+                &f16
+            };
+            vec![
+                ship(&out, &format!("models/{name}/{}", ModelFiles::CONFIG), &files.config_json)?,
+                ship(&out, &format!("models/{name}/{}", ModelFiles::TOKENIZER), &files.tokenizer_json)?,
+                ship(&out, &format!("models/{name}/{}", ModelFiles::WEIGHTS), weights)?,
+            ]
+        };
         // Encode with the shipped weights, so the page's queries and the corpus match.
         let (mut encoder, _) =
             open_encoder::<B>(&out.join("models").join(name), 512, false, None, args.batch_size, device)?;

@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressStyle};
 use mlr_data::lareqa::{ArticleSplit, CandidateText, EvalIndex, LareqaSet, Split};
-use mlr_embed::{Embedder, Role};
+use mlr_embed::{Embedder, ModelFiles, Role};
 use mlr_eval::lareqa::{evaluate_per_query, LareqaInput, LareqaOptions, LareqaReport, QueryScores};
 use mlr_eval::score::{dot_scores, tie_order, top};
 use mlr_eval::trec::Qrels;
@@ -17,7 +17,7 @@ use serde_json::json;
 use crate::cache::{key, EmbeddingCache};
 use crate::center;
 use crate::output;
-use crate::{cache_root, default_model_dir, kernels, read_model_file, BackendArg};
+use crate::{cache_root, default_model_dir, kernels, BackendArg};
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum CandidatesArg {
@@ -160,13 +160,14 @@ impl<B: Kernels> Encoder<B> {
     }
 }
 
-fn sha256_files(dir: &Path) -> Result<String> {
+/// The sha256 of the three files, one after the other (the embedding cache's key).
+fn sha256_files(files: &ModelFiles) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
-    for name in ["config.json", "tokenizer.json", "model.safetensors"] {
-        h.update(read_model_file(dir, name)?);
+    for bytes in files.bytes() {
+        h.update(bytes);
     }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// One path (or `--flag=path` argument) made portable, for reports that are committed and compared
@@ -240,17 +241,14 @@ pub(crate) fn open_encoder<B: Kernels>(
     device: &B::Device,
 ) -> Result<(Encoder<B>, String)> {
     eprintln!("loading {} …", model.display());
-    let embedder = Embedder::<B>::from_bytes(
-        &read_model_file(model, "config.json")?,
-        &read_model_file(model, "tokenizer.json")?,
-        &read_model_file(model, "model.safetensors")?,
-        device,
-    )
-    .with_context(|| format!("loading {}", model.display()))?
-    .with_kernels(kernels());
+    let files = ModelFiles::read(model)?;
+    let embedder = Embedder::<B>::from_files(&files, device)
+        .with_context(|| format!("loading {}", model.display()))?
+        .with_kernels(kernels());
     let options = mlr_embed::EmbedOptions { max_tokens, ..embedder.options() };
     let embedder = embedder.with_options(options);
-    let model_sha = sha256_files(model)?;
+    let model_sha = sha256_files(&files);
+    drop(files);
     let dim = embedder.dim();
     let cache = if no_cache {
         EmbeddingCache::disabled(dim)
