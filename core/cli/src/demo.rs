@@ -11,9 +11,9 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use mlr_data::lareqa::{ArticleSplit, LareqaSet, Split};
 use mlr_demo::corpus::rank_distance;
-use mlr_demo::{lareqa_input, Corpus, DatasetEntry, FileEntry, Manifest, ModelEntry, Rows, VectorFile};
+use mlr_demo::{Corpus, DatasetEntry, FileEntry, Manifest, ModelEntry, Rows, VectorFile};
 use mlr_embed::{Embedder, ModelFiles, Role};
-use mlr_eval::lareqa::{evaluate, LareqaOptions};
+use mlr_eval::lareqa::{evaluate, LareqaInput, LareqaOptions};
 use mlr_model::Kernels;
 use serde_json::json;
 
@@ -216,7 +216,8 @@ pub fn build<B: Kernels>(args: &BuildArgs, device: &B::Device) -> Result<()> {
         // The dataset report from the stored (f16) vectors: what the page shows.
         let stored = VectorFile::decode(&bytes)?;
         let (report_cands, report_queries) = Rows::new(&set, &stored)?.gather(&stored, &report_set, &index)?;
-        let report = evaluate(&lareqa_input(&index, &report_cands, &report_queries, dim), &LareqaOptions::default())?;
+        let report =
+            evaluate(&LareqaInput::from_index(&index, &report_cands, &report_queries, dim), &LareqaOptions::default())?;
         eprintln!(
             "model {name} ({report_split} articles): Mo. {:.4}  Cr. {:.4}  Mul. {:.4}  rank distance {:.1}  ({:.0} s)",
             report.mono.as_ref().map_or(f64::NAN, |s| s.map),

@@ -209,17 +209,10 @@ pub(crate) fn command_line() -> String {
         .join(" ")
 }
 
-/// CPU model and core count, for the record.
+/// CPU model, core count and OS, for the record.
 pub fn machine() -> serde_json::Value {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into());
-    json!({"cpu": cpu, "cores": std::thread::available_parallelism().map_or(1, |n| n.get()), "os": std::env::consts::OS})
+    let m = mlr_embed::machine::Machine::this();
+    json!({"cpu": m.cpu.unwrap_or_else(|| "unknown".into()), "cores": m.cores.unwrap_or(1), "os": m.os})
 }
 
 fn write_outputs(out: &Path, report: &serde_json::Value, markdown: &str) -> Result<()> {
@@ -430,7 +423,7 @@ fn score_and_report(
     common: &serde_json::Value,
     (stats_json, stats_line): (serde_json::Value, String),
 ) -> Result<()> {
-    let input = mlr_demo::lareqa_input(index, cand_vecs, query_vecs, dim);
+    let input = LareqaInput::from_index(index, cand_vecs, query_vecs, dim);
     let options = LareqaOptions {
         preference_at: args.preference_k,
         rank_correlation: !args.no_rank_correlation,

@@ -8,10 +8,13 @@
 //! so the browser worker and the native CLI share this crate; the only difference between them is
 //! the readback, which is blocking natively ([`Embedder::embed`]) and async in the browser
 //! ([`Embedder::embed_async`]). [`ModelFiles`] holds those three files; natively it reads them
-//! from a directory, naming the file and directory that fail.
+//! from a directory, naming the file and directory that fail; [`machine`] (native only) describes
+//! the host for reports.
 #![deny(missing_docs)]
 
 mod files;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod machine;
 
 use burn::tensor::{Int, Tensor, TensorData};
 pub use files::{ModelFiles, ModelFilesError};

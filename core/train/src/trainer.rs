@@ -783,16 +783,6 @@ pub(crate) fn score_lareqa(
     dim: usize,
 ) -> Result<mlr_eval::lareqa::LareqaReport, TrainError> {
     let index = set.eval_index(None);
-    let input = LareqaInput {
-        langs: &index.langs,
-        candidate_ids: &index.candidate_ids,
-        candidate_lang: &index.candidate_lang,
-        candidates,
-        query_lang: &index.query_lang,
-        query_group: &index.query_group,
-        relevant: &index.relevant,
-        queries,
-        dim,
-    };
+    let input = LareqaInput::from_index(&index, candidates, queries, dim);
     Ok(evaluate(&input, &LareqaOptions { rank_correlation: false, ..LareqaOptions::default() })?)
 }
