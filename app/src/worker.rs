@@ -12,9 +12,9 @@ use burn::backend::{NdArray, Wgpu};
 use futures::{SinkExt, StreamExt};
 use mlr_data::lareqa::{ArticleSplit, Split};
 use mlr_demo::corpus::{rank_distance, Ranking};
-use mlr_demo::{lareqa_input, Corpus, Manifest, ModelEntry, Rows, VectorFile};
+use mlr_demo::{Corpus, Manifest, ModelEntry, Rows, VectorFile};
 use mlr_embed::{cosine, Embedder, Role};
-use mlr_eval::lareqa::{evaluate, LareqaOptions};
+use mlr_eval::lareqa::{evaluate, LareqaInput, LareqaOptions};
 use yew_agent::reactor::{reactor, ReactorScope};
 
 use crate::fetch::{cache_url, fetch_plain, fetch_verified, prune_cache};
@@ -459,7 +459,7 @@ async fn run_eval(
     let (cands, queries) = rows.gather(vectors, &set, &index).map_err(|e| e.to_string())?;
     let scoring = format!("scoring {} queries × {} candidates", index.questions.len(), set.candidates.len());
     say(scope, WorkerEvent::JobProgress { id, done: 1, total: 3, what: scoring }).await;
-    let input = lareqa_input(&index, &cands, &queries, vectors.dim);
+    let input = LareqaInput::from_index(&index, &cands, &queries, vectors.dim);
     let start = now_ms();
     // `mlr eval`'s defaults; one thread in the browser.
     let report =

@@ -1,5 +1,6 @@
 //! The in-process engines: mlr on burn's CPU (ndarray) and wgpu backends, with and without the
-//! fused kernels, and candle's BERT on the CPU from the same safetensors.
+//! fused kernels, and candle's BERT on the CPU from the same safetensors (mlr's engines take the
+//! bytes of [`ModelFiles`]; candle maps the file of that directory itself).
 
 use std::path::Path;
 use std::time::Instant;
@@ -8,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use burn::backend::wgpu::WgpuDevice;
 use burn::backend::{NdArray, Wgpu};
 use burn::tensor::{Int, Tensor, TensorData};
+use mlr_embed::ModelFiles;
 use mlr_model::{BertConfig, BertModel, Kernels};
 
 use crate::inputs::SeqInputs;
@@ -27,18 +29,15 @@ pub trait Engine {
     fn run(&self, ids: &[Vec<u32>]) -> Result<Vec<f32>>;
 }
 
-/// Starts the engine called `name`.
-pub fn open(name: &str, model: &Path) -> Result<Box<dyn Engine>> {
-    let read =
-        |file: &str| std::fs::read(model.join(file)).with_context(|| format!("reading {}/{file}", model.display()));
-    let config_json = read("config.json")?;
-    let config = BertConfig::from_json(&String::from_utf8_lossy(&config_json))?;
+/// Starts the engine called `name` on the model of `files`.
+pub fn open(name: &str, files: &ModelFiles) -> Result<Box<dyn Engine>> {
+    let config = files.config()?;
     Ok(match name {
         "mlr-cpu" => Box::new(Mlr::<NdArray<f32>>::load(
             name,
             "cpu (burn ndarray + mlr CPU kernels, simd + threads)".into(),
             &config,
-            &read("model.safetensors")?,
+            &files.safetensors,
             &Default::default(),
             true,
         )?),
@@ -52,12 +51,12 @@ pub fn open(name: &str, model: &Path) -> Result<Box<dyn Engine>> {
                 name,
                 format!("wgpu ({adapter}; {what})"),
                 &config,
-                &read("model.safetensors")?,
+                &files.safetensors,
                 &device,
                 fused,
             )?)
         }
-        "candle-cpu" => Box::new(Candle::load(&config_json, &model.join("model.safetensors"))?),
+        "candle-cpu" => Box::new(Candle::load(&files.config_json, &files.dir.join(ModelFiles::WEIGHTS))?),
         other => bail!("unknown engine {other:?} (mlr-cpu, mlr-wgpu, mlr-wgpu-plain, candle-cpu)"),
     })
 }

@@ -23,6 +23,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
+use mlr_embed::ModelFiles;
 
 #[derive(Parser)]
 #[command(name = "mlr-bench", about = "Side-by-side encode and training benchmarks of mlr", version)]
@@ -137,10 +138,11 @@ fn main() -> Result<()> {
     }
 }
 
+/// The tokenizer of model directory `model` (only its `tokenizer.json` is read).
 fn read_tokenizer(model: &std::path::Path) -> Result<mlr_tokenize::TextTokenizer> {
-    let json = std::fs::read(model.join("tokenizer.json"))
-        .with_context(|| format!("reading {}/tokenizer.json", model.display()))?;
-    Ok(mlr_tokenize::TextTokenizer::from_bytes(&json)?)
+    let json = ModelFiles::read_one(model, ModelFiles::TOKENIZER)?;
+    mlr_tokenize::TextTokenizer::from_bytes(&json)
+        .with_context(|| format!("{}", model.join(ModelFiles::TOKENIZER).display()))
 }
 
 fn encode(args: &EncodeArgs) -> Result<()> {
@@ -156,20 +158,19 @@ fn encode(args: &EncodeArgs) -> Result<()> {
             args.quiet_timeout
         );
     }
-    let tokenizer = read_tokenizer(&args.model)?;
+    let files = ModelFiles::read(&args.model)?;
+    let tokenizer = files.tokenizer()?;
     let max_batch = *args.batches.iter().max().expect("non-empty");
     let inputs = inputs::build(&args.data, &tokenizer, &args.seqs, max_batch)?;
     inputs::write(&inputs, &args.inputs_out)?;
     eprintln!("inputs: {} sequence lengths × up to {max_batch} texts → {}", inputs.len(), args.inputs_out.display());
 
-    let config_json = std::fs::read(args.model.join("config.json"))
-        .with_context(|| format!("reading {}/config.json", args.model.display()))?;
-    let dim = mlr_model::BertConfig::from_json(&String::from_utf8_lossy(&config_json))?.hidden_size;
+    let dim = files.config()?.hidden_size;
     let mut rows = Vec::new();
     let mut checks = Vec::new();
     let mut reference: Option<engines::Vectors> = None;
     for name in &args.engines {
-        let engine = engines::open(name, &args.model).with_context(|| format!("starting {name}"))?;
+        let engine = engines::open(name, &files).with_context(|| format!("starting {name}"))?;
         eprintln!("== {} ({})", engine.name(), engine.backend());
         let limit =
             if name.starts_with("mlr-wgpu") && args.wgpu_max_tokens > 0 { args.wgpu_max_tokens } else { usize::MAX };

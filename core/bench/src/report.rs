@@ -207,23 +207,14 @@ fn round(x: f64, digits: i32) -> f64 {
 
 /// CPU model, cores, memory and OS of this machine.
 pub fn machine() -> String {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split(':').nth(1)))
-        .map(str::trim)
-        .unwrap_or("unknown CPU");
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-    let mem_kb: u64 = std::fs::read_to_string("/proc/meminfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:").map(|r| r.trim().trim_end_matches(" kB").trim().parse().unwrap_or(0)))
-        .unwrap_or(0);
+    let m = mlr_embed::machine::Machine::this();
     format!(
-        "{model}, {cores} cores, {:.0} GiB RAM, {} {}, no GPU",
-        mem_kb as f64 / 1048576.0,
-        std::env::consts::OS,
-        std::env::consts::ARCH
+        "{}, {} cores, {:.0} GiB RAM, {} {}, no GPU",
+        m.cpu.as_deref().unwrap_or("unknown CPU"),
+        m.cores.unwrap_or(0),
+        m.mem_kb.unwrap_or(0) as f64 / 1048576.0,
+        m.os,
+        m.arch
     )
 }
 

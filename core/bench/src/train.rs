@@ -19,9 +19,9 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use burn::backend::wgpu::WgpuDevice;
 use burn::backend::{Autodiff, NdArray, Wgpu};
-use mlr_embed::{Embedder, Role};
+use mlr_embed::{Embedder, ModelFiles, Role};
 use mlr_model::AutodiffKernels;
-use mlr_train::{ModelFiles, TrainConfig, TrainData, Trainer};
+use mlr_train::{TrainConfig, TrainData, Trainer};
 use serde_json::{json, Value};
 
 /// Arguments of `mlr-bench train`.

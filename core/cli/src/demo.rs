@@ -11,14 +11,14 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use mlr_data::lareqa::{ArticleSplit, LareqaSet, Split};
 use mlr_demo::corpus::rank_distance;
-use mlr_demo::{lareqa_input, Corpus, DatasetEntry, FileEntry, Manifest, ModelEntry, Rows, VectorFile};
-use mlr_embed::{Embedder, Role};
-use mlr_eval::lareqa::{evaluate, LareqaOptions};
+use mlr_demo::{Corpus, DatasetEntry, FileEntry, Manifest, ModelEntry, Rows, VectorFile};
+use mlr_embed::{Embedder, ModelFiles, Role};
+use mlr_eval::lareqa::{evaluate, LareqaInput, LareqaOptions};
 use mlr_model::Kernels;
 use serde_json::json;
 
 use crate::eval::{command_line, open_encoder};
-use crate::{cache_root, default_model_dir, read_model_file, BackendArg};
+use crate::{cache_root, default_model_dir, BackendArg};
 
 /// Arguments of `mlr demo build`.
 #[derive(clap::Args)]
@@ -189,14 +189,22 @@ pub fn build<B: Kernels>(args: &BuildArgs, device: &B::Device) -> Result<()> {
         let start = Instant::now();
         eprintln!("model {name}: {}", dir.display());
         let dtype = if args.f32 { "f32" } else { "f16" };
-        let weights = read_model_file(dir, "model.safetensors")?;
-        let weights = if args.f32 { weights } else { mlr_weights::to_f16_safetensors(&weights)? };
-        let model_files = vec![
-            ship(&out, &format!("models/{name}/config.json"), &read_model_file(dir, "config.json")?)?,
-            ship(&out, &format!("models/{name}/tokenizer.json"), &read_model_file(dir, "tokenizer.json")?)?,
-            ship(&out, &format!("models/{name}/model.safetensors"), &weights)?,
-        ];
-        drop(weights);
+        // The files (and the f16 copy) are dropped before encoding.
+        let model_files = {
+            let files = ModelFiles::read(dir)?;
+            let f16;
+            let weights = if args.f32 {
+                &files.safetensors
+            } else {
+                f16 = mlr_weights::to_f16_safetensors(&files.safetensors)?;
+                &f16
+            };
+            vec![
+                ship(&out, &format!("models/{name}/{}", ModelFiles::CONFIG), &files.config_json)?,
+                ship(&out, &format!("models/{name}/{}", ModelFiles::TOKENIZER), &files.tokenizer_json)?,
+                ship(&out, &format!("models/{name}/{}", ModelFiles::WEIGHTS), weights)?,
+            ]
+        };
         // Encode with the shipped weights, so the page's queries and the corpus match.
         let (mut encoder, _) =
             open_encoder::<B>(&out.join("models").join(name), 512, false, None, args.batch_size, device)?;
@@ -208,7 +216,8 @@ pub fn build<B: Kernels>(args: &BuildArgs, device: &B::Device) -> Result<()> {
         // The dataset report from the stored (f16) vectors: what the page shows.
         let stored = VectorFile::decode(&bytes)?;
         let (report_cands, report_queries) = Rows::new(&set, &stored)?.gather(&stored, &report_set, &index)?;
-        let report = evaluate(&lareqa_input(&index, &report_cands, &report_queries, dim), &LareqaOptions::default())?;
+        let report =
+            evaluate(&LareqaInput::from_index(&index, &report_cands, &report_queries, dim), &LareqaOptions::default())?;
         eprintln!(
             "model {name} ({report_split} articles): Mo. {:.4}  Cr. {:.4}  Mul. {:.4}  rank distance {:.1}  ({:.0} s)",
             report.mono.as_ref().map_or(f64::NAN, |s| s.map),

@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressStyle};
 use mlr_data::lareqa::{ArticleSplit, CandidateText, EvalIndex, LareqaSet, Split};
-use mlr_embed::{Embedder, Role};
+use mlr_embed::{Embedder, ModelFiles, Role};
 use mlr_eval::lareqa::{evaluate_per_query, LareqaInput, LareqaOptions, LareqaReport, QueryScores};
 use mlr_eval::score::{dot_scores, tie_order, top};
 use mlr_eval::trec::Qrels;
@@ -17,7 +17,7 @@ use serde_json::json;
 use crate::cache::{key, EmbeddingCache};
 use crate::center;
 use crate::output;
-use crate::{cache_root, default_model_dir, kernels, read_model_file, BackendArg};
+use crate::{cache_root, default_model_dir, kernels, BackendArg};
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum CandidatesArg {
@@ -160,13 +160,14 @@ impl<B: Kernels> Encoder<B> {
     }
 }
 
-fn sha256_files(dir: &Path) -> Result<String> {
+/// The sha256 of the three files, one after the other (the embedding cache's key).
+fn sha256_files(files: &ModelFiles) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
-    for name in ["config.json", "tokenizer.json", "model.safetensors"] {
-        h.update(read_model_file(dir, name)?);
+    for bytes in files.bytes() {
+        h.update(bytes);
     }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// One path (or `--flag=path` argument) made portable, for reports that are committed and compared
@@ -208,17 +209,10 @@ pub(crate) fn command_line() -> String {
         .join(" ")
 }
 
-/// CPU model and core count, for the record.
+/// CPU model, core count and OS, for the record.
 pub fn machine() -> serde_json::Value {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into());
-    json!({"cpu": cpu, "cores": std::thread::available_parallelism().map_or(1, |n| n.get()), "os": std::env::consts::OS})
+    let m = mlr_embed::machine::Machine::this();
+    json!({"cpu": m.cpu.unwrap_or_else(|| "unknown".into()), "cores": m.cores.unwrap_or(1), "os": m.os})
 }
 
 fn write_outputs(out: &Path, report: &serde_json::Value, markdown: &str) -> Result<()> {
@@ -240,17 +234,14 @@ pub(crate) fn open_encoder<B: Kernels>(
     device: &B::Device,
 ) -> Result<(Encoder<B>, String)> {
     eprintln!("loading {} …", model.display());
-    let embedder = Embedder::<B>::from_bytes(
-        &read_model_file(model, "config.json")?,
-        &read_model_file(model, "tokenizer.json")?,
-        &read_model_file(model, "model.safetensors")?,
-        device,
-    )
-    .with_context(|| format!("loading {}", model.display()))?
-    .with_kernels(kernels());
+    let files = ModelFiles::read(model)?;
+    let embedder = Embedder::<B>::from_files(&files, device)
+        .with_context(|| format!("loading {}", model.display()))?
+        .with_kernels(kernels());
     let options = mlr_embed::EmbedOptions { max_tokens, ..embedder.options() };
     let embedder = embedder.with_options(options);
-    let model_sha = sha256_files(model)?;
+    let model_sha = sha256_files(&files);
+    drop(files);
     let dim = embedder.dim();
     let cache = if no_cache {
         EmbeddingCache::disabled(dim)
@@ -432,7 +423,7 @@ fn score_and_report(
     common: &serde_json::Value,
     (stats_json, stats_line): (serde_json::Value, String),
 ) -> Result<()> {
-    let input = mlr_demo::lareqa_input(index, cand_vecs, query_vecs, dim);
+    let input = LareqaInput::from_index(index, cand_vecs, query_vecs, dim);
     let options = LareqaOptions {
         preference_at: args.preference_k,
         rank_correlation: !args.no_rank_correlation,

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use mlr_embed::{EmbedOptions, Embedder, Overflow, Role};
+use mlr_embed::{EmbedOptions, Embedder, ModelFiles, Overflow, Role};
 use mlr_model::Kernels;
 
 #[derive(Parser)]
@@ -285,31 +285,16 @@ fn read_texts(path: &Path) -> Result<Vec<String>> {
     Ok(texts)
 }
 
-pub(crate) fn read_model_file(dir: &Path, name: &str) -> Result<Vec<u8>> {
-    let path = dir.join(name);
-    std::fs::read(&path).with_context(|| {
-        format!(
-            "reading {} (a model directory needs config.json, tokenizer.json and model.safetensors)",
-            path.display()
-        )
-    })
-}
-
 fn embed<B: Kernels>(args: &EmbedArgs, device: &B::Device) -> Result<()> {
     let format = vector_format(&args.out)?;
     let texts = read_texts(&args.input)?;
-    let embedder = Embedder::<B>::from_bytes(
-        &read_model_file(&args.model, "config.json")?,
-        &read_model_file(&args.model, "tokenizer.json")?,
-        &read_model_file(&args.model, "model.safetensors")?,
-        device,
-    )
-    .with_context(|| format!("loading {}", args.model.display()))?
-    .with_kernels(kernels())
-    .with_options(EmbedOptions {
-        max_tokens: args.max_tokens,
-        overflow: if args.windows { Overflow::Windows } else { Overflow::Truncate },
-    });
+    let embedder = Embedder::<B>::from_files(&ModelFiles::read(&args.model)?, device)
+        .with_context(|| format!("loading {}", args.model.display()))?
+        .with_kernels(kernels())
+        .with_options(EmbedOptions {
+            max_tokens: args.max_tokens,
+            overflow: if args.windows { Overflow::Windows } else { Overflow::Truncate },
+        });
     let role = match args.role {
         RoleArg::Query => Role::Query,
         RoleArg::Passage => Role::Passage,

@@ -9,7 +9,6 @@ use std::collections::HashMap;
 
 use half::f16;
 use mlr_data::lareqa::{EvalIndex, LareqaSet};
-use mlr_eval::lareqa::LareqaInput;
 
 use crate::DemoError;
 
@@ -151,7 +150,7 @@ impl Rows {
     }
 
     /// The candidate vectors of `set` and the question vectors of `index` (built from `set`),
-    /// row-major, ready for `mlr_eval::lareqa::evaluate`.
+    /// row-major, ready for `mlr_eval::lareqa::LareqaInput::from_index`.
     pub fn gather(
         &self,
         file: &VectorFile,
@@ -176,26 +175,6 @@ impl Rows {
             queries.extend_from_slice(file.question(*row));
         }
         Ok((cands, queries))
-    }
-}
-
-/// The evaluator's input for `index` with vectors in its layout (as [`Rows::gather`] returns them).
-pub fn lareqa_input<'a>(
-    index: &'a EvalIndex,
-    candidates: &'a [f32],
-    queries: &'a [f32],
-    dim: usize,
-) -> LareqaInput<'a> {
-    LareqaInput {
-        langs: &index.langs,
-        candidate_ids: &index.candidate_ids,
-        candidate_lang: &index.candidate_lang,
-        candidates,
-        query_lang: &index.query_lang,
-        query_group: &index.query_group,
-        relevant: &index.relevant,
-        queries,
-        dim,
     }
 }
 

@@ -4,8 +4,8 @@
 
 use mlr_data::lareqa::LareqaSet;
 use mlr_demo::manifest::MANIFEST_VERSION;
-use mlr_demo::{lareqa_input, Corpus, DatasetEntry, FileEntry, Manifest, ModelEntry, Rows, VectorFile};
-use mlr_eval::lareqa::{evaluate, LareqaOptions, LareqaReport};
+use mlr_demo::{Corpus, DatasetEntry, FileEntry, Manifest, ModelEntry, Rows, VectorFile};
+use mlr_eval::lareqa::{evaluate, LareqaInput, LareqaOptions, LareqaReport};
 use mlr_eval::EvalError;
 use mlr_fuzz::{binary, check, seeds, text};
 
@@ -42,7 +42,7 @@ fn report(set: &LareqaSet, file: &VectorFile) -> Result<LareqaReport, String> {
     let index = set.eval_index(Some(4));
     let (cands, queries) = rows.gather(file, set, &index).map_err(|e| e.to_string())?;
     let options = LareqaOptions { threads: 1, ..Default::default() };
-    match evaluate(&lareqa_input(&index, &cands, &queries, file.dim), &options) {
+    match evaluate(&LareqaInput::from_index(&index, &cands, &queries, file.dim), &options) {
         // A guard against a bug of the evaluator: out-of-range numbers are never returned.
         Err(e @ EvalError::OutOfRange { .. }) => Err(e.to_string()),
         other => other.map_err(|e| e.to_string()),

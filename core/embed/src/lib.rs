@@ -7,10 +7,17 @@
 //! Design: everything is built from bytes (`config.json`, `tokenizer.json`, `model.safetensors`),
 //! so the browser worker and the native CLI share this crate; the only difference between them is
 //! the readback, which is blocking natively ([`Embedder::embed`]) and async in the browser
-//! ([`Embedder::embed_async`]).
+//! ([`Embedder::embed_async`]). [`ModelFiles`] holds those three files; natively it reads them
+//! from a directory, naming the file and directory that fail; [`machine`] (native only) describes
+//! the host for reports.
 #![deny(missing_docs)]
 
+mod files;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod machine;
+
 use burn::tensor::{Int, Tensor, TensorData};
+pub use files::{ModelFiles, ModelFilesError};
 use mlr_model::{BertConfig, BertModel, ConfigError, Kernels};
 use mlr_tokenize::{Batch, Sequence, TextTokenizer, TokenizeError};
 pub use mlr_tokenize::{Overflow, Role};
@@ -79,6 +86,11 @@ impl<B: Kernels> Embedder<B> {
         let tokenizer = TextTokenizer::from_bytes(tokenizer_json)?;
         let model = mlr_weights::load_bert(&config, safetensors, device)?;
         Self::new(model, tokenizer, config, device)
+    }
+
+    /// Loads the model of [`ModelFiles`].
+    pub fn from_files(files: &ModelFiles, device: &B::Device) -> Result<Self, EmbedError> {
+        Self::from_bytes(&files.config_json, &files.tokenizer_json, &files.safetensors, device)
     }
 
     /// Wraps an already built model.

@@ -28,6 +28,7 @@
 
 use std::collections::BTreeMap;
 
+use mlr_data::lareqa::EvalIndex;
 use serde::{Deserialize, Serialize};
 
 use crate::score::{check_scorable, dot_scores, precedes, rank_key, tie_order};
@@ -54,6 +55,25 @@ pub struct LareqaInput<'a> {
     pub queries: &'a [f32],
     /// Vector dimension.
     pub dim: usize,
+}
+
+impl<'a> LareqaInput<'a> {
+    /// The input for the questions and candidates of `index` (a LAReQA set's evaluation layout),
+    /// with their vectors in that order: `candidates` `[n_candidates × dim]`, `queries`
+    /// `[index.questions × dim]`.
+    pub fn from_index(index: &'a EvalIndex, candidates: &'a [f32], queries: &'a [f32], dim: usize) -> Self {
+        LareqaInput {
+            langs: &index.langs,
+            candidate_ids: &index.candidate_ids,
+            candidate_lang: &index.candidate_lang,
+            candidates,
+            query_lang: &index.query_lang,
+            query_group: &index.query_group,
+            relevant: &index.relevant,
+            queries,
+            dim,
+        }
+    }
 }
 
 /// What to compute beyond mAP and rank distance.

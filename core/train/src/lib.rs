@@ -33,7 +33,8 @@ use std::path::{Path, PathBuf};
 pub use checkpoint::{EvalLog, RunState, StepLog};
 pub use config::{TrainConfig, TRAIN_LANGS};
 pub use data::{SourceError, TrainData, ALL_LANGS};
-pub use trainer::{Event, ModelFiles, Outcome, Trainer};
+pub use mlr_embed::{ModelFiles, ModelFilesError};
+pub use trainer::{Event, Outcome, Trainer};
 
 /// Why training failed.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +78,9 @@ pub enum TrainError {
     /// Reading a tensor back from the device failed.
     #[error("device: {0}")]
     Device(String),
+    /// A model directory that could not be read.
+    #[error(transparent)]
+    ModelFiles(#[from] mlr_embed::ModelFilesError),
     /// Bad model files.
     #[error(transparent)]
     Model(#[from] mlr_model::ConfigError),

@@ -13,7 +13,7 @@ use burn::tensor::{Bool, Int, Tensor, TensorData};
 use mlr_data::batches::{BatchKind, TrainBatch};
 use mlr_data::lareqa::LareqaSet;
 use mlr_data::mix::MixedSampler;
-use mlr_embed::Embedder;
+use mlr_embed::{Embedder, ModelFiles};
 use mlr_eval::lareqa::{evaluate, LareqaInput, LareqaOptions};
 use mlr_model::{l2_normalize, masked_mean, AutodiffKernels, BertConfig, BertModel, Kernels, Ragged, RaggedGroup};
 use mlr_tokenize::{Batch, Overflow, Role, TextTokenizer};
@@ -25,32 +25,6 @@ use crate::loss::info_nce;
 use crate::optim::{GradScale, KernelAdamW, Optim};
 use crate::schedule::learning_rate;
 use crate::{TrainConfig, TrainError};
-
-/// The three files of a Hugging Face model directory, as bytes.
-#[derive(Debug, Clone)]
-pub struct ModelFiles {
-    /// Where they came from (recorded in checkpoints and exports).
-    pub dir: PathBuf,
-    /// `config.json`.
-    pub config_json: Vec<u8>,
-    /// `tokenizer.json`.
-    pub tokenizer_json: Vec<u8>,
-    /// `model.safetensors`.
-    pub safetensors: Vec<u8>,
-}
-
-impl ModelFiles {
-    /// Reads a model directory.
-    pub fn read(dir: &Path) -> Result<Self, TrainError> {
-        let read = |name: &str| std::fs::read(dir.join(name)).map_err(|e| TrainError::io(&dir.join(name), e));
-        Ok(Self {
-            dir: dir.to_path_buf(),
-            config_json: read("config.json")?,
-            tokenizer_json: read("tokenizer.json")?,
-            safetensors: read("model.safetensors")?,
-        })
-    }
-}
 
 /// What the loop reports as it goes (for progress bars and logs).
 #[derive(Debug)]
@@ -807,16 +781,6 @@ pub(crate) fn score_lareqa(
     dim: usize,
 ) -> Result<mlr_eval::lareqa::LareqaReport, TrainError> {
     let index = set.eval_index(None);
-    let input = LareqaInput {
-        langs: &index.langs,
-        candidate_ids: &index.candidate_ids,
-        candidate_lang: &index.candidate_lang,
-        candidates,
-        query_lang: &index.query_lang,
-        query_group: &index.query_group,
-        relevant: &index.relevant,
-        queries,
-        dim,
-    };
+    let input = LareqaInput::from_index(&index, candidates, queries, dim);
     Ok(evaluate(&input, &LareqaOptions { rank_correlation: false, ..LareqaOptions::default() })?)
 }
