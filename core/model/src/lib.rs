@@ -19,7 +19,7 @@
 //! let mask = Tensor::<NdArray, 2>::ones([1, 3], &device);
 //! let vectors = l2_normalize(masked_mean(model.forward(ids, mask.clone()), mask));
 //! assert_eq!(vectors.dims(), [1, 16]);
-//! # Ok::<(), String>(())
+//! # Ok::<(), mlr_model::WeightError>(())
 //! ```
 #![deny(missing_docs)]
 
