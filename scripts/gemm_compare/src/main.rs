@@ -31,8 +31,25 @@ fn with_gemm_crate(a: ArrayView2<f32>, b: ArrayView2<f32>, c: &mut Array2<f32>) 
     // SAFETY: live views of the stated shapes and strides; c is borrowed mutably and apart.
     unsafe {
         gemm::gemm(
-            m, n, k, c.as_mut_ptr(), sc[1], sc[0], true, a.as_ptr(), sa[1], sa[0], b.as_ptr(), sb[1], sb[0], 1.0f32,
-            1.0f32, false, false, false, par,
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            sc[1],
+            sc[0],
+            true,
+            a.as_ptr(),
+            sa[1],
+            sa[0],
+            b.as_ptr(),
+            sb[1],
+            sb[0],
+            1.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            par,
         );
     }
 }
@@ -117,7 +134,11 @@ fn main() {
     }
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_else(|| "unknown".into());
     let report = serde_json::json!({
         "command": "cargo run --release --manifest-path scripts/gemm_compare/Cargo.toml -- --out results/bench/gemm.json",
@@ -133,9 +154,13 @@ fn main() {
     for r in &rows {
         md += &format!(
             "| {} | {} | {:.0} ({:.0}) | {:.0} ({:.0}) | {:.2} |\n",
-            r["tokens"], r["product"].as_str().unwrap(), r["mlr_gflops_median"].as_f64().unwrap(),
-            r["mlr_gflops_best"].as_f64().unwrap(), r["gemm_crate_gflops_median"].as_f64().unwrap(),
-            r["gemm_crate_gflops_best"].as_f64().unwrap(), r["time_ratio_mlr_over_gemm_crate"].as_f64().unwrap()
+            r["tokens"],
+            r["product"].as_str().unwrap(),
+            r["mlr_gflops_median"].as_f64().unwrap(),
+            r["mlr_gflops_best"].as_f64().unwrap(),
+            r["gemm_crate_gflops_median"].as_f64().unwrap(),
+            r["gemm_crate_gflops_best"].as_f64().unwrap(),
+            r["time_ratio_mlr_over_gemm_crate"].as_f64().unwrap()
         );
     }
     std::fs::write(std::path::Path::new(&out).with_extension("md"), md).expect("writing the markdown");
