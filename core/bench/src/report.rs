@@ -208,14 +208,10 @@ fn round(x: f64, digits: i32) -> f64 {
 /// CPU model, cores, memory and OS of this machine.
 pub fn machine() -> String {
     let m = mlr_embed::machine::Machine::this();
-    format!(
-        "{}, {} cores, {:.0} GiB RAM, {} {}, no GPU",
-        m.cpu.as_deref().unwrap_or("unknown CPU"),
-        m.cores.unwrap_or(0),
-        m.mem_kb.unwrap_or(0) as f64 / 1048576.0,
-        m.os,
-        m.arch
-    )
+    // What cannot be read is said so, never written as 0.
+    let cores = m.cores.map_or("an unknown number of".to_string(), |n| n.to_string());
+    let memory = m.mem_kb.map_or("unknown".to_string(), |kb| format!("{:.0} GiB", kb as f64 / 1048576.0));
+    format!("{}, {cores} cores, {memory} RAM, {} {}, no GPU", m.cpu.as_deref().unwrap_or("unknown CPU"), m.os, m.arch)
 }
 
 /// Writes the JSON report and the markdown table beside it.

@@ -209,10 +209,10 @@ pub(crate) fn command_line() -> String {
         .join(" ")
 }
 
-/// CPU model, core count and OS, for the record.
+/// CPU model, core count and OS, for the record (`null` cores where they cannot be read).
 pub fn machine() -> serde_json::Value {
     let m = mlr_embed::machine::Machine::this();
-    json!({"cpu": m.cpu.unwrap_or_else(|| "unknown".into()), "cores": m.cores.unwrap_or(1), "os": m.os})
+    json!({"cpu": m.cpu.unwrap_or_else(|| "unknown".into()), "cores": m.cores, "os": m.os})
 }
 
 fn write_outputs(out: &Path, report: &serde_json::Value, markdown: &str) -> Result<()> {

@@ -29,9 +29,9 @@ impl Machine {
                 .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
         });
         let mem_kb = std::fs::read_to_string("/proc/meminfo").ok().and_then(|s| {
-            s.lines().find_map(|l| {
-                l.strip_prefix("MemTotal:").map(|r| r.trim().trim_end_matches(" kB").trim().parse().unwrap_or(0))
-            })
+            s.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|r| r.trim().trim_end_matches(" kB").trim().parse().ok())
         });
         Machine {
             cpu,
