@@ -171,7 +171,7 @@ pub async fn run(options: &Options, mut progress: impl FnMut(&str)) -> Result<Ou
                 GpuProbe::Software(name) => format!("{name}, software"),
                 GpuProbe::Hardware(name) => name,
             };
-            mlr_shaders::tune_for_adapter(&adapter);
+            mlr_kernels::tune_for_adapter(&adapter);
             let device = WgpuDevice::default();
             init_setup_async::<WebGpu>(&device, RuntimeOptions::default()).await;
             let backend = format!("WebGPU ({adapter}; burn wgpu + mlr WGSL kernels)");
@@ -266,7 +266,7 @@ async fn encode<B: Kernels>(model: &BertModel<B>, ids: &[Vec<u32>], device: &B::
     let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(flat, [rows, seq]), device);
     let mask = Tensor::<B, 2>::ones([rows, seq], device);
     let hidden = model.forward(ids, mask.clone());
-    let vectors = mlr_shaders::mean_pool(hidden, mask, true, model.kernels);
+    let vectors = mlr_kernels::mean_pool(hidden, mask, true, model.kernels);
     let data = vectors.into_data_async().await.map_err(|e| format!("reading the vectors back: {e:?}"))?;
     data.convert::<f32>().into_vec::<f32>().map_err(|e| format!("reading the vectors back: {e:?}"))
 }

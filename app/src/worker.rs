@@ -77,11 +77,11 @@ pub async fn choose_backend(allow_software_gpu: bool, force_cpu: bool) -> (Optio
     let probe = probe_webgpu().await;
     match &probe {
         GpuProbe::Hardware(name) => {
-            mlr_shaders::tune_for_adapter(name);
+            mlr_kernels::tune_for_adapter(name);
             (Some(WgpuDevice::default()), format!("WebGPU: {name}"))
         }
         GpuProbe::Software(name) if allow_software_gpu => {
-            mlr_shaders::tune_for_adapter(name);
+            mlr_kernels::tune_for_adapter(name);
             (Some(WgpuDevice::default()), format!("WebGPU (software adapter): {name}"))
         }
         _ => (None, probe.cpu_reason()),

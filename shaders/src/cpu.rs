@@ -36,7 +36,7 @@ pub(crate) fn all_f32<'a>(tensors: impl IntoIterator<Item = &'a NdArrayTensor>) 
 /// first write (ndarray's copy-on-write), unshared memory is reused.
 fn owned_f32(t: NdArrayTensor, what: &str) -> Shared {
     let NdArrayTensor::F32(storage) = t else {
-        panic!("mlr-shaders {what}: expected an f32 tensor, got {:?}", t.dtype())
+        panic!("mlr-kernels {what}: expected an f32 tensor, got {:?}", t.dtype())
     };
     let array = storage.into_shared();
     if array.is_standard_layout() {
@@ -48,10 +48,10 @@ fn owned_f32(t: NdArrayTensor, what: &str) -> Shared {
 
 /// The values of a vector parameter (bias, gamma, beta), which must have `len` entries.
 fn vector(t: &NdArrayTensor, len: usize, what: &str) -> Vec<f32> {
-    let NdArrayTensor::F32(storage) = t else { panic!("mlr-shaders {what}: expected an f32 tensor") };
+    let NdArrayTensor::F32(storage) = t else { panic!("mlr-kernels {what}: expected an f32 tensor") };
     let view = storage.view();
-    let view = view.into_dimensionality::<Ix1>().unwrap_or_else(|_| panic!("mlr-shaders {what}: must be a vector"));
-    assert_eq!(view.len(), len, "mlr-shaders {what}: must have {len} entries (the last axis of x)");
+    let view = view.into_dimensionality::<Ix1>().unwrap_or_else(|_| panic!("mlr-kernels {what}: must be a vector"));
+    assert_eq!(view.len(), len, "mlr-kernels {what}: must have {len} entries (the last axis of x)");
     view.to_vec()
 }
 
@@ -166,18 +166,18 @@ pub(crate) fn linear(x: &NdArrayTensor, weight: &NdArrayTensor, bias: Option<&Nd
     let weight_tensor = weight;
     let (NdArrayTensor::F32(x), NdArrayTensor::F32(weight)) = (x, weight) else { return None };
     let x = x.view();
-    let weight = weight.view().into_dimensionality::<Ix2>().expect("mlr-shaders linear: weight must be a matrix");
+    let weight = weight.view().into_dimensionality::<Ix2>().expect("mlr-kernels linear: weight must be a matrix");
     let mut shape = x.shape().to_vec();
-    let k = *shape.last().expect("mlr-shaders linear: x has a last axis");
+    let k = *shape.last().expect("mlr-kernels linear: x has a last axis");
     let n = weight.shape()[1];
-    assert_eq!(weight.shape()[0], k, "mlr-shaders linear: x has {k} columns, the weight {} rows", weight.shape()[0]);
+    assert_eq!(weight.shape()[0], k, "mlr-kernels linear: x has {k} columns, the weight {} rows", weight.shape()[0]);
     let rows = shape[..shape.len() - 1].iter().product();
     // A view when x is contiguous (the usual case), else one copy of the activations.
-    let x = x.to_shape((rows, k)).expect("mlr-shaders linear: x reshapes to a matrix");
+    let x = x.to_shape((rows, k)).expect("mlr-kernels linear: x reshapes to a matrix");
     let mut out = match bias {
         Some(NdArrayTensor::F32(b)) => {
-            let b = b.view().into_dimensionality::<Ix1>().expect("mlr-shaders linear: bias must be a vector");
-            b.broadcast((rows, n)).expect("mlr-shaders linear: bias must have the weight's columns").to_owned()
+            let b = b.view().into_dimensionality::<Ix1>().expect("mlr-kernels linear: bias must be a vector");
+            b.broadcast((rows, n)).expect("mlr-kernels linear: bias must have the weight's columns").to_owned()
         }
         Some(_) => return None,
         None => Array2::from_shape_vec((rows, n), written_zeros(rows * n)).expect("rows × n values"),
@@ -443,9 +443,9 @@ pub(crate) fn layer_norm(
         .map(|(t, name)| vector(t, w, &format!("layer_norm: {name}")));
     // The residual's values in row-major order: its memory when contiguous, else one copy.
     let residual = residual.map(|r| {
-        let NdArrayTensor::F32(r) = r else { panic!("mlr-shaders layer_norm: residual must be f32") };
+        let NdArrayTensor::F32(r) = r else { panic!("mlr-kernels layer_norm: residual must be f32") };
         let r = r.view();
-        assert_eq!(r.shape(), x.shape(), "mlr-shaders layer_norm: residual must have x's shape");
+        assert_eq!(r.shape(), x.shape(), "mlr-kernels layer_norm: residual must have x's shape");
         match r.to_slice() {
             Some(values) => std::borrow::Cow::Borrowed(values),
             None => std::borrow::Cow::Owned(r.iter().copied().collect::<Vec<f32>>()),
@@ -502,11 +502,11 @@ pub(crate) fn adamw(
         Some((m1, m2)) => (owned_f32(m1, "adamw: moment 1"), owned_f32(m2, "adamw: moment 2")),
         None => (Shared::zeros(p.raw_dim()), Shared::zeros(p.raw_dim())),
     };
-    let NdArrayTensor::F32(grad) = grad else { panic!("mlr-shaders adamw: expected an f32 gradient") };
+    let NdArrayTensor::F32(grad) = grad else { panic!("mlr-kernels adamw: expected an f32 gradient") };
     let grad = grad.view();
     assert!(
         grad.shape() == p.shape() && m1.shape() == p.shape() && m2.shape() == p.shape(),
-        "mlr-shaders adamw: parameter, gradient and moments must have one shape"
+        "mlr-kernels adamw: parameter, gradient and moments must have one shape"
     );
     let grad = grad.as_standard_layout();
     let g = grad.as_slice().expect("standard layout");
@@ -632,15 +632,15 @@ pub(crate) fn attention(
         let NdArrayTensor::F32(t) = t else { unreachable!("checked by the caller") };
         t.view()
             .into_dimensionality::<Ix3>()
-            .unwrap_or_else(|_| panic!("mlr-shaders attention: {what} must be [batch, seq, hidden]"))
+            .unwrap_or_else(|_| panic!("mlr-kernels attention: {what} must be [batch, seq, hidden]"))
     }
     let (q, k, v) = (view3(q, "q"), view3(k, "k"), view3(v, "v"));
     let (b, s, h) = q.dim();
-    assert!(k.dim() == (b, s, h) && v.dim() == (b, s, h), "mlr-shaders attention: q, k and v must have one shape");
-    assert!(heads > 0 && h % heads == 0, "mlr-shaders attention: {heads} heads do not divide the width {h}");
+    assert!(k.dim() == (b, s, h) && v.dim() == (b, s, h), "mlr-kernels attention: q, k and v must have one shape");
+    assert!(heads > 0 && h % heads == 0, "mlr-kernels attention: {heads} heads do not divide the width {h}");
     let NdArrayTensor::F32(mask) = mask else { unreachable!("checked by the caller") };
     let mask = mask.view();
-    assert_eq!(mask.shape(), [b, s], "mlr-shaders attention: mask must be [batch, seq]");
+    assert_eq!(mask.shape(), [b, s], "mlr-kernels attention: mask must be [batch, seq]");
     // The reference's additive bias, (1 - mask) · -1e9, per batch row.
     let bias: Vec<f32> = mask.iter().map(|&m| (1.0 - m) * -1e9).collect();
     let d = h / heads;

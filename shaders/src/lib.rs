@@ -1,4 +1,6 @@
-//! WGSL compute kernels for the hot path of mlr's encoder, as a burn backend extension.
+//! The fused kernels of mlr's encoder's hot path, as a burn backend extension: WGSL compute
+//! kernels on wgpu and Rust fast paths on the CPU (with backward passes for training). The crate
+//! lives in `shaders/`, the directory the project's layout gives its kernels.
 //!
 //! [`Kernels`] extends [`Backend`] with six fused operations. Every method has a default body
 //! that runs the plain-burn reference in [`reference`], so any backend can implement the trait
@@ -411,7 +413,7 @@ pub fn adamw<B: Kernels, const D: usize>(
     assert!(
         param.dims() == grad.dims()
             && moments.as_ref().is_none_or(|(a, b)| a.dims() == param.dims() && b.dims() == param.dims()),
-        "mlr-shaders adamw: parameter, gradient and moments must have one shape"
+        "mlr-kernels adamw: parameter, gradient and moments must have one shape"
     );
     if !fused {
         return reference::adamw(param, grad, moments, step);

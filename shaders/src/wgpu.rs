@@ -153,7 +153,7 @@ fn dims(t: &Tensor) -> Vec<usize> {
 }
 
 fn check_f32(t: &Tensor, what: &str) {
-    assert_eq!(t.dtype, DType::F32, "mlr-shaders: {what} must be f32, got {:?}", t.dtype);
+    assert_eq!(t.dtype, DType::F32, "mlr-kernels: {what} must be f32, got {:?}", t.dtype);
 }
 
 fn empty(like: &Tensor, shape: Vec<usize>, dtype: DType) -> Tensor {
@@ -194,15 +194,15 @@ impl<BT: BoolElement> Kernels for CubeBackend<WgpuRuntime, f32, i32, BT> {
         let shape = dims(&x);
         let (k, n) = match dims(&weight)[..] {
             [k, n] => (k, n),
-            ref other => panic!("mlr-shaders linear: weight must be [k, n], got {other:?}"),
+            ref other => panic!("mlr-kernels linear: weight must be [k, n], got {other:?}"),
         };
-        assert_eq!(shape.last(), Some(&k), "mlr-shaders linear: x must end in {k} (the weight's rows)");
+        assert_eq!(shape.last(), Some(&k), "mlr-kernels linear: x must end in {k} (the weight's rows)");
         let rows = shape.iter().product::<usize>() / k.max(1);
         let mut out_shape = shape;
         *out_shape.last_mut().expect("x has a last axis") = n;
         if let Some(bias) = &bias {
             check_f32(bias, "bias");
-            assert_eq!(dims(bias), [n], "mlr-shaders linear: bias must be [{n}]");
+            assert_eq!(dims(bias), [n], "mlr-kernels linear: bias must be [{n}]");
         }
         if n % 4 == 0
             && k % 4 == 0
@@ -244,7 +244,7 @@ impl<BT: BoolElement> Kernels for CubeBackend<WgpuRuntime, f32, i32, BT> {
         let bias = contiguous(bias, "bias");
         let shape = dims(&x);
         let width = *shape.last().expect("x has a last axis");
-        assert_eq!(dims(&bias), [width], "mlr-shaders bias_gelu: bias must be [{width}]");
+        assert_eq!(dims(&bias), [width], "mlr-kernels bias_gelu: bias must be [{width}]");
         let n: usize = shape.iter().product();
         let out = empty(&x, shape, DType::F32);
         let kernel = Kernel { name: KernelName::BiasGelu, workgroup_size: WG_ELEMENTWISE, params: vec![] };
@@ -268,7 +268,7 @@ impl<BT: BoolElement> Kernels for CubeBackend<WgpuRuntime, f32, i32, BT> {
         let rows = shape.iter().product::<usize>() / width.max(1);
         let vectors = [contiguous(bias, "bias"), contiguous(gamma, "gamma"), contiguous(beta, "beta")];
         for v in &vectors {
-            assert_eq!(dims(v), [width], "mlr-shaders layer_norm: bias, gamma and beta must be [{width}]");
+            assert_eq!(dims(v), [width], "mlr-kernels layer_norm: bias, gamma and beta must be [{width}]");
         }
         let has_residual = residual.is_some();
         // Without a residual the binding still needs a buffer (never read): a one-element dummy,
@@ -276,7 +276,7 @@ impl<BT: BoolElement> Kernels for CubeBackend<WgpuRuntime, f32, i32, BT> {
         let residual = match residual {
             Some(r) => {
                 let r = contiguous(r, "residual");
-                assert_eq!(dims(&r), shape, "mlr-shaders layer_norm: residual must have x's shape");
+                assert_eq!(dims(&r), shape, "mlr-kernels layer_norm: residual must have x's shape");
                 r
             }
             None => empty(&x, vec![1], DType::F32),
@@ -306,9 +306,9 @@ impl<BT: BoolElement> Kernels for CubeBackend<WgpuRuntime, f32, i32, BT> {
     ) -> FloatTensor<Self> {
         let shape = dims(&q);
         let [b, s, h] = shape[..] else {
-            panic!("mlr-shaders attention: q must be [batch, seq, hidden], got {shape:?}")
+            panic!("mlr-kernels attention: q must be [batch, seq, hidden], got {shape:?}")
         };
-        assert!(heads > 0 && h % heads == 0, "mlr-shaders attention: {h} columns do not split into {heads} heads");
+        assert!(heads > 0 && h % heads == 0, "mlr-kernels attention: {h} columns do not split into {heads} heads");
         let d = h / heads;
         // Per invocation: the mask count, then per key one loop over the query and one over v.
         if d > MAX_HEAD_DIM || s * (2 * d + 2) + 2 * d > LOOP_BUDGET {
@@ -316,8 +316,8 @@ impl<BT: BoolElement> Kernels for CubeBackend<WgpuRuntime, f32, i32, BT> {
         }
         let (q, k, v) = (contiguous(q, "q"), contiguous(k, "k"), contiguous(v, "v"));
         let mask = contiguous(mask, "mask");
-        assert!(dims(&k) == shape && dims(&v) == shape, "mlr-shaders attention: q, k and v must have one shape");
-        assert_eq!(dims(&mask), [b, s], "mlr-shaders attention: mask must be [batch, seq]");
+        assert!(dims(&k) == shape && dims(&v) == shape, "mlr-kernels attention: q, k and v must have one shape");
+        assert_eq!(dims(&mask), [b, s], "mlr-kernels attention: mask must be [batch, seq]");
         let out = empty(&q, shape, DType::F32);
         let kernel = Kernel {
             name: KernelName::Attention,
@@ -340,9 +340,9 @@ impl<BT: BoolElement> Kernels for CubeBackend<WgpuRuntime, f32, i32, BT> {
         let mask = contiguous(mask, "mask");
         let shape = dims(&hidden);
         let [b, s, w] = shape[..] else {
-            panic!("mlr-shaders mean_pool: hidden must be [batch, seq, width], got {shape:?}")
+            panic!("mlr-kernels mean_pool: hidden must be [batch, seq, width], got {shape:?}")
         };
-        assert_eq!(dims(&mask), [b, s], "mlr-shaders mean_pool: mask must be [batch, seq]");
+        assert_eq!(dims(&mask), [b, s], "mlr-kernels mean_pool: mask must be [batch, seq]");
         let out = empty(&hidden, vec![b, w], DType::F32);
         let kernel = Kernel {
             name: KernelName::MeanPool,
@@ -364,7 +364,7 @@ impl<BT: BoolElement> Kernels for CubeBackend<WgpuRuntime, f32, i32, BT> {
         if k == 0 || k > MAX_TOP_K {
             assert!(
                 !in_browser || k == 0,
-                "mlr-shaders cosine_top_k: k = {k} > {MAX_TOP_K} is not supported on WebGPU in the browser"
+                "mlr-kernels cosine_top_k: k = {k} > {MAX_TOP_K} is not supported on WebGPU in the browser"
             );
             let (scores, ids) = reference::cosine_top_k::<Self>(tensor(queries), tensor(corpus), k);
             return (float(scores), ids.into_primitive());
@@ -374,10 +374,10 @@ impl<BT: BoolElement> Kernels for CubeBackend<WgpuRuntime, f32, i32, BT> {
         let (qs, cs) = (dims(&queries), dims(&corpus));
         assert!(
             qs.len() == 2 && cs.len() == 2,
-            "mlr-shaders cosine_top_k: queries and corpus must be matrices, got {qs:?} and {cs:?}"
+            "mlr-kernels cosine_top_k: queries and corpus must be matrices, got {qs:?} and {cs:?}"
         );
         let (nq, w, n, cw) = (qs[0], qs[1], cs[0], cs[1]);
-        assert_eq!(w, cw, "mlr-shaders cosine_top_k: queries have {w} columns, the corpus {cw}");
+        assert_eq!(w, cw, "mlr-kernels cosine_top_k: queries have {w} columns, the corpus {cw}");
         // Per invocation: its rows (a dot product of w/4 + 3 iterations and at worst k shifts of
         // the insertion each), then k merge rounds of log2(WG) steps.
         let rows = n.div_ceil(WG_TOP_K as usize);

@@ -7,7 +7,7 @@
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
-use mlr_shaders::{attention, bias_gelu, layer_norm, linear};
+use mlr_kernels::{attention, bias_gelu, layer_norm, linear};
 
 type A = Autodiff<NdArray<f32>>;
 

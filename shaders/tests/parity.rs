@@ -8,7 +8,7 @@ use burn::backend::wgpu::WgpuDevice;
 use burn::backend::{NdArray, Wgpu};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
-use mlr_shaders::{adamw, attention, bias_gelu, cosine_top_k, layer_norm, linear, mean_pool, AdamWStep};
+use mlr_kernels::{adamw, attention, bias_gelu, cosine_top_k, layer_norm, linear, mean_pool, AdamWStep};
 
 type G = Wgpu;
 type C = NdArray<f32>;

@@ -7,7 +7,7 @@
 //!   adapter: it never falls back silently.
 //!
 //! - the CPU path's products (the wasm SIMD GEMM) equal burn's plain matmul on the wasm CPU;
-//! - every WGSL kernel of `mlr-shaders` on WebGPU equals its plain-burn reference on the same
+//! - every WGSL kernel of `mlr-kernels` on WebGPU equals its plain-burn reference on the same
 //!   device (top-k: on the wasm CPU, as burn's sort cannot run on WebGPU in a browser); the tiny
 //!   model above runs with the kernels on, as the demo does;
 //! - the page's messages to and from the encoder worker: an undecodable one is answered, never a
@@ -100,7 +100,7 @@ async fn webgpu() -> (String, WgpuDevice) {
         GpuProbe::Hardware(name) => name,
     };
     // As the demo's worker does: on SwiftShader the linear layers run the kernel at any row count.
-    mlr_shaders::tune_for_adapter(&adapter);
+    mlr_kernels::tune_for_adapter(&adapter);
     let device = WgpuDevice::default();
     if !WEBGPU_READY.get() {
         let setup = init_setup_async::<WebGpu>(&device, RuntimeOptions::default()).await;
@@ -165,14 +165,14 @@ async fn kernels_on_webgpu_match_their_references() {
     let vec1 = |v: &[f32]| Tensor::<Wgpu, 1>::from_data(TensorData::new(v.to_vec(), [v.len()]), &device);
 
     let attn =
-        |fused| mlr_shaders::attention(t(&q, [b, s, h]), t(&k, [b, s, h]), t(&v, [b, s, h]), mask(), heads, fused);
+        |fused| mlr_kernels::attention(t(&q, [b, s, h]), t(&k, [b, s, h]), t(&v, [b, s, h]), mask(), heads, fused);
     let diff = max_diff(&read(attn(true)).await, &read(attn(false)).await);
     console_log!("attention: max |fused - plain| {diff:.2e}");
     assert!(diff < 2e-5);
 
     // 8 rows, and 59 (the kernel on SwiftShader, where `tune_for_adapter` lifts the row limit,
     // with a last partial 4-row block; burn's matmul on other adapters).
-    let limit = mlr_shaders::tune_for_adapter(&adapter);
+    let limit = mlr_kernels::tune_for_adapter(&adapter);
     console_log!(
         "linear.wgsl up to {} rows on {adapter}",
         if limit == usize::MAX { "any number of".to_string() } else { limit.to_string() }
@@ -183,20 +183,20 @@ async fn kernels_on_webgpu_match_their_references() {
         let lin = |fused| {
             let x = Tensor::<Wgpu, 3>::from_data(TensorData::new(x[..rows * h].to_vec(), [1, rows, h]), &device);
             let w = Tensor::<Wgpu, 2>::from_data(TensorData::new(w.clone(), [h, 3 * h]), &device);
-            mlr_shaders::linear(x, w, Some(vec1(&wb)), fused)
+            mlr_kernels::linear(x, w, Some(vec1(&wb)), fused)
         };
         let diff = max_diff(&read(lin(true)).await, &read(lin(false)).await);
         console_log!("linear ({rows} rows): max |fused - plain| {diff:.2e}");
         assert!(diff < 1e-5);
     }
 
-    let gelu = |fused| mlr_shaders::bias_gelu(t(&x, [b, s, h]), vec1(&bias), fused);
+    let gelu = |fused| mlr_kernels::bias_gelu(t(&x, [b, s, h]), vec1(&bias), fused);
     let diff = max_diff(&read(gelu(true)).await, &read(gelu(false)).await);
     console_log!("bias_gelu: max |fused - plain| {diff:.2e}");
     assert!(diff < 1e-5);
 
     let ln = |fused| {
-        mlr_shaders::layer_norm(
+        mlr_kernels::layer_norm(
             t(&x, [b, s, h]),
             vec1(&bias),
             Some(t(&r, [b, s, h])),
@@ -211,7 +211,7 @@ async fn kernels_on_webgpu_match_their_references() {
     assert!(diff < 1e-5);
 
     for normalize in [true, false] {
-        let pool = |fused| mlr_shaders::mean_pool(t(&x, [b, s, h]), mask(), normalize, fused);
+        let pool = |fused| mlr_kernels::mean_pool(t(&x, [b, s, h]), mask(), normalize, fused);
         let diff = max_diff(&read(pool(true)).await, &read(pool(false)).await);
         console_log!("mean_pool (normalize {normalize}): max |fused - plain| {diff:.2e}");
         assert!(diff < 1e-5);
@@ -220,13 +220,13 @@ async fn kernels_on_webgpu_match_their_references() {
     let corpus = values(500 * h, 9, 1.0);
     let queries = values(3 * h, 10, 1.0);
     let m2 = |v: &[f32], rows: usize| Tensor::<Wgpu, 2>::from_data(TensorData::new(v.to_vec(), [rows, h]), &device);
-    let (fs, fi) = mlr_shaders::cosine_top_k(m2(&queries, 3), m2(&corpus, 500), 10, true);
+    let (fs, fi) = mlr_kernels::cosine_top_k(m2(&queries, 3), m2(&corpus, 500), 10, true);
     // The plain reference sorts, and burn's sort on WebGPU needs a synchronous read the browser
     // cannot do: the reference runs on the wasm CPU backend, on the same values.
     let cpu = |v: &[f32], rows: usize| {
         Tensor::<NdArray<f32>, 2>::from_data(TensorData::new(v.to_vec(), [rows, h]), &Default::default())
     };
-    let (ps, pi) = mlr_shaders::cosine_top_k(cpu(&queries, 3), cpu(&corpus, 500), 10, false);
+    let (ps, pi) = mlr_kernels::cosine_top_k(cpu(&queries, 3), cpu(&corpus, 500), 10, false);
     let plain_ids: Vec<i64> = pi.into_data().convert::<i64>().into_vec().unwrap();
     assert_eq!(read_int(fi).await, plain_ids, "top-10 ids");
     let diff = max_diff(&read(fs).await, &ps.into_data().convert::<f32>().into_vec::<f32>().unwrap());
@@ -257,12 +257,12 @@ fn cpu_products_on_wasm_match_the_plain_matmul() {
                 let x = Tensor::<Cpu, 3>::from_data(TensorData::new(values(m * k, case, 1.0), [1, m, k]), &device);
                 let w = Tensor::<Cpu, 2>::from_data(TensorData::new(values(k * n, case + 5000, 1.0), [k, n]), &device);
                 let bias = Tensor::<Cpu, 1>::from_data(TensorData::new(values(n, case + 9000, 1.0), [n]), &device);
-                let plain: Vec<f32> = mlr_shaders::linear(x.clone(), w.clone(), Some(bias.clone()), false)
+                let plain: Vec<f32> = mlr_kernels::linear(x.clone(), w.clone(), Some(bias.clone()), false)
                     .into_data()
                     .into_vec()
                     .unwrap();
                 for _ in 0..2 {
-                    let fused: Vec<f32> = mlr_shaders::linear(x.clone(), w.clone(), Some(bias.clone()), true)
+                    let fused: Vec<f32> = mlr_kernels::linear(x.clone(), w.clone(), Some(bias.clone()), true)
                         .into_data()
                         .into_vec()
                         .unwrap();
@@ -281,7 +281,7 @@ fn cpu_products_on_wasm_match_the_plain_matmul() {
     let x = Tensor::<Cpu, 3>::from_data(TensorData::new(values(m * k, 1, 1.0), [1, m, k]), &device);
     let w = Tensor::<Cpu, 2>::from_data(TensorData::new(values(k * n, 2, 1.0), [k, n]), &device);
     let run = |w: Tensor<Cpu, 2>, fused| -> Vec<f32> {
-        mlr_shaders::linear(x.clone(), w, None, fused).into_data().into_vec().unwrap()
+        mlr_kernels::linear(x.clone(), w, None, fused).into_data().into_vec().unwrap()
     };
     assert!(max_diff(&run(w.clone(), true), &run(w.clone(), false)) < 1e-5);
     let w1 = w + 1.0;
@@ -296,7 +296,7 @@ fn cpu_products_on_wasm_match_the_plain_matmul() {
         let mask_v: Vec<f32> = lens.iter().flat_map(|&l| (0..s).map(move |j| if j < l { 1.0 } else { 0.0 })).collect();
         let mask = Tensor::<Cpu, 2>::from_data(TensorData::new(mask_v, [b, s]), &device);
         let attn = |fused| -> Vec<f32> {
-            mlr_shaders::attention(t(1), t(2), t(3), mask.clone(), heads, fused).into_data().into_vec().unwrap()
+            mlr_kernels::attention(t(1), t(2), t(3), mask.clone(), heads, fused).into_data().into_vec().unwrap()
         };
         let diff = max_diff(&attn(true), &attn(false));
         console_log!("attention on the wasm CPU, {s} tokens: max |fast − plain| {diff:.2e}");

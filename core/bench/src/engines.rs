@@ -44,7 +44,7 @@ pub fn open(name: &str, files: &ModelFiles) -> Result<Box<dyn Engine>> {
         "mlr-wgpu" | "mlr-wgpu-plain" => {
             let device = WgpuDevice::default();
             let adapter = adapter_name();
-            mlr_shaders::tune_for_adapter(&adapter);
+            mlr_kernels::tune_for_adapter(&adapter);
             let fused = name == "mlr-wgpu";
             let what = if fused { "mlr WGSL kernels" } else { "plain burn ops" };
             Box::new(Mlr::<Wgpu>::load(
@@ -126,7 +126,7 @@ impl<B: Kernels> Engine for Mlr<B> {
         let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(flat, [rows, seq]), &self.device);
         let mask = Tensor::<B, 2>::ones([rows, seq], &self.device);
         let hidden = self.model.forward(ids, mask.clone());
-        let vectors = mlr_shaders::mean_pool(hidden, mask, true, self.model.kernels);
+        let vectors = mlr_kernels::mean_pool(hidden, mask, true, self.model.kernels);
         vectors.into_data().convert::<f32>().into_vec::<f32>().map_err(|e| anyhow::anyhow!("readback: {e:?}"))
     }
 }

@@ -166,7 +166,7 @@ impl<B: Kernels> Embedder<B> {
     /// when the model's kernels are on.
     fn pooled(&self, batch: &Batch, normalize: bool) -> Tensor<B, 2> {
         let (ids, mask) = self.inputs(batch);
-        mlr_shaders::mean_pool(self.model.forward(ids, mask.clone()), mask, normalize, self.model.kernels)
+        mlr_kernels::mean_pool(self.model.forward(ids, mask.clone()), mask, normalize, self.model.kernels)
     }
 
     /// Row vectors ready for [`combine`]: when every text is one row, pooling and normalisation

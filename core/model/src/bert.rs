@@ -4,7 +4,7 @@
 //! BertIntermediate, BertOutput): same operations in the same order, so that hidden states match the
 //! reference to float rounding.
 //!
-//! The hot path goes through `mlr-shaders`: fused attention, bias + GELU and bias + residual +
+//! The hot path goes through `mlr-kernels`: fused attention, bias + GELU and bias + residual +
 //! LayerNorm. On wgpu these are WGSL kernels; elsewhere, and with [`BertModel::kernels`] off, they
 //! are the plain-burn references, which are the same ops in the same order as the HF port.
 
@@ -12,7 +12,7 @@ use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
-use mlr_shaders::Kernels;
+use mlr_kernels::Kernels;
 
 use crate::BertConfig;
 
@@ -147,17 +147,17 @@ pub(crate) fn norm<B: Kernels>(
         Some(beta) => beta.val(),
         None => ln.gamma.val().zeros_like(),
     };
-    mlr_shaders::layer_norm(x, bias, residual, ln.gamma.val(), beta, epsilon, fused)
+    mlr_kernels::layer_norm(x, bias, residual, ln.gamma.val(), beta, epsilon, fused)
 }
 
 /// `x · weight`, without the bias (the kernels add it).
 pub(crate) fn matmul<B: Kernels>(linear: &Linear<B>, x: Tensor<B, 3>, fused: bool) -> Tensor<B, 3> {
-    mlr_shaders::linear(x, linear.weight.val(), None, fused)
+    mlr_kernels::linear(x, linear.weight.val(), None, fused)
 }
 
 /// `x · weight + bias`.
 pub(crate) fn dense<B: Kernels>(linear: &Linear<B>, x: Tensor<B, 3>, fused: bool) -> Tensor<B, 3> {
-    mlr_shaders::linear(x, linear.weight.val(), linear.bias.as_ref().map(|b| b.val()), fused)
+    mlr_kernels::linear(x, linear.weight.val(), linear.bias.as_ref().map(|b| b.val()), fused)
 }
 
 /// The bias of a linear layer, zeros if it has none.
@@ -195,7 +195,7 @@ impl<B: Kernels> BertAttention<B> {
         let q = dense(&self.query, x.clone(), fused);
         let k = dense(&self.key, x.clone(), fused);
         let v = dense(&self.value, x.clone(), fused);
-        let context = mlr_shaders::attention(q, k, v, mask, self.n_heads, fused); // [b, s, h]
+        let context = mlr_kernels::attention(q, k, v, mask, self.n_heads, fused); // [b, s, h]
         norm(&self.layer_norm, matmul(&self.output, context, fused), bias(&self.output), Some(x), epsilon, fused)
     }
 }
@@ -216,7 +216,7 @@ impl<B: Kernels> BertFeedForward<B> {
     /// `[b, s, h]` -> `[b, s, h]`
     pub fn forward(&self, x: Tensor<B, 3>, epsilon: f64, fused: bool) -> Tensor<B, 3> {
         let inner =
-            mlr_shaders::bias_gelu(matmul(&self.intermediate, x.clone(), fused), bias(&self.intermediate), fused);
+            mlr_kernels::bias_gelu(matmul(&self.intermediate, x.clone(), fused), bias(&self.intermediate), fused);
         norm(&self.layer_norm, matmul(&self.output, inner, fused), bias(&self.output), Some(x), epsilon, fused)
     }
 }
@@ -247,12 +247,12 @@ pub struct BertModel<B: Backend> {
     pub layers: Vec<BertLayer<B>>,
     /// The LayerNorm epsilon of every LayerNorm (`layer_norm_eps`).
     pub layer_norm_eps: f64,
-    /// Whether the fused kernels of `mlr-shaders` are used (on by default): the WGSL kernels on
+    /// Whether the fused kernels of `mlr-kernels` are used (on by default): the WGSL kernels on
     /// wgpu, the GEMM linear layers on the CPU; off, every backend runs the plain-burn references.
     pub kernels: bool,
 }
 
-pub use mlr_shaders::reference::attention_bias;
+pub use mlr_kernels::reference::attention_bias;
 
 impl<B: Backend> BertModel<B> {
     /// Builds the encoder from named weights (HF BertModel key names, without a `bert.` prefix).

@@ -36,10 +36,10 @@ pub use bert::{
 pub use config::{BertConfig, ConfigError};
 /// An autodiff backend with [`Kernels`] on it and on its inner backend (native only).
 #[cfg(not(target_arch = "wasm32"))]
-pub use mlr_shaders::AutodiffKernels;
+pub use mlr_kernels::AutodiffKernels;
 /// The backend extension the encoder's forward pass needs (fused kernels on wgpu, plain-burn
 /// references elsewhere).
-pub use mlr_shaders::Kernels;
+pub use mlr_kernels::Kernels;
 pub use pool::{l2_normalize, masked_mean};
 pub use ragged::{Ragged, RaggedGroup};
 pub use random::SeededWeights;

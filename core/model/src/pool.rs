@@ -1,5 +1,5 @@
 //! Sentence vectors from token states: masked mean pooling and L2 normalisation (the plain-burn
-//! references of `mlr-shaders`; `mlr_shaders::mean_pool` is the fused form).
+//! references of `mlr-kernels`; `mlr_kernels::mean_pool` is the fused form).
 
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
@@ -10,7 +10,7 @@ use burn::tensor::Tensor;
 /// # Shapes
 /// hidden `[b, s, h]`, mask `[b, s]` -> `[b, h]`
 pub fn masked_mean<B: Backend>(hidden: Tensor<B, 3>, mask: Tensor<B, 2>) -> Tensor<B, 2> {
-    mlr_shaders::reference::mean_pool(hidden, mask, false)
+    mlr_kernels::reference::mean_pool(hidden, mask, false)
 }
 
 /// Scales every row to unit L2 norm (rows of norm below 1e-12 are left near zero, not NaN).
@@ -18,7 +18,7 @@ pub fn masked_mean<B: Backend>(hidden: Tensor<B, 3>, mask: Tensor<B, 2>) -> Tens
 /// # Shapes
 /// `[b, h]` -> `[b, h]`
 pub fn l2_normalize<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
-    mlr_shaders::reference::l2_normalize(x)
+    mlr_kernels::reference::l2_normalize(x)
 }
 
 #[cfg(test)]

@@ -151,7 +151,7 @@ impl<B: Kernels> BertAttention<B> {
             .filter(|(g, _)| g.count > 0)
             .map(|(g, span)| {
                 let [q, k, v] = [&q, &k, &v].map(|t| g.scatter(batch.rows(t, span)));
-                g.gather(mlr_shaders::attention(q, k, v, g.mask.clone(), self.n_heads, fused))
+                g.gather(mlr_kernels::attention(q, k, v, g.mask.clone(), self.n_heads, fused))
             })
             .collect();
         let context = stack(parts).reshape([1, tokens, h]);

@@ -2,7 +2,7 @@
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor};
-use mlr_shaders::reference::log_softmax;
+use mlr_kernels::reference::log_softmax;
 
 /// Mean InfoNCE loss of `queries[i]` against `passages`, whose first `queries.len()` rows are the
 /// positives in order (row i belongs to query i) and whose remaining rows are extra negatives

@@ -2,7 +2,7 @@
 //!
 //! [`KernelAdamW`] is burn's `AdamW` (same hyper-parameters, same order of operations, same
 //! record: a checkpoint's `optimizer.bin` reads either way) whose per-parameter update is
-//! [`mlr_shaders::adamw`]: on the CPU backend one pass over parameter, gradient and moments in
+//! [`mlr_kernels::adamw`]: on the CPU backend one pass over parameter, gradient and moments in
 //! place, where burn's makes about twelve passes into fresh tensors; with the kernels off, the
 //! reference (burn's operations). The clipping factor of a step is applied to the gradient inside
 //! that pass ([`GradScale`]) instead of in a pass of its own. Both give the bits burn's `AdamW`
@@ -15,8 +15,8 @@ use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{AdamWState, AdaptiveMomentumState, LearningRate, SimpleOptimizer};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Device, Tensor};
+use mlr_kernels::{AdamWStep, Kernels};
 use mlr_model::BertModel;
-use mlr_shaders::{AdamWStep, Kernels};
 
 /// The factor every gradient of the next step is multiplied by (1 unless clipping), shared
 /// between the trainer and its optimizer.
@@ -39,7 +39,7 @@ impl GradScale {
     }
 }
 
-/// AdamW with decoupled weight decay through [`mlr_shaders::adamw`] (see the module docs).
+/// AdamW with decoupled weight decay through [`mlr_kernels::adamw`] (see the module docs).
 #[derive(Clone, Debug)]
 pub(crate) struct KernelAdamW {
     pub beta_1: f32,
@@ -87,7 +87,7 @@ impl<B: Kernels> SimpleOptimizer<B> for KernelAdamW {
             time,
             grad_scale: self.scale.get(),
         };
-        let (tensor, m1, m2) = mlr_shaders::adamw(tensor, grad, moments, &step, self.fused);
+        let (tensor, m1, m2) = mlr_kernels::adamw(tensor, grad, moments, &step, self.fused);
         (tensor, Some(AdamWState::new(AdaptiveMomentumState::new(time, m1, m2))))
     }
 

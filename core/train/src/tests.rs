@@ -127,7 +127,7 @@ fn scratch(name: &str) -> PathBuf {
 fn no_events(_: Event) {}
 
 /// One training test at a time. Training runs its backward passes on rayon's global pool while
-/// burn's autodiff graph is locked (`mlr_shaders::run_on_pool`); two trainings in one process can
+/// burn's autodiff graph is locked (`mlr_kernels::run_on_pool`); two trainings in one process can
 /// then deadlock when a pool thread waiting in a join steals the other's backward job, which waits
 /// for the lock. `mlr train` runs one training per process; the tests share one.
 fn serial() -> std::sync::MutexGuard<'static, ()> {

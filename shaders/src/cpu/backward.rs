@@ -28,7 +28,7 @@ const SUM_ROWS: usize = 256;
 
 fn f32_view<'a>(t: &'a NdArrayTensor, what: &str) -> ndarray::ArrayViewD<'a, f32> {
     let NdArrayTensor::F32(storage) = t else {
-        panic!("mlr-shaders {what}: expected an f32 tensor, got {:?}", burn::tensor::TensorMetadata::dtype(t))
+        panic!("mlr-kernels {what}: expected an f32 tensor, got {:?}", burn::tensor::TensorMetadata::dtype(t))
     };
     storage.view()
 }
@@ -38,7 +38,7 @@ fn matrix<'a>(t: &'a NdArrayTensor, what: &str) -> ndarray::CowArray<'a, f32, Ix
     let view = f32_view(t, what);
     let width = view.shape().last().copied().unwrap_or(1);
     let rows = view.len() / width.max(1);
-    let message = || format!("mlr-shaders {what}: reshapes to a matrix");
+    let message = || format!("mlr-kernels {what}: reshapes to a matrix");
     if view.is_standard_layout() {
         view.into_shape_with_order((rows, width)).unwrap_or_else(|_| panic!("{}", message())).into()
     } else {
@@ -53,7 +53,7 @@ fn matrix<'a>(t: &'a NdArrayTensor, what: &str) -> ndarray::CowArray<'a, f32, Ix
 fn view3<'a>(t: &'a NdArrayTensor, what: &str) -> ndarray::ArrayView3<'a, f32> {
     f32_view(t, what)
         .into_dimensionality::<Ix3>()
-        .unwrap_or_else(|_| panic!("mlr-shaders attention backward: {what} must be [batch, seq, hidden]"))
+        .unwrap_or_else(|_| panic!("mlr-kernels attention backward: {what} must be [batch, seq, hidden]"))
 }
 
 fn tensor(values: Vec<f32>, shape: &[usize]) -> NdArrayTensor {
@@ -93,11 +93,11 @@ pub(crate) fn linear(
     let x_shape = f32_view(x, "linear backward: x").shape().to_vec();
     let weight = f32_view(w, "linear backward: weight")
         .into_dimensionality::<Ix2>()
-        .expect("mlr-shaders linear backward: weight must be a matrix");
+        .expect("mlr-kernels linear backward: weight must be a matrix");
     let (k, n) = weight.dim();
     let dy = matrix(dy, "linear backward: dy");
     let rows = dy.nrows();
-    assert_eq!(dy.ncols(), n, "mlr-shaders linear backward: dy has {} columns, the weight {n}", dy.ncols());
+    assert_eq!(dy.ncols(), n, "mlr-kernels linear backward: dy has {} columns, the weight {n}", dy.ncols());
     let dx = want[0].then(|| {
         let mut dx = Array2::from_shape_vec((rows, k), written_zeros(rows * k)).expect("rows × k");
         #[cfg(mlr_gemm)]
@@ -112,7 +112,7 @@ pub(crate) fn linear(
     });
     let dw = want[1].then(|| {
         let x = matrix(x, "linear backward: x");
-        assert_eq!(x.dim(), (rows, k), "mlr-shaders linear backward: x must be [{rows}, {k}]");
+        assert_eq!(x.dim(), (rows, k), "mlr-kernels linear backward: x must be [{rows}, {k}]");
         // The GEMM reads xᵀ in place (a view with contiguous columns).
         let mut dw = Array2::from_shape_vec((k, n), written_zeros(k * n)).expect("k × n");
         mat_mul_add(x.t(), dy.view(), dw.view_mut(), true);
@@ -156,7 +156,7 @@ pub(crate) fn bias_gelu(
     let x = x.as_standard_layout();
     let xs = x.as_slice().expect("standard layout");
     let mut dz = matrix(dy, "bias_gelu backward: dy").iter().copied().collect::<Vec<f32>>();
-    assert_eq!(dz.len(), rows * w, "mlr-shaders bias_gelu backward: dy must have x's shape");
+    assert_eq!(dz.len(), rows * w, "mlr-kernels bias_gelu backward: dy must have x's shape");
     dz.par_chunks_mut(w)
         .enumerate()
         .with_min_len((16_384 / w.max(1)).max(1))
@@ -206,7 +206,7 @@ pub(crate) fn layer_norm_forward(
         .map(|(t, name)| super::vector(t, w, &format!("layer_norm: {name}")));
     let residual = residual.map(|r| matrix(r, "layer_norm: residual").as_standard_layout().into_owned());
     if let Some(r) = &residual {
-        assert_eq!(r.len(), rows * w, "mlr-shaders layer_norm: residual must have x's shape");
+        assert_eq!(r.len(), rows * w, "mlr-kernels layer_norm: residual must have x's shape");
     }
     let residual = residual.as_ref().map(|r| r.as_slice().expect("standard layout"));
     let mut xhat = written_zeros(rows * w);
@@ -253,7 +253,7 @@ pub(crate) fn layer_norm(saved: &NormSaved, dy: &NdArrayTensor, want: [bool; 5])
     let w = saved.shape.last().copied().unwrap_or(1);
     let dy = matrix(dy, "layer_norm backward: dy").as_standard_layout().into_owned();
     let rows = dy.nrows();
-    assert_eq!(rows * w, saved.xhat.len(), "mlr-shaders layer_norm backward: dy must have x's shape");
+    assert_eq!(rows * w, saved.xhat.len(), "mlr-kernels layer_norm backward: dy must have x's shape");
     let dys = dy.as_slice().expect("standard layout");
     let xhat = &saved.xhat;
     let sums = |f: &(dyn Fn(usize, &mut [f32]) + Sync)| tensor(column_sums(rows, w, f), &[w]);
@@ -296,14 +296,14 @@ pub(crate) fn attention(
     let (q, k, v) = (view3(q, "q"), view3(k, "k"), view3(v, "v"));
     let dout = f32_view(dout, "dout")
         .into_dimensionality::<Ix3>()
-        .expect("mlr-shaders attention backward: dout must be [batch, seq, hidden]")
+        .expect("mlr-kernels attention backward: dout must be [batch, seq, hidden]")
         .as_standard_layout()
         .into_owned();
     let (b, s, h) = q.dim();
-    assert!(dout.dim() == (b, s, h), "mlr-shaders attention backward: dout must have q's shape");
+    assert!(dout.dim() == (b, s, h), "mlr-kernels attention backward: dout must have q's shape");
     let mask = f32_view(mask, "mask")
         .into_dimensionality::<Ix2>()
-        .expect("mlr-shaders attention backward: mask must be [batch, seq]");
+        .expect("mlr-kernels attention backward: mask must be [batch, seq]");
     let bias: Vec<f32> = mask.iter().map(|&m| (1.0 - m) * -1e9).collect();
     let d = h / heads;
     let inv_scale = 1.0 / (d as f32).sqrt();

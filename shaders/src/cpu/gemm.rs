@@ -153,8 +153,8 @@ mod library {
     pub(super) fn gemm(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>, threads: bool) -> bool {
         let (m, k) = a.dim();
         let n = b.ncols();
-        assert_eq!(b.nrows(), k, "mlr-shaders gemm: a has {k} columns, b {} rows", b.nrows());
-        assert_eq!(c.dim(), (m, n), "mlr-shaders gemm: c must be [{m}, {n}]");
+        assert_eq!(b.nrows(), k, "mlr-kernels gemm: a has {k} columns, b {} rows", b.nrows());
+        assert_eq!(c.dim(), (m, n), "mlr-kernels gemm: c must be [{m}, {n}]");
         if m == 0 || n == 0 || k == 0 {
             return true;
         }
@@ -206,8 +206,8 @@ pub(crate) fn gemm_with(
 ) -> bool {
     let (m, k) = a.dim();
     let (kb, n) = b.dim();
-    assert_eq!(k, kb, "mlr-shaders gemm: a has {k} columns, b {kb} rows");
-    assert_eq!(c.dim(), (m, n), "mlr-shaders gemm: c must be [{m}, {n}]");
+    assert_eq!(k, kb, "mlr-kernels gemm: a has {k} columns, b {kb} rows");
+    assert_eq!(c.dim(), (m, n), "mlr-kernels gemm: c must be [{m}, {n}]");
     if !isa.supported() {
         return false;
     }
@@ -297,8 +297,8 @@ impl PackedB {
 /// neither contiguous rows nor contiguous columns or `c` has no contiguous rows.
 pub(crate) fn gemm_packed(a: ArrayView2<f32>, b: &PackedB, c: ArrayViewMut2<f32>, threads: bool) -> bool {
     let (m, k) = a.dim();
-    assert_eq!(k, b.k, "mlr-shaders gemm: a has {k} columns, b {} rows", b.k);
-    assert_eq!(c.dim(), (m, b.n), "mlr-shaders gemm: c must be [{m}, {}]", b.n);
+    assert_eq!(k, b.k, "mlr-kernels gemm: a has {k} columns, b {} rows", b.k);
+    assert_eq!(c.dim(), (m, b.n), "mlr-kernels gemm: c must be [{m}, {}]", b.n);
     if !b.isa.supported() {
         return false;
     }

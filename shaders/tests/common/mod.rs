@@ -1,4 +1,4 @@
-//! What the integration tests of mlr-shaders share.
+//! What the integration tests of mlr-kernels share.
 
 /// Deterministic values in [-scale, scale) (a 64-bit LCG), so failures reproduce.
 pub fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
