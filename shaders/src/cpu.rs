@@ -8,7 +8,8 @@
 //!
 //! - [`linear`]: one GEMM on views: [`gemm`] (AVX-512 or AVX2 + FMA on rayon's threads, or wasm
 //!   SIMD) where the CPU has it, reading the activations in place and the weight from a copy packed once on first
-//!   use (`packed_weights`), else ndarray's `general_mat_mul` (matrixmultiply);
+//!   use (`packed_weights`); from `LIBRARY_MIN_ROWS` rows on AVX2 CPUs (a training step's ragged pass) the `gemm`
+//!   crate (`gemm::gemm_many_rows`), which is faster there; else ndarray's `general_mat_mul` (matrixmultiply);
 //! - [`bias_gelu`], [`layer_norm`]: one pass per row, in place when the input is not shared;
 //! - [`attention`]: per (batch, head), `q·kᵀ` into one `[seq, seq]` block, scale + mask +
 //!   softmax in place, `· v`; the reference materialises `[batch, heads, seq, seq]` tensors.
@@ -183,8 +184,9 @@ pub(crate) fn linear(x: &NdArrayTensor, weight: &NdArrayTensor, bias: Option<&Nd
         None => Array2::from_shape_vec((rows, n), written_zeros(rows * n)).expect("rows × n values"),
     };
     #[cfg(mlr_gemm)]
-    let done = packed_weights::get(weight_tensor)
-        .is_some_and(|packed| gemm::gemm_packed(x.view(), &packed, out.view_mut(), true));
+    let done = gemm::gemm_many_rows(x.view(), weight, out.view_mut(), true)
+        || packed_weights::get(weight_tensor)
+            .is_some_and(|packed| gemm::gemm_packed(x.view(), &packed, out.view_mut(), true));
     #[cfg(not(mlr_gemm))]
     let done = {
         let _ = weight_tensor;

@@ -79,21 +79,23 @@ fn main() {
     let isa = mlr::Isa::best().expect("a CPU with AVX2 + FMA or AVX-512");
     let mut rows = Vec::new();
     for &t in &tokens {
-        // (product, m, k, n, a transposed)
+        // (product, m, k, n, a transposed, b transposed); the input gradients multiply by the
+        // transpose of a weight stored `[n, k]`, read in place, as the encoder's backward pass does.
         let shapes = [
-            ("forward x·W, 384 → 1536", t, 384, 1536, false),
-            ("forward x·W, 1536 → 384", t, 1536, 384, false),
-            ("forward x·W, 384 → 384", t, 384, 384, false),
-            ("input gradient dy·Wᵀ, 1536 → 384", t, 1536, 384, false),
-            ("input gradient dy·Wᵀ, 384 → 1536", t, 384, 1536, false),
-            ("weight gradient xᵀ·dy, 384 × 1536", 384, t, 1536, true),
-            ("weight gradient xᵀ·dy, 1536 × 384", 1536, t, 384, true),
-            ("weight gradient xᵀ·dy, 384 × 384", 384, t, 384, true),
+            ("forward x·W, 384 → 1536", t, 384, 1536, false, false),
+            ("forward x·W, 1536 → 384", t, 1536, 384, false, false),
+            ("forward x·W, 384 → 384", t, 384, 384, false, false),
+            ("input gradient dy·Wᵀ, 1536 → 384", t, 1536, 384, false, true),
+            ("input gradient dy·Wᵀ, 384 → 1536", t, 384, 1536, false, true),
+            ("weight gradient xᵀ·dy, 384 × 1536", 384, t, 1536, true, false),
+            ("weight gradient xᵀ·dy, 1536 × 384", 1536, t, 384, true, false),
+            ("weight gradient xᵀ·dy, 384 × 384", 384, t, 384, true, false),
         ];
-        for (name, m, k, n, a_t) in shapes {
+        for (name, m, k, n, a_t, b_t) in shapes {
             let stored = if a_t { values(k, m, 1) } else { values(m, k, 1) };
             let a = if a_t { stored.t() } else { stored.view() };
-            let b = values(k, n, 2);
+            let stored_b = if b_t { values(n, k, 2) } else { values(k, n, 2) };
+            let b = if b_t { stored_b.t() } else { stored_b.view() };
             let packed = mlr::PackedB::with_isa(isa, b.view());
             let flop = 2.0 * (m * n * k) as f64;
             let mut c = Array2::<f32>::zeros((m, n));
@@ -111,7 +113,11 @@ fn main() {
             // Both give the same product.
             let mut x = Array2::<f32>::zeros((m, n));
             let mut y = Array2::<f32>::zeros((m, n));
-            assert!(mlr::gemm_with(isa, a, b.view(), x.view_mut(), true));
+            assert!(if a_t {
+                mlr::gemm_with(isa, a, b, x.view_mut(), true)
+            } else {
+                mlr::gemm_packed(a, &packed, x.view_mut(), true)
+            });
             with_gemm_crate(a, b.view(), &mut y);
             let diff = x.iter().zip(&y).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
             assert!(diff <= 1e-6 * k as f32, "{name}: the two products differ by {diff}");

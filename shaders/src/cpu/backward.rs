@@ -4,7 +4,8 @@
 //! Each function takes what its forward saved and the gradient of the output, and returns the
 //! gradients of the inputs that need one, computed with the forward's own machinery:
 //!
-//! - [`linear`]: `dx = dy · wᵀ` on the packed GEMM (the weight's transpose packed once per weight),
+//! - [`linear`]: `dx = dy · wᵀ` on the packed GEMM (the weight's transpose packed once per weight;
+//!   from `LIBRARY_MIN_ROWS` rows on AVX2 CPUs, the `gemm` crate reading `wᵀ` in place),
 //!   `dw = xᵀ · dy` (`xᵀ` read in place by the GEMM), `db = Σ_rows dy`;
 //! - [`bias_gelu`]: `dz = dy · gelu'(x + b)` with the exact derivative of the erf GELU,
 //!   `Φ(z) + z·φ(z)`, in one pass per row; `db = Σ_rows dz`;
@@ -101,8 +102,9 @@ pub(crate) fn linear(
     let dx = want[0].then(|| {
         let mut dx = Array2::from_shape_vec((rows, k), written_zeros(rows * k)).expect("rows × k");
         #[cfg(mlr_gemm)]
-        let done = super::packed_weights::get_transposed(w)
-            .is_some_and(|packed| super::gemm::gemm_packed(dy.view(), &packed, dx.view_mut(), true));
+        let done = super::gemm::gemm_many_rows(dy.view(), weight.t(), dx.view_mut(), true)
+            || super::packed_weights::get_transposed(w)
+                .is_some_and(|packed| super::gemm::gemm_packed(dy.view(), &packed, dx.view_mut(), true));
         #[cfg(not(mlr_gemm))]
         let done = false;
         if !done {

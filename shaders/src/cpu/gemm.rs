@@ -136,14 +136,37 @@ pub(crate) fn gemm(a: ArrayView2<f32>, b: ArrayView2<f32>, c: ArrayViewMut2<f32>
     isa.is_some_and(|isa| gemm_with(isa, a, b, c, threads))
 }
 
-/// The products [`gemm`] hands to the `gemm` crate (sarah-ek's, which candle runs): natively, on
-/// CPUs whose widest kernel here is AVX2 + FMA, those with a transposed `a`, which in the encoder
-/// are the weight gradients `xᵀ · dy` (`[d_in, tokens] · [tokens, d_out]`). That crate copies
-/// both operands into cache-sized panels (BLIS's scheme) and measured 9–33 % faster than this
-/// file's kernel on those shapes, whose `a` is read here with a stride of 384 or 1536 floats per
-/// step. The other products (a packed weight) stay here: this file's kernel is as fast at 256
-/// rows (at 1,141 rows the crate leads by 4–14 %: handing those over is still to do), and with
-/// AVX-512 it has the wider kernel (the crate's needs a feature that is not built). The crate runs
+/// Rows of activations from which [`gemm_many_rows`] hands a product with a weight to the `gemm`
+/// crate. At 1,141 rows (a training step's ragged pass over 32 texts) the crate ran the forward
+/// products and the input gradients 1.05–1.22× faster than a packed weight here; at 512 and 768
+/// rows the two were within each other's noise (0.94–1.07), and there the crate also saves
+/// packing a weight that changes at every training step (packing was 4.7 % of a step's samples);
+/// at 256 rows and below (queries at inference) the packed weight is as fast or faster
+/// (results/bench/gemm.md).
+pub(crate) const LIBRARY_MIN_ROWS: usize = 512;
+
+/// `c += a · w` for a product of activations `a` `[rows, k]` with a weight `w` `[k, n]` (any
+/// strides, such as the transposed weight of an input gradient `dy · wᵀ`, read in place) by the
+/// `gemm` crate, where that is the faster path: natively, on CPUs whose widest kernel here is AVX2
+/// + FMA, with at least [`LIBRARY_MIN_ROWS`] rows. Returns `false`, leaving `c` unchanged,
+/// elsewhere; the caller then multiplies by the packed weight ([`gemm_packed`]).
+pub(crate) fn gemm_many_rows(a: ArrayView2<f32>, w: ArrayView2<f32>, c: ArrayViewMut2<f32>, threads: bool) -> bool {
+    #[cfg(not(target_arch = "wasm32"))]
+    if Isa::best() == Some(Isa::Avx2) && a.nrows() >= LIBRARY_MIN_ROWS {
+        return library::gemm(a, w, c, threads);
+    }
+    let _ = (a, w, c, threads);
+    false
+}
+
+/// The products handed to the `gemm` crate (sarah-ek's, which candle runs), natively, on CPUs
+/// whose widest kernel here is AVX2 + FMA: by [`gemm`], those with a transposed `a`, which in the
+/// encoder are the weight gradients `xᵀ · dy` (`[d_in, tokens] · [tokens, d_out]`); by
+/// [`gemm_many_rows`], the products with a weight over many rows. That crate copies both operands
+/// into cache-sized panels (BLIS's scheme) and measured 9–36 % faster than this file's kernel on
+/// the weight gradients, whose `a` is read here with a stride of 384 or 1536 floats per step. The
+/// products with a packed weight over fewer rows stay here, and with AVX-512 everything does
+/// (this file has the wider kernel; the crate's needs a feature that is not built). The crate runs
 /// on rayon's pool, as the rest of the CPU path does.
 #[cfg(not(target_arch = "wasm32"))]
 mod library {
@@ -719,6 +742,35 @@ mod tests {
             }
         }
         eprintln!("gemm crate path vs the f64 naive product: max abs error {worst:e}");
+    }
+
+    /// [`gemm_many_rows`]: the crate's product with a weight read transposed in place (an input
+    /// gradient `dy · wᵀ`) from [`LIBRARY_MIN_ROWS`] rows on AVX2 CPUs; below that, or on other
+    /// CPUs, it declines and leaves `c` as it was.
+    #[cfg(not(target_arch = "wasm32"))]
+    #[test]
+    fn many_rows_go_to_the_library_with_a_transposed_weight_and_fewer_rows_are_declined() {
+        use super::{gemm_many_rows, LIBRARY_MIN_ROWS};
+        let (k, n) = (40, 24);
+        let w_stored = Array2::from_shape_vec((n, k), values(n * k, 7)).unwrap();
+        let w = w_stored.t();
+        for m in [LIBRARY_MIN_ROWS - 1, LIBRARY_MIN_ROWS, LIBRARY_MIN_ROWS + 13] {
+            let a = Array2::from_shape_vec((m, k), values(m * k, m as u64)).unwrap();
+            let c0 = Array2::from_shape_vec((m, n), values(m * n, 3)).unwrap();
+            let expected = naive(&a, &w.to_owned(), &c0);
+            for threads in [false, true] {
+                let mut c = c0.clone();
+                let done = gemm_many_rows(a.view(), w, c.view_mut(), threads);
+                let expected_path = Isa::best() == Some(Isa::Avx2) && m >= LIBRARY_MIN_ROWS;
+                assert_eq!(done, expected_path, "{m} rows (best ISA {:?})", Isa::best());
+                if !done {
+                    assert_eq!(c, c0, "a declined product changed c");
+                    continue;
+                }
+                let err = (&c - &expected).iter().fold(0.0f32, |acc, d| acc.max(d.abs()));
+                assert!(err <= 1e-6 * (k as f32).max(8.0), "{m} rows (threads {threads}): max error {err}");
+            }
+        }
     }
 
     #[test]
