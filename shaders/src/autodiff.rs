@@ -4,7 +4,8 @@
 //! `Backward` pattern): the forward runs the CPU fast path of the inner backend and keeps what the
 //! backward needs, and the backward runs the CPU backward passes of `cpu/backward.rs` (the packed
 //! GEMM, one pass per row, attention per head). So training uses the same GEMM, fused bias + GELU,
-//! bias + residual + LayerNorm and per-head attention as inference. Mean pooling and the loss stay
+//! bias + residual + LayerNorm and per-head attention as inference, and the attention over texts
+//! laid end to end (`attention_ragged`) that the ragged pass runs with no padding. Mean pooling and the loss stay
 //! burn's ops (a few passes over `[batch, width]`). Tensors of another element type run the
 //! references.
 //!
@@ -119,6 +120,21 @@ impl Backward<Nd, 3> for Attention {
     }
 }
 
+/// Multi-head attention over texts laid end to end; parents [q, k, v] (the lengths are data).
+#[derive(Debug)]
+struct AttentionRagged;
+
+impl Backward<Nd, 3> for AttentionRagged {
+    type State = (NdArrayTensor, NdArrayTensor, NdArrayTensor, Vec<usize>, usize);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dout = grads.consume::<Nd>(&ops.node);
+        let (q, k, v, lengths, heads) = ops.state;
+        let grads3 = backward::attention_ragged(&q, &k, &v, &lengths, heads, &dout);
+        register!(ops.parents, grads, grads3.map(Some));
+    }
+}
+
 /// Training on the CPU with the fast paths and their backward passes (see the module docs).
 impl<C: CheckpointStrategy> Kernels for Autodiff<Nd, C> {
     fn fused_linear(
@@ -207,6 +223,22 @@ impl<C: CheckpointStrategy> Kernels for Autodiff<Nd, C> {
             state,
             out,
         )
+    }
+
+    fn fused_attention_ragged(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        lengths: &[usize],
+        heads: usize,
+    ) -> Option<FloatTensor<Self>> {
+        if !cpu::all_f32([&q.primitive, &k.primitive, &v.primitive]) {
+            return None;
+        }
+        let out = cpu::attention_ragged(&q.primitive, &k.primitive, &v.primitive, lengths, heads);
+        let state = || (q.primitive.clone(), k.primitive.clone(), v.primitive.clone(), lengths.to_vec(), heads);
+        let nodes = [q.node.clone(), k.node.clone(), v.node.clone()];
+        Some(finish(AttentionRagged.prepare::<C>(nodes).compute_bound().stateful(), state, out))
     }
 
     fn run<R: Send>(f: impl FnOnce() -> R + Send) -> R {

@@ -79,6 +79,38 @@ fn for_chunks(data: &mut [f32], len: usize, min_chunks: usize, f: impl Fn(usize,
     }
 }
 
+/// Runs `f(block index, block)` on consecutive blocks of `data` of the given `sizes` (which sum to
+/// its length): in parallel on rayon's threads natively, in order on wasm.
+fn for_blocks(data: &mut [f32], sizes: &[usize], f: impl Fn(usize, &mut [f32]) + Send + Sync) {
+    assert_eq!(sizes.iter().sum::<usize>(), data.len(), "mlr-kernels: blocks must cover the buffer");
+    let mut blocks = Vec::with_capacity(sizes.len());
+    let mut rest = data;
+    for &size in sizes {
+        let (block, tail) = rest.split_at_mut(size);
+        blocks.push(block);
+        rest = tail;
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use rayon::prelude::*;
+        blocks.into_par_iter().enumerate().for_each(|(i, block)| f(i, block));
+    }
+    #[cfg(target_arch = "wasm32")]
+    blocks.into_iter().enumerate().for_each(|(i, block)| f(i, block));
+}
+
+/// Each text's first row and length, from the texts' lengths in order.
+pub(crate) fn spans(lengths: &[usize]) -> Vec<(usize, usize)> {
+    let mut start = 0;
+    lengths
+        .iter()
+        .map(|&len| {
+            start += len;
+            (start - len, len)
+        })
+        .collect()
+}
+
 /// [`for_chunks`] over the `width`-long rows of `data`, at least ~16k values per task so that
 /// short inputs are not split into tiny jobs.
 fn for_rows(data: &mut [f32], width: usize, f: impl Fn(usize, &mut [f32]) + Send + Sync) {
@@ -675,6 +707,78 @@ pub(crate) fn attention(
     let out = by_head.permuted_axes([0, 2, 1, 3]).as_standard_layout().into_owned();
     let out = out.into_shape_with_order(IxDyn(&[b, s, h])).expect("b × s × h values").into_shared();
     NdArrayTensor::from(out)
+}
+
+/// The rows `[tokens, h]` of one of the ragged attention's inputs.
+fn view2<'a>(t: &'a NdArrayTensor, what: &str) -> ArrayView2<'a, f32> {
+    let NdArrayTensor::F32(t) = t else { unreachable!("checked by the caller") };
+    t.view()
+        .into_dimensionality::<Ix2>()
+        .unwrap_or_else(|_| panic!("mlr-kernels ragged attention: {what} must be [tokens, hidden]"))
+}
+
+/// Checks the ragged attention's shapes; returns `(tokens, hidden, head width)`.
+pub(crate) fn ragged_dims(
+    q: &ArrayView2<f32>,
+    k: &ArrayView2<f32>,
+    v: &ArrayView2<f32>,
+    lengths: &[usize],
+    heads: usize,
+) -> (usize, usize, usize) {
+    let (tokens, h) = q.dim();
+    assert!(
+        k.dim() == (tokens, h) && v.dim() == (tokens, h),
+        "mlr-kernels ragged attention: q, k and v must have one shape"
+    );
+    assert!(heads > 0 && h % heads == 0, "mlr-kernels ragged attention: {heads} heads do not divide the width {h}");
+    let sum: usize = lengths.iter().sum();
+    assert_eq!(sum, tokens, "mlr-kernels ragged attention: the lengths sum to {sum}, q has {tokens} rows");
+    (tokens, h, h / heads)
+}
+
+/// Multi-head self-attention over texts laid end to end (`attention_ragged`): q, k, v
+/// `[tokens, h]` hold the texts' rows one text after another, `lengths` their token counts ->
+/// `[tokens, h]`. Each (head, text) pair is one task with its own `[len, len]` score block: no
+/// padding is stored, multiplied or masked.
+pub(crate) fn attention_ragged(
+    q: &NdArrayTensor,
+    k: &NdArrayTensor,
+    v: &NdArrayTensor,
+    lengths: &[usize],
+    heads: usize,
+) -> NdArrayTensor {
+    let (q, k, v) = (view2(q, "q"), view2(k, "k"), view2(v, "v"));
+    let (tokens, h, d) = ragged_dims(&q, &k, &v, lengths, heads);
+    let spans = spans(lengths);
+    let no_padding = vec![0.0f32; lengths.iter().copied().max().unwrap_or(0)];
+    // Heads are computed into [heads, tokens, d]: a task's block is its text's rows of its head's
+    // plane. Then one copy lays them out as [tokens, h].
+    let mut by_head = written_zeros(heads * tokens * d);
+    let sizes: Vec<usize> = (0..heads).flat_map(|_| spans.iter().map(|&(_, len)| len * d)).collect();
+    for_blocks(&mut by_head, &sizes, |p, block| {
+        let (head, (start, len)) = (p / spans.len(), spans[p % spans.len()]);
+        if len == 0 {
+            return;
+        }
+        let (rows, cols) = (start..start + len, head * d..(head + 1) * d);
+        SCORES.with_borrow_mut(|scores| {
+            scores.clear();
+            scores.resize(len * len, 0.0);
+            let scores = ArrayViewMut2::from_shape((len, len), scores.as_mut_slice()).expect("len × len block");
+            let out = ArrayViewMut2::from_shape((len, d), block).expect("len × d block");
+            head_attention(
+                q.slice(s![rows.clone(), cols.clone()]),
+                k.slice(s![rows.clone(), cols.clone()]),
+                v.slice(s![rows, cols]),
+                &no_padding[..len],
+                scores,
+                out,
+            );
+        });
+    });
+    let by_head = ndarray::Array3::from_shape_vec((heads, tokens, d), by_head).expect("heads × tokens × d values");
+    let out = by_head.permuted_axes([1, 0, 2]).as_standard_layout().into_owned();
+    NdArrayTensor::from(out.into_shape_with_order(IxDyn(&[tokens, h])).expect("tokens × h values").into_shared())
 }
 
 #[cfg(all(test, mlr_gemm))]

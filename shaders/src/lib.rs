@@ -12,6 +12,7 @@
 //! |---|---|---|
 //! | [`linear`] | one GEMM over every token of the batch (+ bias): `kernels/linear.wgsl` on wgpu, our own GEMM on the CPU | a batched matmul (row tiles per sequence on wgpu, operand copies on the CPU), add |
 //! | [`attention`] | `q·kᵀ`, scale, padding mask, softmax, `·v`, per head | 2 matmuls, 4 transposes + copies, softmax |
+//! | [`attention_ragged`] | the same over texts laid end to end, per (head, text), no padding (CPU only; `None` on wgpu) | padding each text to its group's longest, masking, gathering back |
 //! | [`bias_gelu`] | bias add + GELU (erf) | add, gelu |
 //! | [`layer_norm`] | bias add + residual add + LayerNorm | 2 adds, mean, var, normalise |
 //! | [`mean_pool`] | masked mean over tokens (+ L2 norm) | mul, 2 sums, div (+ pow, sum, sqrt, div) |
@@ -119,6 +120,21 @@ pub trait Kernels: Backend {
         heads: usize,
     ) -> FloatTensor<Self> {
         float(reference::attention::<Self>(tensor(q), tensor(k), tensor(v), tensor(mask), heads))
+    }
+
+    /// Multi-head self-attention over texts laid end to end with no padding (see
+    /// [`attention_ragged`]); q, k, v `[tokens, hidden]`, `lengths` the texts' token counts ->
+    /// `[tokens, hidden]`. `None` (the default) where this backend has no such path: the caller
+    /// then pads the texts and runs [`fused_attention`](Kernels::fused_attention).
+    fn fused_attention_ragged(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        lengths: &[usize],
+        heads: usize,
+    ) -> Option<FloatTensor<Self>> {
+        let _ = (q, k, v, lengths, heads);
+        None
     }
 
     /// Masked mean over tokens, L2-normalised if `normalize`; hidden `[batch, seq, width]`,
@@ -239,6 +255,16 @@ impl Kernels for NdArray<f32> {
             return float(reference::attention::<Self>(tensor(q), tensor(k), tensor(v), tensor(mask), heads));
         }
         cpu::attention(&q, &k, &v, &mask, heads)
+    }
+
+    fn fused_attention_ragged(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        lengths: &[usize],
+        heads: usize,
+    ) -> Option<FloatTensor<Self>> {
+        cpu::all_f32([&q, &k, &v]).then(|| cpu::attention_ragged(&q, &k, &v, lengths, heads))
     }
 
     fn fused_adamw(
@@ -393,6 +419,37 @@ pub fn attention<B: Kernels>(
         tensor(B::fused_attention(float(q), float(k), float(v), float(mask), heads))
     } else {
         reference::attention(q, k, v, mask, heads)
+    }
+}
+
+/// Multi-head self-attention over texts laid end to end, with no padding: q, k, v
+/// `[tokens, hidden]` hold the texts' tokens one text after another, `lengths` the texts' token
+/// counts in order (summing to `tokens`; a text may have none); each text attends to its own
+/// tokens only. Per text, the same as [`attention`] on the text alone, so the same as the texts
+/// padded to one length and masked, without the padding's rows and its masked scores. With
+/// `fused`, the backend's path where it has one (the CPU backend and autodiff over it: one task
+/// per (head, text) on the token matrix itself), `None` where it has none (wgpu: the caller then
+/// pads); without, the reference ([`reference::attention_ragged`], each text through the
+/// reference attention alone).
+///
+/// # Shapes
+/// q, k, v `[tokens, hidden]` -> `[tokens, hidden]`
+///
+/// # Panics
+/// If the lengths do not sum to `tokens`, q, k and v differ in shape, or `heads` does not divide
+/// `hidden`.
+pub fn attention_ragged<B: Kernels>(
+    q: Tensor<B, 2>,
+    k: Tensor<B, 2>,
+    v: Tensor<B, 2>,
+    lengths: &[usize],
+    heads: usize,
+    fused: bool,
+) -> Option<Tensor<B, 2>> {
+    if fused {
+        B::fused_attention_ragged(float(q), float(k), float(v), lengths, heads).map(tensor)
+    } else {
+        Some(reference::attention_ragged(q, k, v, lengths, heads))
     }
 }
 

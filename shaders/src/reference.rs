@@ -105,6 +105,35 @@ pub fn attention<B: Backend>(
     softmax(scores, 3).matmul(v).swap_dims(1, 2).reshape([b, s, h])
 }
 
+/// [`attention`] over texts laid end to end with no padding: each text's rows of q, k and v
+/// through [`attention`] alone (a batch of one, every token real), the outputs stacked in order.
+/// `lengths` are the texts' token counts, in order; texts of no token are skipped.
+///
+/// # Shapes
+/// q, k, v `[tokens, h]` (`tokens` = Σ lengths) -> `[tokens, h]`
+pub fn attention_ragged<B: Backend>(
+    q: Tensor<B, 2>,
+    k: Tensor<B, 2>,
+    v: Tensor<B, 2>,
+    lengths: &[usize],
+    heads: usize,
+) -> Tensor<B, 2> {
+    let [tokens, h] = q.dims();
+    let mut start = 0;
+    let mut parts = Vec::with_capacity(lengths.len());
+    for &len in lengths.iter().filter(|&&len| len > 0) {
+        let rows = |t: &Tensor<B, 2>| t.clone().slice([start..start + len]).reshape([1, len, h]);
+        let mask = Tensor::ones([1, len], &q.device());
+        parts.push(attention(rows(&q), rows(&k), rows(&v), mask, heads).reshape([len, h]));
+        start += len;
+    }
+    assert_eq!(start, tokens, "mlr-kernels ragged attention: the lengths sum to {start}, q has {tokens} rows");
+    if parts.is_empty() {
+        return q;
+    }
+    Tensor::cat(parts, 0)
+}
+
 /// Mean of the token states where `mask` is 1 (the count clamped to 1), then, if `normalize`,
 /// each row scaled to unit L2 norm (the norm clamped to 1e-12).
 ///

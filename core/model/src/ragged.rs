@@ -7,9 +7,11 @@
 //!
 //! [`Ragged`] keeps texts in groups, each padded to its own longest text, and
 //! [`BertModel::forward_ragged`] runs the embeddings per group, then every dense layer, GELU and
-//! LayerNorm on the real tokens of all groups at once, as one `[tokens, hidden]` matrix; only the
-//! attention sees a group's padded `[texts, seq, hidden]` form, scattered from the matrix before
-//! it and gathered back after it. A real token's state is the one [`BertModel::forward`] gives it
+//! LayerNorm on the real tokens of all groups at once, as one `[tokens, hidden]` matrix. The
+//! attention runs on that matrix too, each text over its own rows (`mlr_kernels::attention_ragged`),
+//! on backends that have that path (the CPU, and training over it); elsewhere (wgpu, or the
+//! kernels off) it sees a group's padded `[texts, seq, hidden]` form, scattered from the matrix
+//! before it and gathered back after it. A real token's state is the one [`BertModel::forward`] gives it
 //! on the group alone (a row of a product or of a LayerNorm does not depend on the other rows;
 //! padding is masked in the attention), and a pass multiplies each weight once, over every token
 //! of the pass (the trainer's whole-batch step is one pass).
@@ -31,6 +33,9 @@ pub struct RaggedGroup<B: Backend> {
     tokens: Tensor<B, 1, Int>,
     /// The number of real tokens.
     count: usize,
+    /// Each text's number of tokens, when every text's tokens come first in its row (the
+    /// tokenizer's right padding); `None` for a mask with holes.
+    lengths: Option<Vec<usize>>,
 }
 
 impl<B: Backend> RaggedGroup<B> {
@@ -43,6 +48,14 @@ impl<B: Backend> RaggedGroup<B> {
         assert_eq!(mask.len(), texts * seq, "mlr-model ragged group: mask must hold {texts} × {seq} values");
         let tokens: Vec<i32> = (0..mask.len()).filter(|&i| mask[i] != 0).map(|i| i as i32).collect();
         let count = tokens.len();
+        let lengths = mask
+            .chunks(seq.max(1))
+            .take(texts)
+            .map(|row| {
+                let len = row.iter().take_while(|&&m| m != 0).count();
+                row[len..].iter().all(|&m| m == 0).then_some(len)
+            })
+            .collect();
         let ids: Vec<i32> = ids.iter().map(|&i| i as i32).collect();
         let mask: Vec<f32> = mask.iter().map(|&m| if m != 0 { 1.0 } else { 0.0 }).collect();
         Self {
@@ -50,6 +63,7 @@ impl<B: Backend> RaggedGroup<B> {
             mask: Tensor::from_data(TensorData::new(mask, [texts, seq]), device),
             tokens: Tensor::from_data(TensorData::new(tokens, [count]), device),
             count,
+            lengths,
         }
     }
 
@@ -109,6 +123,15 @@ impl<B: Backend> Ragged<B> {
             .collect()
     }
 
+    /// Every text's number of tokens, group after group: the token matrix's texts end to end.
+    /// `None` if a group's mask has holes.
+    fn lengths(&self) -> Option<Vec<usize>> {
+        self.groups.iter().try_fold(Vec::new(), |mut all, g| {
+            all.extend_from_slice(g.lengths.as_deref()?);
+            Some(all)
+        })
+    }
+
     /// Rows `[start, end)` of the token matrix `x` (all of it when there is one group).
     fn rows(&self, x: &Tensor<B, 2>, (start, end): (usize, usize)) -> Tensor<B, 2> {
         if self.groups.len() == 1 {
@@ -144,17 +167,27 @@ impl<B: Kernels> BertAttention<B> {
         let q = flat(dense(&self.query, x.clone(), fused));
         let k = flat(dense(&self.key, x.clone(), fused));
         let v = flat(dense(&self.value, x.clone(), fused));
-        let parts = batch
-            .groups
-            .iter()
-            .zip(batch.spans())
-            .filter(|(g, _)| g.count > 0)
-            .map(|(g, span)| {
-                let [q, k, v] = [&q, &k, &v].map(|t| g.scatter(batch.rows(t, span)));
-                g.gather(mlr_kernels::attention(q, k, v, g.mask.clone(), self.n_heads, fused))
-            })
-            .collect();
-        let context = stack(parts).reshape([1, tokens, h]);
+        // With the kernels, on the token matrix itself where the backend can (no padding at all);
+        // else each group padded to its longest text, masked, and gathered back.
+        let ragged = fused.then(|| batch.lengths()).flatten().and_then(|lengths| {
+            mlr_kernels::attention_ragged(q.clone(), k.clone(), v.clone(), &lengths, self.n_heads, true)
+        });
+        let context = match ragged {
+            Some(context) => context,
+            None => stack(
+                batch
+                    .groups
+                    .iter()
+                    .zip(batch.spans())
+                    .filter(|(g, _)| g.count > 0)
+                    .map(|(g, span)| {
+                        let [q, k, v] = [&q, &k, &v].map(|t| g.scatter(batch.rows(t, span)));
+                        g.gather(mlr_kernels::attention(q, k, v, g.mask.clone(), self.n_heads, fused))
+                    })
+                    .collect(),
+            ),
+        }
+        .reshape([1, tokens, h]);
         norm(&self.layer_norm, matmul(&self.output, context, fused), bias(&self.output), Some(x), epsilon, fused)
     }
 }

@@ -19,7 +19,7 @@
 //! Column sums run over fixed blocks of rows whose partial sums are added in order, so every
 //! gradient is the same bits whatever the number of threads (a run reproduces bit for bit).
 
-use ndarray::{s, Array2, ArrayViewMut2, Ix2, Ix3, IxDyn};
+use ndarray::{s, Array2, ArrayView2, ArrayViewMut2, Ix2, Ix3, IxDyn};
 use rayon::prelude::*;
 
 use super::{exp_nonpositive, gemm, head_probs, mat_mul_add, sum_by, written_zeros, NdArrayTensor, Shared};
@@ -281,7 +281,7 @@ pub(crate) fn layer_norm(saved: &NormSaved, dy: &NdArrayTensor, want: [bool; 5])
 }
 
 thread_local! {
-    /// Each thread's scratch for [`attention`]: P, dP, and the transposes, `4 · s²` values.
+    /// Each thread's scratch for [`head_backward`]: P, dP, and the transposes, `4 · s²` values.
     static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
@@ -308,43 +308,17 @@ pub(crate) fn attention(
         .expect("mlr-kernels attention backward: mask must be [batch, seq]");
     let bias: Vec<f32> = mask.iter().map(|&m| (1.0 - m) * -1e9).collect();
     let d = h / heads;
-    let inv_scale = 1.0 / (d as f32).sqrt();
     // Per task a [3, s, d] block: dq, dk, dv of one head.
     let mut by_head = written_zeros(b * heads * 3 * s * d);
     by_head.par_chunks_mut(3 * s * d).enumerate().for_each(|(p, block)| {
         let (bi, head) = (p / heads, p % heads);
         let cols = head * d..(head + 1) * d;
-        let (qh, kh, vh) =
-            (q.slice(s![bi, .., cols.clone()]), k.slice(s![bi, .., cols.clone()]), v.slice(s![bi, .., cols.clone()]));
-        let doh = dout.slice(s![bi, .., cols]);
-        SCRATCH.with_borrow_mut(|scratch| {
-            scratch.clear();
-            scratch.resize(4 * s * s, 0.0);
-            let (probs, rest) = scratch.split_at_mut(s * s);
-            let (dp, rest) = rest.split_at_mut(s * s);
-            let (pt, dst) = rest.split_at_mut(s * s);
-            let mut probs = ArrayViewMut2::from_shape((s, s), probs).expect("s × s");
-            head_probs(qh, kh, &bias[bi * s..(bi + 1) * s], probs.view_mut());
-            let mut dp = ArrayViewMut2::from_shape((s, s), dp).expect("s × s");
-            // dP = dO · vᵀ (vᵀ as a contiguous copy: the GEMM reads rows).
-            mat_mul_add(doh, vh.t().as_standard_layout().view(), dp.view_mut(), false);
-            // dS = P ⊙ (dP − rowsum(dP ⊙ P)), then / √d (the forward's scale), into dp.
-            for (dprow, prow) in dp.rows_mut().into_iter().zip(probs.rows()) {
-                let (dprow, prow) =
-                    (dprow.into_slice().expect("contiguous row"), prow.to_slice().expect("contiguous row"));
-                let dot: f32 = dprow.iter().zip(prow).map(|(a, b)| a * b).sum();
-                dprow.iter_mut().zip(prow).for_each(|(g, p)| *g = p * (*g - dot) * inv_scale);
-            }
-            let mut pt = ArrayViewMut2::from_shape((s, s), pt).expect("s × s");
-            pt.assign(&probs.t());
-            let mut dst = ArrayViewMut2::from_shape((s, s), dst).expect("s × s");
-            dst.assign(&dp.t());
-            let (dq, rest) = block.split_at_mut(s * d);
-            let (dk, dv) = rest.split_at_mut(s * d);
-            mat_mul_add(dp.view(), kh, block_view(dq, s, d), false);
-            mat_mul_add(dst.view(), qh, block_view(dk, s, d), false);
-            mat_mul_add(pt.view(), doh, block_view(dv, s, d), false);
-        });
+        head_backward(
+            [&q, &k, &v].map(|t| t.slice(s![bi, .., cols.clone()])),
+            dout.slice(s![bi, .., cols.clone()]),
+            &bias[bi * s..(bi + 1) * s],
+            block,
+        );
     });
     let by_head = ndarray::Array5::from_shape_vec((b, heads, 3, s, d), by_head).expect("b × heads × 3 × s × d");
     let grad = |i: usize| {
@@ -352,6 +326,87 @@ pub(crate) fn attention(
         NdArrayTensor::from(g.into_shape_with_order(IxDyn(&[b, s, h])).expect("b × s × h").into_shared())
     };
     [grad(0), grad(1), grad(2)]
+}
+
+/// The backward pass of one head's attention (`softmax(q·kᵀ/√d + bias) · v`) given its output's
+/// gradient `dout` `[s, d]`: dq, dk and dv into `block` `[3, s, d]` (zeros), with this thread's
+/// scratch for P, dP and their transposes.
+fn head_backward([qh, kh, vh]: [ArrayView2<f32>; 3], doh: ArrayView2<f32>, bias: &[f32], block: &mut [f32]) {
+    let (s, d) = qh.dim();
+    let inv_scale = 1.0 / (d as f32).sqrt();
+    SCRATCH.with_borrow_mut(|scratch| {
+        scratch.clear();
+        scratch.resize(4 * s * s, 0.0);
+        let (probs, rest) = scratch.split_at_mut(s * s);
+        let (dp, rest) = rest.split_at_mut(s * s);
+        let (pt, dst) = rest.split_at_mut(s * s);
+        let mut probs = ArrayViewMut2::from_shape((s, s), probs).expect("s × s");
+        head_probs(qh, kh, bias, probs.view_mut());
+        let mut dp = ArrayViewMut2::from_shape((s, s), dp).expect("s × s");
+        // dP = dO · vᵀ (vᵀ as a contiguous copy: the GEMM reads rows).
+        mat_mul_add(doh, vh.t().as_standard_layout().view(), dp.view_mut(), false);
+        // dS = P ⊙ (dP − rowsum(dP ⊙ P)), then / √d (the forward's scale), into dp.
+        for (dprow, prow) in dp.rows_mut().into_iter().zip(probs.rows()) {
+            let (dprow, prow) = (dprow.into_slice().expect("contiguous row"), prow.to_slice().expect("contiguous row"));
+            let dot: f32 = dprow.iter().zip(prow).map(|(a, b)| a * b).sum();
+            dprow.iter_mut().zip(prow).for_each(|(g, p)| *g = p * (*g - dot) * inv_scale);
+        }
+        let mut pt = ArrayViewMut2::from_shape((s, s), pt).expect("s × s");
+        pt.assign(&probs.t());
+        let mut dst = ArrayViewMut2::from_shape((s, s), dst).expect("s × s");
+        dst.assign(&dp.t());
+        let (dq, rest) = block.split_at_mut(s * d);
+        let (dk, dv) = rest.split_at_mut(s * d);
+        mat_mul_add(dp.view(), kh, block_view(dq, s, d), false);
+        mat_mul_add(dst.view(), qh, block_view(dk, s, d), false);
+        mat_mul_add(pt.view(), doh, block_view(dv, s, d), false);
+    });
+}
+
+/// Gradients of the ragged attention (`cpu::attention_ragged`) given `dout` `[tokens, h]`:
+/// [dq, dk, dv], each `[tokens, h]`. Each (head, text) pair is one task.
+pub(crate) fn attention_ragged(
+    q: &NdArrayTensor,
+    k: &NdArrayTensor,
+    v: &NdArrayTensor,
+    lengths: &[usize],
+    heads: usize,
+    dout: &NdArrayTensor,
+) -> [NdArrayTensor; 3] {
+    let [q, k, v] = [q, k, v].map(|t| matrix(t, "ragged attention backward: q, k, v"));
+    let dout = matrix(dout, "ragged attention backward: dout");
+    let (tokens, h, d) = super::ragged_dims(&q.view(), &k.view(), &v.view(), lengths, heads);
+    assert_eq!(dout.dim(), (tokens, h), "mlr-kernels ragged attention backward: dout must have q's shape");
+    let spans = super::spans(lengths);
+    let no_padding = vec![0.0f32; lengths.iter().copied().max().unwrap_or(0)];
+    // Per (head, text) task a [3, len, d] block: dq, dk, dv of its rows of one head.
+    let sizes: Vec<usize> = (0..heads).flat_map(|_| spans.iter().map(|&(_, len)| 3 * len * d)).collect();
+    let mut by_task = written_zeros(3 * heads * tokens * d);
+    super::for_blocks(&mut by_task, &sizes, |p, block| {
+        let (head, (start, len)) = (p / spans.len(), spans[p % spans.len()]);
+        if len > 0 {
+            let (rows, cols) = (start..start + len, head * d..(head + 1) * d);
+            let [qh, kh, vh, doh] =
+                [q.view(), k.view(), v.view(), dout.view()].map(|t| t.slice_move(s![rows.clone(), cols.clone()]));
+            head_backward([qh, kh, vh], doh, &no_padding[..len], block);
+        }
+    });
+    // Lay the blocks out as three [tokens, h] gradients.
+    let mut grads = [0, 1, 2].map(|_| written_zeros(tokens * h));
+    let mut offset = 0;
+    for head in 0..heads {
+        for &(start, len) in &spans {
+            for (i, grad) in grads.iter_mut().enumerate() {
+                let block = &by_task[offset + i * len * d..offset + (i + 1) * len * d];
+                for (r, row) in block.chunks_exact(d.max(1)).enumerate().take(len) {
+                    let at = (start + r) * h + head * d;
+                    grad[at..at + d].copy_from_slice(row);
+                }
+            }
+            offset += 3 * len * d;
+        }
+    }
+    grads.map(|g| tensor(g, &[tokens, h]))
 }
 
 fn block_view(x: &mut [f32], rows: usize, cols: usize) -> ArrayViewMut2<'_, f32> {
