@@ -17,7 +17,8 @@ use mlr_eval::lareqa::{evaluate, LareqaInput, LareqaOptions};
 use mlr_model::Kernels;
 use serde_json::json;
 
-use crate::eval::{command_line, open_encoder};
+use crate::encoder::{Encoder, EncoderSpec};
+use crate::eval::command_line;
 use crate::{cache_root, default_model_dir, BackendArg};
 
 /// Arguments of `mlr demo build`.
@@ -206,8 +207,13 @@ pub fn build<B: Kernels>(args: &BuildArgs, device: &B::Device) -> Result<()> {
             ]
         };
         // Encode with the shipped weights, so the page's queries and the corpus match.
-        let (mut encoder, _) =
-            open_encoder::<B>(&out.join("models").join(name), 512, false, None, args.batch_size, device)?;
+        let spec = EncoderSpec {
+            model: out.join("models").join(name),
+            max_tokens: 512,
+            batch_size: args.batch_size,
+            cache: Some(crate::cache::default_dir()),
+        };
+        let (mut encoder, _) = Encoder::<B>::open(&spec, device)?;
         let dim = encoder.embedder.dim();
         let cands = encoder.encode(&candidate_texts, Role::Passage, "candidates")?.concat();
         let questions = encoder.encode(&question_texts, Role::Query, "questions")?.concat();

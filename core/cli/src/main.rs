@@ -15,6 +15,7 @@
 mod cache;
 mod center;
 mod demo;
+mod encoder;
 mod eval;
 mod npy;
 mod output;
@@ -198,10 +199,13 @@ fn main() -> Result<()> {
             BackendArg::Cpu => embed::<burn::backend::NdArray<f32>>(&args, &Default::default()),
             BackendArg::Wgpu => embed::<burn::backend::Wgpu>(&args, &Default::default()),
         },
-        Command::Eval(args) => match args.backend {
-            BackendArg::Cpu => eval::run::<burn::backend::NdArray<f32>>(&args, &Default::default()),
-            BackendArg::Wgpu => eval::run::<burn::backend::Wgpu>(&args, &Default::default()),
-        },
+        Command::Eval(args) => {
+            let plan = eval::EvalPlan::new(&args)?;
+            match plan.backend() {
+                BackendArg::Cpu => eval::run::<burn::backend::NdArray<f32>>(&plan, &Default::default()),
+                BackendArg::Wgpu => eval::run::<burn::backend::Wgpu>(&plan, &Default::default()),
+            }
+        }
         Command::TrecEval(args) => trec_eval(&args),
         Command::Demo { action: DemoAction::Build(args) } => match args.backend {
             BackendArg::Cpu => demo::build::<burn::backend::NdArray<f32>>(&args, &Default::default()),
