@@ -15,7 +15,6 @@ use mlr_model::Kernels;
 use serde_json::json;
 
 use crate::cache::{key, EmbeddingCache};
-use crate::kernels;
 
 /// Which model, and how it encodes.
 pub struct EncoderSpec {
@@ -73,15 +72,15 @@ pub struct Encoder<B: Kernels> {
 }
 
 impl<B: Kernels> Encoder<B> {
-    /// Loads the model directory of `spec` and opens its embedding cache. Returns the encoder and
-    /// the sha256 of the model's files (the cache's key).
-    pub fn open(spec: &EncoderSpec, device: &B::Device) -> Result<(Self, String)> {
+    /// Loads the model directory of `spec` (with mlr's fused kernels if `kernels`) and opens its
+    /// embedding cache. Returns the encoder and the sha256 of the model's files (the cache's key).
+    pub fn open(spec: &EncoderSpec, kernels: bool, device: &B::Device) -> Result<(Self, String)> {
         let model = &spec.model;
         eprintln!("loading {} …", model.display());
         let files = ModelFiles::read(model)?;
         let embedder = Embedder::<B>::from_files(&files, device)
             .with_context(|| format!("loading {}", model.display()))?
-            .with_kernels(kernels());
+            .with_kernels(kernels);
         let options = mlr_embed::EmbedOptions { max_tokens: spec.max_tokens, ..embedder.options() };
         let embedder = embedder.with_options(options);
         let model_sha = sha256_files(&files);

@@ -22,19 +22,26 @@ use serde_json::json;
 use plan::{Encoding, LareqaPlan, Task, Vectors};
 pub use plan::{EvalArgs, EvalPlan};
 
+use crate::backend::{BackendArg, CliBackend, OnBackend};
 use crate::encoder::Encoder;
-use crate::{cache_root, center, kernels, output, BackendArg};
+use crate::{cache_root, center, output};
 
-/// Runs `mlr eval`'s plan, encoding on backend `B`.
-pub fn run<B: Kernels>(plan: &EvalPlan, device: &B::Device) -> Result<()> {
+impl OnBackend for EvalPlan {
+    /// Runs `mlr eval`'s plan, encoding on backend `B`.
+    fn run<B: CliBackend>(self, device: &B::Device, kernels: bool) -> Result<()> {
+        run::<B>(&self, device, kernels)
+    }
+}
+
+fn run<B: Kernels>(plan: &EvalPlan, device: &B::Device, kernels: bool) -> Result<()> {
     match &plan.task {
         Task::Tatoeba { langs, encoding } => {
-            let (mut encoder, common) = open::<B>(encoding, device)?;
+            let (mut encoder, common) = open::<B>(encoding, kernels, device)?;
             run_tatoeba(plan, langs, &mut encoder, common)
         }
         Task::Lareqa(lareqa) => match &lareqa.vectors {
             Vectors::Encode(encoding) => {
-                let (mut encoder, common) = open::<B>(encoding, device)?;
+                let (mut encoder, common) = open::<B>(encoding, kernels, device)?;
                 run_lareqa(plan, lareqa, &mut encoder, common)
             }
             Vectors::File(path) => run_precomputed(plan, lareqa, path),
@@ -43,12 +50,12 @@ pub fn run<B: Kernels>(plan: &EvalPlan, device: &B::Device) -> Result<()> {
 }
 
 /// The encoder of `encoding`, and what every report says about it.
-fn open<B: Kernels>(encoding: &Encoding, device: &B::Device) -> Result<(Encoder<B>, serde_json::Value)> {
-    let (encoder, model_sha) = Encoder::<B>::open(&encoding.spec, device)?;
+fn open<B: Kernels>(encoding: &Encoding, kernels: bool, device: &B::Device) -> Result<(Encoder<B>, serde_json::Value)> {
+    let (encoder, model_sha) = Encoder::<B>::open(&encoding.spec, kernels, device)?;
     let common = json!({
         "model": portable(&encoding.spec.model.display().to_string()),
         "model_sha256": model_sha,
-        "backend": match (encoding.backend, kernels()) {
+        "backend": match (encoding.backend, kernels) {
             (BackendArg::Cpu, _) => "cpu (burn ndarray)",
             (BackendArg::Wgpu, true) => "wgpu (mlr kernels)",
             (BackendArg::Wgpu, false) => "wgpu (plain burn, --no-kernels)",

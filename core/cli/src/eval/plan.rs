@@ -16,8 +16,9 @@ use clap::ValueEnum;
 use mlr_data::lareqa::{ArticleSplit, CandidateText, LareqaSet, Split};
 use mlr_eval::lareqa::LareqaOptions;
 
+use crate::backend::BackendArg;
 use crate::encoder::EncoderSpec;
-use crate::{cache, default_model_dir, BackendArg};
+use crate::{cache, default_model_dir};
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum CandidatesArg {
