@@ -150,8 +150,11 @@ fn encode(args: &EncodeArgs) -> Result<()> {
     if args.batches.is_empty() || args.seqs.is_empty() {
         bail!("give at least one batch size and one sequence length");
     }
-    if !(args.quiet_limit > 0.0 && args.quiet_limit <= 1.0)
-        || !(args.quiet_timeout >= 0.0 && args.quiet_timeout.is_finite())
+    // Written as what is accepted, so that NaN is refused.
+    if !(args.quiet_limit > 0.0
+        && args.quiet_limit <= 1.0
+        && args.quiet_timeout >= 0.0
+        && args.quiet_timeout.is_finite())
     {
         bail!(
             "--quiet-limit must be in (0, 1] and --quiet-timeout a finite number of seconds ≥ 0 (got {} and {})",

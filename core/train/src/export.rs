@@ -44,7 +44,6 @@ pub fn model_tensors<B: Backend>(model: &BertModel<B>) -> Result<Vec<NamedTensor
         Ok(())
     };
     layer_norm("embeddings.LayerNorm", &e.layer_norm)?;
-    drop(layer_norm);
     for (l, layer) in model.layers.iter().enumerate() {
         let p = format!("encoder.layer.{l}");
         let a = &layer.attention;

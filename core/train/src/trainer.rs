@@ -533,7 +533,7 @@ impl<B: AutodiffKernels> Trainer<B> {
             on(Event::EvalProgress(done));
         })?;
         let report = score_lareqa(dev, &cand_vecs.concat(), &query_vecs.concat(), embedder.dim())?;
-        let multi = report.multi.as_ref().map(|s| s.map).ok_or_else(|| TrainError::Data(SourceError::NoDevScore))?;
+        let multi = report.multi.as_ref().map(|s| s.map).ok_or(TrainError::Data(SourceError::NoDevScore))?;
         let log = EvalLog {
             step: self.state.step,
             mono: report.mono.as_ref().map(|s| s.map),

@@ -119,7 +119,7 @@ pub enum Task {
     /// Tatoeba bitext retrieval of the pairs of `langs` (every pair of the directory when empty).
     Tatoeba { langs: Vec<String>, encoding: Encoding },
     /// Answer retrieval on a LAReQA-format set.
-    Lareqa(LareqaPlan),
+    Lareqa(Box<LareqaPlan>),
 }
 
 /// A model encoding the texts (`--model`, on `--backend`).
@@ -197,19 +197,21 @@ impl EvalPlan {
                 Some(path) => Vectors::File(path.clone()),
                 None => Vectors::Encode(encoding),
             };
-            Task::Lareqa(LareqaPlan::new(args, vectors)?)
+            Task::Lareqa(Box::new(LareqaPlan::new(args, vectors)?))
         };
         Ok(Self { data, task, out: args.out.clone() })
     }
 
     /// The backend texts are encoded on (the CPU, which does nothing, for `--vectors`).
     pub fn backend(&self) -> BackendArg {
-        match &self.task {
-            Task::Tatoeba { encoding, .. } | Task::Lareqa(LareqaPlan { vectors: Vectors::Encode(encoding), .. }) => {
-                encoding.backend
-            }
-            Task::Lareqa(LareqaPlan { vectors: Vectors::File(_), .. }) => BackendArg::Cpu,
-        }
+        let encoding = match &self.task {
+            Task::Tatoeba { encoding, .. } => encoding,
+            Task::Lareqa(lareqa) => match &lareqa.vectors {
+                Vectors::Encode(encoding) => encoding,
+                Vectors::File(_) => return BackendArg::Cpu,
+            },
+        };
+        encoding.backend
     }
 }
 
