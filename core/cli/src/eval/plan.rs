@@ -124,7 +124,9 @@ pub enum Task {
 
 /// A model encoding the texts (`--model`, on `--backend`).
 pub struct Encoding {
+    /// The model, its longest input, batch size and embedding cache.
     pub spec: EncoderSpec,
+    /// The backend, as the report names it.
     pub backend: BackendArg,
 }
 
