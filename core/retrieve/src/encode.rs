@@ -30,7 +30,7 @@ use std::str::FromStr;
 
 use crate::corpus::Corpus;
 use crate::store::{
-    docid_lines, docids_path, finished_rows, io_error, partial_path, sync_dir, vectors_path, Dtype, Manifest,
+    docid_lines, docids_path, finished_rows, io_error, lock_dir, partial_path, sync_dir, vectors_path, Dtype, Manifest,
     StoreError, StoreSpec,
 };
 
@@ -98,6 +98,19 @@ pub struct Progress {
     pub bytes_total: u64,
 }
 
+impl Progress {
+    /// The fraction of the corpus read, in [0, 1]: by passages once the total is known, else by
+    /// bytes. Slices own shards round-robin, so it is also about the fraction of a slice's work; an
+    /// ETA is `elapsed · (1 − f) / f` (over this run's part, as earlier runs' shards are skipped fast).
+    pub fn fraction(&self) -> f64 {
+        match self.total {
+            Some(total) if total > 0 => (self.read as f64 / total as f64).min(1.0),
+            _ if self.bytes_total > 0 => (self.bytes_read as f64 / self.bytes_total as f64).min(1.0),
+            _ => 0.0,
+        }
+    }
+}
+
 /// What an encoding did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EncodeSummary {
@@ -118,12 +131,8 @@ pub struct EncodeSummary {
 }
 
 /// Opens (creating if needed) store `dir` for `spec` over `corpus`: a new directory gets a manifest,
-/// an existing one must match.
-pub fn open_store(dir: &Path, spec: &StoreSpec, corpus: &str) -> Result<Manifest, StoreError> {
-    if spec.dim == 0 || spec.shard_size == 0 {
-        return Err(StoreError::Invalid("dim and shard size must be positive".into()));
-    }
-    std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+/// an existing one must match. The caller holds the store's lock.
+fn open_store(dir: &Path, spec: &StoreSpec, corpus: &str) -> Result<Manifest, StoreError> {
     match Manifest::read(dir)? {
         Some(m) => {
             m.check(dir, spec, corpus)?;
@@ -207,12 +216,14 @@ where
     E: Into<Box<dyn std::error::Error + Send + Sync>>,
     P: FnMut(&Progress),
 {
-    if options.batch_size == 0 {
-        return Err(StoreError::Invalid("the batch size must be positive".into()));
+    if options.batch_size == 0 || spec.dim == 0 || spec.shard_size == 0 {
+        return Err(StoreError::Invalid("batch size, dim and shard size must be positive".into()));
     }
     if options.slice.count == 0 || options.slice.index >= options.slice.count {
         return Err(StoreError::Invalid(format!("shard slice {} is not i/n with 0 ≤ i < n", options.slice)));
     }
+    std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+    let _lock = lock_dir(dir)?;
     let mut manifest = open_store(dir, spec, &corpus.fingerprint)?;
     let (dim, dtype) = (spec.dim, spec.dtype);
     let row_bytes = dtype.row_bytes(dim);

@@ -13,7 +13,8 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use crate::store::{
-    docids_path, finished_rows, io_error, partial_path, sync_dir, vectors_path, Manifest, StoreError, VectorStore,
+    docids_path, finished_rows, io_error, lock_dir, partial_path, sync_dir, vectors_path, Manifest, StoreError,
+    VectorStore,
 };
 
 /// What a merge did.
@@ -93,6 +94,7 @@ pub fn merge<P: AsRef<Path>>(sources: &[P], dest: &Path) -> Result<MergeSummary,
         }
         std::fs::create_dir_all(dest).map_err(io_error(dest))?;
     }
+    let _lock = lock_dir(dest)?;
     let shards = reference.shards.unwrap_or(0);
     let mut owners = Vec::with_capacity(shards as usize);
     for k in 0..shards {

@@ -8,6 +8,7 @@
 //! shard-00000.f16        rows of shard 0: raw little-endian vectors, row-major
 //! shard-00000.docids     their docids, one per line, in the same order
 //! shard-00001.f16 …
+//! .lock                 held (flock) by the process that writes: one writer at a time
 //! ```
 //!
 //! - **Shards.** Shard `k` holds passages `k·shard_size ..` `(k+1)·shard_size` of the corpus in its
@@ -78,6 +79,12 @@ pub enum StoreError {
         found: String,
         /// What was asked for.
         expected: String,
+    },
+    /// Another process is writing the store.
+    #[error("{}: another process is writing this store (it holds .lock); wait for it or stop it", dir.display())]
+    Busy {
+        /// The store.
+        dir: PathBuf,
     },
     /// Shards are missing, or the whole corpus was never read.
     #[error("{}: {message}", dir.display())]
@@ -358,6 +365,19 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> 
     file.sync_all().map_err(io_error(&tmp))?;
     drop(file);
     std::fs::rename(&tmp, path).map_err(io_error(path))
+}
+
+/// Takes the writer's lock of store `dir` (`dir/.lock`, created if needed); held until the returned
+/// file is dropped, and released by the operating system if the process dies.
+pub(crate) fn lock_dir(dir: &Path) -> Result<File, StoreError> {
+    let path = dir.join(".lock");
+    let file =
+        std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io_error(&path))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Busy { dir: dir.to_path_buf() }),
+        Err(std::fs::TryLockError::Error(source)) => Err(StoreError::Io { path, source }),
+    }
 }
 
 /// Makes renames in `dir` durable.

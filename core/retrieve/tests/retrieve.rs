@@ -226,7 +226,8 @@ fn an_encoded_store_holds_every_passage_in_corpus_order() {
     assert_eq!((summary.total_passages, summary.shards, summary.encoded, summary.calls), (30, 5, 30, 4 * 3 + 1));
     assert_eq!((last.done, last.encoded, last.read, last.bytes_read), (30, 30, 30, corpus.bytes()));
     let names: Vec<String> = files(&dir).into_keys().collect();
-    assert_eq!(names.len(), 1 + 2 * 5);
+    // manifest.json, .lock and two files per shard.
+    assert_eq!(names.len(), 2 + 2 * 5);
     assert!(names.contains(&"shard-00004.f16".to_string()) && names.contains(&"manifest.json".to_string()));
     let store = VectorStore::open_for(&dir, &spec("fake"), &corpus.fingerprint).unwrap();
     assert_eq!((store.len(), store.dim(), store.shard_count()), (30, DIM, 5));
@@ -363,6 +364,13 @@ fn a_store_of_another_model_corpus_or_shape_is_refused() {
     assert!(err.to_string().contains("the store holds vectors for corpus fingerprint"), "{err}");
     assert!(VectorStore::open_for(&dir, &spec("model-b"), &corpus.fingerprint).is_err());
     assert_eq!(files(&dir), before, "a refused run changes nothing");
+    // One writer at a time.
+    let lock = std::fs::File::open(dir.join(".lock")).unwrap();
+    lock.lock().unwrap();
+    let err = run_encode(&dir, &corpus, &spec("model-a"), Slice::ALL, None).0.unwrap_err();
+    assert!(matches!(err, StoreError::Busy { .. }), "{err}");
+    drop(lock);
+    assert_eq!(run_encode(&dir, &corpus, &spec("model-a"), Slice::ALL, None).0.unwrap().reused, 10);
     // Merging stores of two models is refused too.
     let b = tmp.path().join("store-b");
     run_encode(&b, &corpus, &spec("model-b"), Slice::ALL, None).0.unwrap();
