@@ -30,8 +30,8 @@ use std::str::FromStr;
 
 use crate::corpus::Corpus;
 use crate::store::{
-    docid_lines, docids_path, finished_rows, io_error, lock_dir, partial_path, sync_dir, vectors_path, Dtype, Manifest,
-    StoreError, StoreSpec,
+    check_sizes, docid_lines, docids_path, finished_rows, io_error, lock_dir, partial_path, sync_dir, vectors_path,
+    Dtype, Manifest, StoreError, StoreSpec,
 };
 
 /// Which shards a run encodes: `index` of `count` (0-based), owning shards `index + j·count`.
@@ -216,9 +216,10 @@ where
     E: Into<Box<dyn std::error::Error + Send + Sync>>,
     P: FnMut(&Progress),
 {
-    if options.batch_size == 0 || spec.dim == 0 || spec.shard_size == 0 {
-        return Err(StoreError::Invalid("batch size, dim and shard size must be positive".into()));
+    if options.batch_size == 0 {
+        return Err(StoreError::Invalid("the batch size must be positive".into()));
     }
+    check_sizes(spec.dim, spec.shard_size).map_err(StoreError::Invalid)?;
     if options.slice.count == 0 || options.slice.index >= options.slice.count {
         return Err(StoreError::Invalid(format!("shard slice {} is not i/n with 0 ≤ i < n", options.slice)));
     }

@@ -96,7 +96,7 @@ pub fn merge<P: AsRef<Path>>(sources: &[P], dest: &Path) -> Result<MergeSummary,
     }
     let _lock = lock_dir(dest)?;
     let shards = reference.shards.unwrap_or(0);
-    let mut owners = Vec::with_capacity(shards as usize);
+    let mut owners = Vec::new();
     for k in 0..shards {
         let mut owner = None;
         for dir in &sources {

@@ -215,6 +215,22 @@ impl Dtype {
     }
 }
 
+/// The largest dimension a store takes (encoders have hundreds to a few thousand).
+pub const MAX_DIM: usize = 1 << 16;
+/// The largest shard size a store takes.
+pub const MAX_SHARD_SIZE: usize = 1 << 28;
+
+/// Checks dim and shard size: positive and at most [`MAX_DIM`] and [`MAX_SHARD_SIZE`] (so no size
+/// computed from them overflows).
+pub(crate) fn check_sizes(dim: usize, shard_size: usize) -> Result<(), String> {
+    if dim == 0 || dim > MAX_DIM || shard_size == 0 || shard_size > MAX_SHARD_SIZE {
+        return Err(format!(
+            "dim {dim} and shard size {shard_size} must lie in 1..={MAX_DIM} and 1..={MAX_SHARD_SIZE}"
+        ));
+    }
+    Ok(())
+}
+
 /// What a store is asked to hold: checked against its manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreSpec {
@@ -290,8 +306,8 @@ impl Manifest {
             );
             return Err(StoreError::Manifest { path, message });
         }
-        if manifest.dim == 0 || manifest.shard_size == 0 {
-            return Err(StoreError::Manifest { path, message: "dim and shard_size must be positive".into() });
+        if let Err(message) = check_sizes(manifest.dim, manifest.shard_size) {
+            return Err(StoreError::Manifest { path, message });
         }
         let expected = manifest.total_passages.map(|n| n.div_ceil(manifest.shard_size as u64));
         if manifest.shards != expected {
@@ -466,7 +482,7 @@ impl VectorStore {
         let shards = manifest.shards.ok_or_else(|| {
             incomplete("the corpus was never read to the end: run the encoding (again) to finish it".into())
         })?;
-        let mut out = Vec::with_capacity(shards as usize);
+        let mut out = Vec::new();
         let mut start = 0usize;
         for k in 0..shards {
             let expected = manifest.shard_rows(k).unwrap_or(0);
