@@ -18,8 +18,9 @@
 //! - **Slices.** `Slice { index: i, count: n }` (`--shard i/n`) owns shards `i, i + n, i + 2n, …`:
 //!   round-robin needs no passage count up front (contiguous ranges would, and the count costs a pass
 //!   over the corpus), and gives every slice the same share of shards, ±1. Each slice still reads the
-//!   whole corpus (reading is thousands of times faster than encoding) and, at its end, records the
-//!   total in its manifest; `crate::merge` then combines the n directories.
+//!   whole corpus (parsing JSON lines is far faster than encoding them) and, at its end, records the
+//!   total in its manifest; `crate::merge` then combines the n directories. A directory may be run
+//!   again with another slice, or none: it encodes only the shards it lacks.
 //! - **Encoder output.** One vector of length `dim` per text, every value finite, and still finite
 //!   once stored (f16 overflows above 65504); else [`StoreError::EncoderOutput`] names the docid.
 

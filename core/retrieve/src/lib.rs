@@ -31,8 +31,18 @@
 //! };
 //! encode::encode(&dir.path().join("vectors"), &corpus, &spec, &options, toy, |_| {})?;
 //! let vectors = store::VectorStore::open_for(&dir.path().join("vectors"), &spec, &corpus.fingerprint)?;
-//! let hits = search::search(&vectors, &["q1".to_string()], &[0.0, 1.0], &search::SearchOptions::default())?;
+//! // Query vectors (the model's, with its query prefix), row-major [queries, dim].
+//! let qids = vec!["q1".to_string()];
+//! let hits = search::search(&vectors, &qids, &[0.0, 1.0], &search::SearchOptions::default())?;
 //! assert_eq!(hits[0][0].docid, "d2");
+//! let mut run = Vec::new();
+//! search::write_run(&mut run, &qids, &hits, "mlr")?;
+//! assert_eq!(String::from_utf8(run)?, "q1 Q0 d2 1 1 mlr\nq1 Q0 d1 2 0 mlr\n");
+//! // The measures: the evaluator's, on the same ranking.
+//! let qrels = mlr_eval::trec::Qrels::parse("q1 0 d2 1\n", "qrels")?;
+//! let trec = mlr_eval::trec::TrecOptions::default();
+//! let report = mlr_eval::trec::evaluate(&qrels, &search::to_run(&qids, &hits), &trec)?;
+//! assert_eq!(report.mean.values["ndcg_cut_10"], 1.0);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![deny(missing_docs)]

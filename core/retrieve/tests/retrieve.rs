@@ -143,6 +143,8 @@ fn corpora_are_read_plain_and_gzip_from_many_files_in_sorted_order() {
     let mut reader = corpus.passages();
     let sizes: Vec<usize> = (0..4).map(|_| reader.next_chunk(2).unwrap().len()).collect();
     assert_eq!(sizes, [2, 2, 1, 0]);
+    let sizes: Vec<usize> = corpus.passages().chunks(2).map(|c| c.unwrap().len()).collect();
+    assert_eq!(sizes, [2, 2, 1]);
     assert!(matches!(Corpus::open(&[dir.join("none")]), Err(CorpusError::Io { .. })));
 }
 
