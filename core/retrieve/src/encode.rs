@@ -202,6 +202,79 @@ fn append(path: &Path) -> Result<File, StoreError> {
     OpenOptions::new().append(true).open(path).map_err(io_error(path))
 }
 
+/// Encodes shard `shard` (passages `docids`/`texts`) through its journal, resuming what an earlier
+/// run left; returns the rows found journaled. `on_batch` gets each stored batch's size.
+#[allow(clippy::too_many_arguments)]
+fn encode_shard<F, E>(
+    dir: &Path,
+    shard: u64,
+    spec: &StoreSpec,
+    batch_size: usize,
+    docids: &[String],
+    texts: &[String],
+    encoder: &mut F,
+    on_batch: &mut dyn FnMut(usize),
+) -> Result<usize, StoreError>
+where
+    F: FnMut(&[String]) -> Result<Vec<Vec<f32>>, E>,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (dim, dtype) = (spec.dim, spec.dtype);
+    let row_bytes = dtype.row_bytes(dim);
+    let (vectors, ids) = (vectors_path(dir, shard, dtype), docids_path(dir, shard));
+    let reused = resume_journal(&vectors, &ids, row_bytes, docids)?;
+    let (jv, ji) = (partial_path(&vectors), partial_path(&ids));
+    let (mut fv, mut fi) = (append(&jv)?, append(&ji)?);
+    let mut start = reused;
+    while start < docids.len() {
+        let end = (start + batch_size).min(docids.len());
+        let batch = &texts[start..end];
+        let out = encoder(batch).map_err(|e| StoreError::Encoder {
+            shard,
+            docid: docids[start].clone(),
+            source: e.into(),
+        })?;
+        if out.len() != batch.len() {
+            return Err(StoreError::EncoderOutput {
+                docid: docids[start].clone(),
+                message: format!("{} vectors for a batch of {} texts starting here", out.len(), batch.len()),
+            });
+        }
+        let mut bytes = Vec::with_capacity(batch.len() * row_bytes);
+        let mut lines = String::new();
+        for (v, docid) in out.iter().zip(&docids[start..end]) {
+            let bad = |message: String| StoreError::EncoderOutput { docid: docid.clone(), message };
+            if v.len() != dim {
+                return Err(bad(format!("dimension {}, the store's is {dim}", v.len())));
+            }
+            if let Some(d) = v.iter().position(|x| !x.is_finite()) {
+                return Err(bad(format!("value {} at dimension {d} is not finite", v[d])));
+            }
+            if dtype == Dtype::F16 {
+                if let Some(d) = v.iter().position(|x| !half::f16::from_f32(*x).is_finite()) {
+                    return Err(bad(format!("value {} at dimension {d} overflows f16", v[d])));
+                }
+            }
+            dtype.encode_row(v, &mut bytes);
+            lines.push_str(docid);
+            lines.push('\n');
+        }
+        // Vectors before docids, both synced before the next batch: a crash leaves at worst a torn
+        // tail, which the next run cuts back (resume_journal).
+        fv.write_all(&bytes).map_err(io_error(&jv))?;
+        fi.write_all(lines.as_bytes()).map_err(io_error(&ji))?;
+        fv.sync_data().map_err(io_error(&jv))?;
+        fi.sync_data().map_err(io_error(&ji))?;
+        start = end;
+        on_batch(batch.len());
+    }
+    drop((fv, fi));
+    std::fs::rename(&jv, &vectors).map_err(io_error(&vectors))?;
+    std::fs::rename(&ji, &ids).map_err(io_error(&ids))?;
+    sync_dir(dir)?;
+    Ok(reused)
+}
+
 /// Encodes the slice `options.slice` of `corpus` into store `dir` (see the module docs), calling
 /// `encoder` on batches of passage texts and `progress` after every batch and skipped shard.
 pub fn encode<F, E, P>(
@@ -227,8 +300,6 @@ where
     std::fs::create_dir_all(dir).map_err(io_error(dir))?;
     let _lock = lock_dir(dir)?;
     let mut manifest = open_store(dir, spec, &corpus.fingerprint)?;
-    let (dim, dtype) = (spec.dim, spec.dtype);
-    let row_bytes = dtype.row_bytes(dim);
     let mut reader = corpus.passages();
     let mut summary = EncodeSummary::default();
     let mut state = Progress { total: manifest.total_passages, bytes_total: corpus.bytes(), ..Default::default() };
@@ -244,10 +315,10 @@ where
             break;
         }
         let (docids, texts): (Vec<String>, Vec<String>) = chunk.into_iter().map(|p| (p.docid, p.text)).unzip();
-        let (vectors, ids) = (vectors_path(dir, shard, dtype), docids_path(dir, shard));
         if !options.slice.owns(shard) {
             summary.other_slices += docids.len() as u64;
         } else if let Some(rows) = finished_rows(dir, &manifest, shard)? {
+            let ids = docids_path(dir, shard);
             let bytes = std::fs::read(&ids).map_err(io_error(&ids))?;
             let text = std::str::from_utf8(&bytes).unwrap_or_default();
             check_docids(&ids, &text.lines().collect::<Vec<_>>(), &docids)?;
@@ -262,61 +333,15 @@ where
             summary.reused += rows as u64;
             state.done += rows as u64;
         } else {
-            let mut start = resume_journal(&vectors, &ids, row_bytes, &docids)?;
-            summary.reused += start as u64;
-            state.done += start as u64;
-            let (jv, ji) = (partial_path(&vectors), partial_path(&ids));
-            let (mut fv, mut fi) = (append(&jv)?, append(&ji)?);
-            while start < docids.len() {
-                let end = (start + options.batch_size).min(docids.len());
-                let batch = &texts[start..end];
-                summary.calls += 1;
-                let out = encoder(batch).map_err(|e| StoreError::Encoder {
-                    shard,
-                    docid: docids[start].clone(),
-                    source: e.into(),
-                })?;
-                if out.len() != batch.len() {
-                    return Err(StoreError::EncoderOutput {
-                        docid: docids[start].clone(),
-                        message: format!("{} vectors for a batch of {} texts starting here", out.len(), batch.len()),
-                    });
-                }
-                let mut bytes = Vec::with_capacity(batch.len() * row_bytes);
-                let mut lines = String::new();
-                for (v, docid) in out.iter().zip(&docids[start..end]) {
-                    let bad = |message: String| StoreError::EncoderOutput { docid: docid.clone(), message };
-                    if v.len() != dim {
-                        return Err(bad(format!("dimension {}, the store's is {dim}", v.len())));
-                    }
-                    if let Some(d) = v.iter().position(|x| !x.is_finite()) {
-                        return Err(bad(format!("value {} at dimension {d} is not finite", v[d])));
-                    }
-                    let at = bytes.len();
-                    dtype.encode_row(v, &mut bytes);
-                    if dtype == Dtype::F16 {
-                        if let Some(d) = v.iter().position(|x| !half::f16::from_f32(*x).is_finite()) {
-                            return Err(bad(format!("value {} at dimension {d} overflows f16", v[d])));
-                        }
-                    }
-                    debug_assert_eq!(bytes.len() - at, row_bytes);
-                    lines.push_str(docid);
-                    lines.push('\n');
-                }
-                fv.write_all(&bytes).map_err(io_error(&jv))?;
-                fi.write_all(lines.as_bytes()).map_err(io_error(&ji))?;
-                fv.sync_data().map_err(io_error(&jv))?;
-                fi.sync_data().map_err(io_error(&ji))?;
-                summary.encoded += batch.len() as u64;
-                state.done += batch.len() as u64;
-                state.encoded += batch.len() as u64;
-                start = end;
+            let mut on_batch = |n: usize| {
+                (summary.encoded, summary.calls) = (summary.encoded + n as u64, summary.calls + 1);
+                (state.done, state.encoded) = (state.done + n as u64, state.encoded + n as u64);
                 report(&mut state, &reader);
-            }
-            drop((fv, fi));
-            std::fs::rename(&jv, &vectors).map_err(io_error(&vectors))?;
-            std::fs::rename(&ji, &ids).map_err(io_error(&ids))?;
-            sync_dir(dir)?;
+            };
+            let reused =
+                encode_shard(dir, shard, spec, options.batch_size, &docids, &texts, &mut encoder, &mut on_batch)?;
+            summary.reused += reused as u64;
+            state.done += reused as u64;
         }
         report(&mut state, &reader);
         shard += 1;
