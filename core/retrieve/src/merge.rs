@@ -8,6 +8,10 @@
 //! fsync, rename, vectors before docids, as the encoder does) and writes the manifest last, so an
 //! interrupted merge can be run again. Journals (`*.partial`) in the sources are ignored: a slice
 //! with one has not finished.
+//!
+//! Finished slices have identical manifests, so copying every slice's `shard-*` files into one
+//! directory (rsync, `cp`) also gives a valid store, which `VectorStore::open` checks shard by
+//! shard; `merge` adds the checks that no shard is there twice and none comes from another model.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

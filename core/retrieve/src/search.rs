@@ -3,7 +3,7 @@
 //! - **What.** For each query vector `q` (rows of `[queries, dim]`), the `depth` stored rows with the
 //!   largest `q · x`, in ranking order; all rows when the store has fewer. With unit vectors (E5's)
 //!   this is cosine similarity. Scores are f32 products of the f32 query and the stored row decoded
-//!   to f32 (exact for what is stored: f16 and int8 rows convert to f32 without loss).
+//!   to f32 (f16 converts exactly; an int8 row is its f32 product `s·q`).
 //! - **Order.** Highest score first; equal scores broken by docid in *descending* byte order, the
 //!   evaluator's convention (`mlr_eval::trec::ranked`, trec_eval's), so a run is the same on every
 //!   machine and thread count, and trec_eval re-sorting it changes nothing. `-0` and `0` tie.
