@@ -135,7 +135,7 @@ impl<B: Kernels> Encoder<B> {
 }
 
 /// The sha256 of the three files, one after the other (the embedding cache's key).
-fn sha256_files(files: &ModelFiles) -> String {
+pub(crate) fn sha256_files(files: &ModelFiles) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     for bytes in files.bytes() {

@@ -5,6 +5,8 @@
 //! - `mlr embed` writes unit vectors for a JSON-lines file of texts (`.npy`, `.json` or `.jsonl`).
 //! - `mlr eval` scores a model on a LAReQA-format set (mAP mono/cross/multi, Recall@k, language
 //!   bias) or on Tatoeba, with an embedding cache.
+//! - `mlr retrieve` encodes a MIRACL-format corpus into a resumable, shardable vector store, searches
+//!   it for a topics file and scores the run against qrels (nDCG@10, Recall@100, MRR@10, MAP).
 //! - `mlr trec-eval` evaluates a TREC run against qrels with trec_eval's conventions.
 //! - `mlr demo build` writes what the web demo serves; `mlr search` is its search, natively.
 //! - `mlr train` fine-tunes a model with hybrid batches (or a baseline sampler), with dev
@@ -21,6 +23,7 @@ mod encoder;
 mod eval;
 mod npy;
 mod output;
+mod retrieve;
 mod train;
 
 use std::io::BufRead;
@@ -55,6 +58,9 @@ enum Command {
     Embed(EmbedArgs),
     /// Evaluate a model on a LAReQA-format set (XQuAD-R) or on Tatoeba.
     Eval(eval::EvalArgs),
+    /// Retrieve from a MIRACL-format corpus: encode it into a resumable vector store (sliceable
+    /// across machines), search it for topics, write a TREC run and score it against qrels.
+    Retrieve(Box<retrieve::RetrieveArgs>),
     /// Evaluate a TREC run against qrels (trec_eval's measures and conventions).
     TrecEval(TrecEvalArgs),
     /// Fine-tune a model with hybrid batches (or a baseline sampler) on a LAReQA-format set.
@@ -187,6 +193,10 @@ fn main() -> Result<()> {
         Command::Eval(args) => {
             let plan = eval::EvalPlan::new(&args)?;
             on_backend(plan.backend(), kernels, plan)
+        }
+        Command::Retrieve(args) => {
+            let plan = retrieve::RetrievePlan::new(&args)?;
+            on_backend(plan.backend, kernels, plan)
         }
         Command::TrecEval(args) => trec_eval(&args),
         Command::Demo { action: DemoAction::Build(args) } => on_backend(args.backend, kernels, args),
