@@ -114,16 +114,18 @@ fn run<B: Kernels>(mut plan: RetrievePlan, device: &B::Device, kernels: bool) ->
 
 /// Encodes what the store lacks (the plan's slice, or all), with a progress bar and Ctrl-C.
 fn encode_corpus<B: Kernels>(plan: &RetrievePlan, embedder: &Embedder<B>) -> Result<(EncodeSummary, f64)> {
-    let stop = Arc::new(AtomicBool::new(false));
+    // The first Ctrl-C while encoding stops after the batch in flight; a second one, or one after
+    // encoding (searching, writing), quits at once: the store is consistent at every point.
+    let (stop, encoding) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(true)));
     {
-        let stop = stop.clone();
-        // Only one handler per process; a second call (tests running several commands) is harmless.
+        let (stop, encoding) = (stop.clone(), encoding.clone());
+        // One handler per process, installed here once.
         let _ = ctrlc::set_handler(move || {
-            if stop.swap(true, Ordering::SeqCst) {
-                eprintln!("\ninterrupted again: quitting at once (re-running resumes from the last stored batch)");
+            if !encoding.load(Ordering::SeqCst) || stop.swap(true, Ordering::SeqCst) {
+                eprintln!("\ninterrupted: quitting at once (re-running resumes from the last stored batch)");
                 std::process::exit(130);
             }
-            eprintln!("\nstopping after this batch (Ctrl-C again to quit at once)");
+            eprintln!("\nstopping after this batch of passages (Ctrl-C again to quit at once)");
         });
     }
     let slice = plan.slice.unwrap_or(Slice::ALL);
@@ -166,7 +168,12 @@ fn encode_corpus<B: Kernels>(plan: &RetrievePlan, embedder: &Embedder<B>) -> Res
         Ok(embedder.embed_many(texts, Role::Passage, plan.batch_size, |_| {})?)
     };
     let result = encode(&plan.store, &plan.corpus, &plan.spec, &options, encoder, &mut progress);
+    encoding.store(false, Ordering::SeqCst);
     bar.finish_and_clear();
+    if result.is_ok() && stop.load(Ordering::SeqCst) {
+        eprintln!("stopped after the last batch: the store {} is complete; nothing was searched", plan.store.display());
+        std::process::exit(130);
+    }
     let seconds = start.elapsed().as_secs_f64();
     match result {
         Ok(summary) => {
