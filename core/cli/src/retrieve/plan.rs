@@ -15,7 +15,7 @@ use mlr_eval::trec::{parse_topics, Qrels, TrecOptions};
 use mlr_model::BertConfig;
 use mlr_retrieve::corpus::Corpus;
 use mlr_retrieve::encode::Slice;
-use mlr_retrieve::store::{Dtype, StoreSpec, DEFAULT_SHARD_SIZE};
+use mlr_retrieve::store::{Dtype, StoreSpec, DEFAULT_SHARD_SIZE, MAX_SHARD_SIZE};
 
 use crate::backend::BackendArg;
 use crate::{cache_root, default_model_dir, encoder};
@@ -174,6 +174,9 @@ impl RetrievePlan {
         }
         if args.depth == 0 {
             bail!("--depth must be at least 1");
+        }
+        if args.shard_size == 0 || args.shard_size > MAX_SHARD_SIZE {
+            bail!("--shard-size must lie in 1..={MAX_SHARD_SIZE}");
         }
         if args.max_tokens < 3 {
             bail!("--max-tokens must be at least 3 (two special tokens and one of text)");
