@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pytrec_eval
 
+sys.dont_write_bytecode = True  # importing crosscheck_eval leaves no __pycache__ in scripts/
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from crosscheck_eval import read_qrels, read_run, trec_order  # noqa: E402
 
