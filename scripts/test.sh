@@ -38,6 +38,7 @@ xc=$(mktemp -d)
 mlr="$CARGO_TARGET_DIR/release/mlr"
 "$mlr" eval --data data/xquad-r --langs en,de,zh --split dev --trec-run "$xc/dev.run" --trec-depth 0 --out "$xc/dev.json" >/dev/null
 "$MLR_CACHE/venv/bin/python" scripts/crosscheck_eval.py --mlr "$mlr" --real-run "$xc/dev.run" --real-qrels "$xc/dev.run.qrels" --real-json "$xc/dev.json"
+"$MLR_CACHE/venv/bin/python" scripts/crosscheck_retrieve.py --mlr "$mlr" --model "$MLR_MODEL_DIR"
 rm -rf "$xc"
 
 step "browser tests: wasm32 in headless Chromium (WebGPU + wasm CPU)"

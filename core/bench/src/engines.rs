@@ -3,7 +3,6 @@
 //! bytes of [`ModelFiles`]; candle maps the file of that directory itself).
 
 use std::path::Path;
-use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use burn::backend::wgpu::WgpuDevice;
@@ -11,13 +10,6 @@ use burn::backend::{NdArray, Wgpu};
 use burn::tensor::{Int, Tensor, TensorData};
 use mlr_embed::ModelFiles;
 use mlr_model::{BertConfig, BertModel, Kernels};
-
-use crate::inputs::SeqInputs;
-use crate::report::Row;
-
-/// Pooled, normalised vectors of the first rows of every input, by sequence length (for the
-/// agreement check between engines).
-pub type Vectors = Vec<(usize, Vec<f32>)>;
 
 /// An encoder that turns full rows of token ids into unit vectors.
 pub trait Engine {
@@ -167,48 +159,4 @@ impl Engine for Candle {
         let norms = pooled.sqr()?.sum_keepdim(1)?.sqrt()?;
         Ok(pooled.broadcast_div(&norms)?.flatten_all()?.to_vec1::<f32>()?)
     }
-}
-
-/// Times `engine` on every (batch, seq) shape; returns the rows and the vectors of the first
-/// `min(batches)` texts of each sequence length.
-pub fn time_all(
-    engine: &dyn Engine,
-    inputs: &[SeqInputs],
-    batches: &[usize],
-    min_time: f64,
-    min_runs: usize,
-    max_tokens: usize,
-) -> Result<(Vec<Row>, Vectors)> {
-    let mut rows = Vec::new();
-    let mut vectors = Vec::new();
-    for input in inputs {
-        for &batch in batches {
-            if batch * input.seq > max_tokens {
-                eprintln!("  batch {batch:>3} seq {:>3}: skipped (over {max_tokens} tokens per call)", input.seq);
-                continue;
-            }
-            let ids = &input.ids[..batch];
-            let out = engine.run(ids).with_context(|| format!("{} batch {batch} seq {}", engine.name(), input.seq))?; // warm-up
-            if batch == *batches.iter().min().expect("non-empty") {
-                vectors.push((input.seq, out));
-            }
-            let mut times = Vec::new();
-            let meter = crate::quiet::Meter::start();
-            let start = Instant::now();
-            while times.len() < min_runs.max(1) || start.elapsed().as_secs_f64() < min_time {
-                let t = Instant::now();
-                engine.run(ids)?;
-                times.push(t.elapsed().as_secs_f64());
-            }
-            let mut row = Row::new(engine.name(), &engine.backend(), batch, input.seq, &mut times);
-            row.other_cpu = meter.share();
-            let other = row.other_cpu.map(|x| format!(", other processes {:.0}% CPU", x * 100.0)).unwrap_or_default();
-            eprintln!(
-                "  batch {batch:>3} seq {:>3}: {:>9.1} tokens/s, {:>9.2} ms ({} runs{other})",
-                input.seq, row.tokens_per_s, row.latency_ms, row.runs
-            );
-            rows.push(row);
-        }
-    }
-    Ok((rows, vectors))
 }

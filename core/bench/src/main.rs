@@ -17,6 +17,7 @@ mod engines;
 mod inputs;
 mod quiet;
 mod report;
+mod timing;
 mod train;
 
 use std::path::PathBuf;
@@ -149,8 +150,11 @@ fn encode(args: &EncodeArgs) -> Result<()> {
     if args.batches.is_empty() || args.seqs.is_empty() {
         bail!("give at least one batch size and one sequence length");
     }
-    if !(args.quiet_limit > 0.0 && args.quiet_limit <= 1.0)
-        || !(args.quiet_timeout >= 0.0 && args.quiet_timeout.is_finite())
+    // Written as what is accepted, so that NaN is refused.
+    if !(args.quiet_limit > 0.0
+        && args.quiet_limit <= 1.0
+        && args.quiet_timeout >= 0.0
+        && args.quiet_timeout.is_finite())
     {
         bail!(
             "--quiet-limit must be in (0, 1] and --quiet-timeout a finite number of seconds ≥ 0 (got {} and {})",
@@ -168,7 +172,7 @@ fn encode(args: &EncodeArgs) -> Result<()> {
     let dim = files.config()?.hidden_size;
     let mut rows = Vec::new();
     let mut checks = Vec::new();
-    let mut reference: Option<engines::Vectors> = None;
+    let mut reference: Option<timing::Vectors> = None;
     for name in &args.engines {
         let engine = engines::open(name, &files).with_context(|| format!("starting {name}"))?;
         eprintln!("== {} ({})", engine.name(), engine.backend());
@@ -176,7 +180,7 @@ fn encode(args: &EncodeArgs) -> Result<()> {
             if name.starts_with("mlr-wgpu") && args.wgpu_max_tokens > 0 { args.wgpu_max_tokens } else { usize::MAX };
         quiet::wait_for_quiet(name, args.quiet_limit, std::time::Duration::from_secs_f64(args.quiet_timeout));
         let (mut r, vectors) =
-            engines::time_all(engine.as_ref(), &inputs, &args.batches, args.min_time, args.min_runs, limit)?;
+            timing::time_all(engine.as_ref(), &inputs, &args.batches, args.min_time, args.min_runs, limit)?;
         match &reference {
             None => reference = Some(vectors),
             Some(want) => checks.push(report::agreement(engine.name(), want, &vectors, dim)),

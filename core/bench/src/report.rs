@@ -1,4 +1,4 @@
-//! Rows, agreement checks, peers run in other processes, ratios and the JSON + markdown report.
+//! Agreement checks, peers run in other processes, ratios and the JSON + markdown report.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -9,53 +9,8 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::engines::Vectors;
+use crate::timing::{Row, Vectors};
 use crate::EncodeArgs;
-
-/// One measured shape of one engine.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Row {
-    /// Engine name (`mlr-cpu`, `candle-cpu`, `onnxruntime-cpu`, …).
-    pub engine: String,
-    /// Backend and device (the adapter, for GPU engines).
-    pub backend: String,
-    /// Texts per call.
-    pub batch: usize,
-    /// Tokens per text.
-    pub seq: usize,
-    /// batch × seq / median latency.
-    pub tokens_per_s: f64,
-    /// Median latency of one call, ms.
-    pub latency_ms: f64,
-    /// Timed runs.
-    pub runs: usize,
-    /// Fastest run, ms.
-    pub min_ms: f64,
-    /// Share of the machine's CPU (0–1) that other processes used while this row was timed
-    /// (`quiet::Meter`); absent where it was not measured (the browser rows).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub other_cpu: Option<f64>,
-}
-
-impl Row {
-    /// A row from run times in seconds.
-    pub fn new(engine: &str, backend: &str, batch: usize, seq: usize, times: &mut [f64]) -> Self {
-        times.sort_by(f64::total_cmp);
-        let n = times.len();
-        let median = if n % 2 == 1 { times[n / 2] } else { (times[n / 2 - 1] + times[n / 2]) / 2.0 };
-        Row {
-            engine: engine.into(),
-            backend: backend.into(),
-            batch,
-            seq,
-            tokens_per_s: (batch * seq) as f64 / median,
-            latency_ms: median * 1e3,
-            runs: n,
-            min_ms: times[0] * 1e3,
-            other_cpu: None,
-        }
-    }
-}
 
 /// How closely an engine's vectors agree with mlr's CPU vectors on the same ids.
 #[derive(Debug, Clone, Serialize)]

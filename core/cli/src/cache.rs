@@ -22,6 +22,12 @@ pub struct EmbeddingCache {
     file: Option<File>,
 }
 
+/// Where the cache lives unless `--cache-dir` (or `$MLR_EMBED_CACHE`) says otherwise:
+/// `<mlr's cache directory>/embeddings`.
+pub fn default_dir() -> PathBuf {
+    crate::cache_root().join("embeddings")
+}
+
 /// The key of a text under a role prefix.
 pub fn key(role: &str, text: &str) -> [u8; 32] {
     let mut h = Sha256::new();

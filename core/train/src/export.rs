@@ -6,7 +6,8 @@ use std::path::Path;
 
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
-use mlr_model::{BertConfig, BertModel};
+use mlr_embed::ModelFiles;
+use mlr_model::BertModel;
 use mlr_weights::{write_safetensors, NamedTensor};
 
 use crate::TrainError;
@@ -43,7 +44,6 @@ pub fn model_tensors<B: Backend>(model: &BertModel<B>) -> Result<Vec<NamedTensor
         Ok(())
     };
     layer_norm("embeddings.LayerNorm", &e.layer_norm)?;
-    drop(layer_norm);
     for (l, layer) in model.layers.iter().enumerate() {
         let p = format!("encoder.layer.{l}");
         let a = &layer.attention;
@@ -81,17 +81,17 @@ pub fn model_tensors<B: Backend>(model: &BertModel<B>) -> Result<Vec<NamedTensor
 }
 
 /// Writes `model` as a Hugging Face directory: `model.safetensors`, `config.json` and
-/// `tokenizer.json` (the base model's bytes, unchanged: training changes no hyper-parameter) and
+/// `tokenizer.json` (the bytes of the base model's `files`, unchanged: training changes no
+/// hyper-parameter) and
 /// `mlr_training.json` (provenance). The directory is written beside its final place and renamed
 /// into it, so a crash never leaves half a model.
 pub fn export_hf<B: Backend>(
     model: &BertModel<B>,
-    config_json: &[u8],
-    tokenizer_json: &[u8],
+    files: &ModelFiles,
     provenance: &serde_json::Value,
     dir: &Path,
 ) -> Result<(), TrainError> {
-    let config = BertConfig::from_json(&String::from_utf8_lossy(config_json))?;
+    let config = files.config()?;
     let tensors = model_tensors(model)?;
     let expected = mlr_model::tensor_names(&config);
     if expected.len() != tensors.len() {
@@ -117,10 +117,10 @@ pub fn export_hf<B: Backend>(
     std::fs::create_dir_all(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
     let write =
         |name: &str, data: &[u8]| std::fs::write(tmp.join(name), data).map_err(|e| TrainError::io(&tmp.join(name), e));
-    write("model.safetensors", &bytes)?;
-    write("config.json", config_json)?;
-    write("tokenizer.json", tokenizer_json)?;
+    write(ModelFiles::WEIGHTS, &bytes)?;
+    write(ModelFiles::CONFIG, &files.config_json)?;
+    write(ModelFiles::TOKENIZER, &files.tokenizer_json)?;
     write("mlr_training.json", (serde_json::to_string_pretty(provenance).expect("json") + "\n").as_bytes())?;
-    crate::checkpoint::sync(&tmp.join("model.safetensors"))?;
+    crate::checkpoint::sync(&tmp.join(ModelFiles::WEIGHTS))?;
     crate::checkpoint::commit(&tmp, dir)
 }

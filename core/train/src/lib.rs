@@ -78,12 +78,10 @@ pub enum TrainError {
     /// Reading a tensor back from the device failed.
     #[error("device: {0}")]
     Device(String),
-    /// A model directory that could not be read.
+    /// A model directory that could not be read, or a config.json or tokenizer.json in it that
+    /// cannot be used (the error names the file).
     #[error(transparent)]
     ModelFiles(#[from] mlr_embed::ModelFilesError),
-    /// Bad model files.
-    #[error(transparent)]
-    Model(#[from] mlr_model::ConfigError),
     /// Bad weights.
     #[error(transparent)]
     Weights(#[from] mlr_weights::WeightsError),

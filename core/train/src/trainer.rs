@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
@@ -67,7 +68,10 @@ type Rec = BinFileRecorder<FullPrecisionSettings>;
 pub struct Trainer<B: AutodiffKernels> {
     config: TrainConfig,
     files: ModelFiles,
-    tokenizer: TextTokenizer,
+    /// `files`' config.json, parsed once.
+    model_config: BertConfig,
+    /// `files`' tokenizer.json, parsed once (shared with the dev evaluation's embedder).
+    tokenizer: Arc<TextTokenizer>,
     model: Option<BertModel<B>>,
     optim: Optim<B>,
     /// The clipping factor of the next optimiser step, read by `optim`.
@@ -87,8 +91,7 @@ fn optimizer<B: AutodiffKernels>(config: &TrainConfig, fused: bool) -> (Optim<B>
     (adamw.init(), scale)
 }
 
-fn check_lengths(config: &TrainConfig, files: &ModelFiles) -> Result<(), TrainError> {
-    let model = BertConfig::from_json(&String::from_utf8_lossy(&files.config_json))?;
+fn check_lengths(config: &TrainConfig, model: &BertConfig) -> Result<(), TrainError> {
     let longest = config.max_query_tokens.max(config.max_passage_tokens);
     if longest > model.max_tokens() {
         return Err(TrainError::Config(format!(
@@ -123,7 +126,8 @@ impl<B: AutodiffKernels> Trainer<B> {
         device: &B::Device,
     ) -> Result<Self, TrainError> {
         config.validate()?;
-        check_lengths(&config, &files)?;
+        let model_config = files.config()?;
+        check_lengths(&config, &model_config)?;
         if checkpoint::locate(out).is_some() {
             return Err(TrainError::Config(format!(
                 "{} already holds a run; resume it (--resume) or choose another --out",
@@ -132,7 +136,7 @@ impl<B: AutodiffKernels> Trainer<B> {
         }
         std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
         let sampler = sampler(&config, &data)?;
-        let model = freeze(load_model::<B>(&files, device)?, &config);
+        let model = freeze(load_model::<B>(&model_config, &files, device)?, &config);
         let state = RunState {
             step: 0,
             sampler: sampler.state(),
@@ -141,7 +145,7 @@ impl<B: AutodiffKernels> Trainer<B> {
             best: None,
             train_seconds: 0.0,
         };
-        let tokenizer = TextTokenizer::from_bytes(&files.tokenizer_json)?;
+        let tokenizer = Arc::new(files.tokenizer()?);
         let (optim, grad_scale) = optimizer::<B>(&config, true);
         let path = out.join("config.json");
         std::fs::write(&path, serde_json::to_string_pretty(&config).expect("json") + "\n")
@@ -149,6 +153,7 @@ impl<B: AutodiffKernels> Trainer<B> {
         Ok(Self {
             config,
             files,
+            model_config,
             tokenizer,
             model: Some(model),
             optim,
@@ -185,7 +190,8 @@ impl<B: AutodiffKernels> Trainer<B> {
             path: out.join("checkpoint"),
             message: "no checkpoint to resume from".into(),
         })?;
-        check_lengths(config, &files)?;
+        let model_config = files.config()?;
+        check_lengths(config, &model_config)?;
         let saved = checkpoint::read_state(&dir)?;
         let diff = saved.config.differences(config);
         if !diff.is_empty() {
@@ -198,7 +204,7 @@ impl<B: AutodiffKernels> Trainer<B> {
         let recorder = Rec::new();
         let record =
             Recorder::<B>::load(&recorder, dir.join("model"), device).map_err(|e| bad(format!("model.bin: {e}")))?;
-        let model = load_checkpoint_model(load_model::<B>(&files, device)?, record).map_err(|m| {
+        let model = load_checkpoint_model(load_model::<B>(&model_config, &files, device)?, record).map_err(|m| {
             bad(format!(
                 "{m}: the checkpoint was not trained from this --model (the run started from {})",
                 saved.base_model.display()
@@ -211,10 +217,11 @@ impl<B: AutodiffKernels> Trainer<B> {
         let optim = optim.load_record(record);
         let mut sampler = sampler(config, &data)?;
         sampler.restore(saved.run.sampler.clone()).map_err(|m| bad(format!("{m} (was the training data changed?)")))?;
-        let tokenizer = TextTokenizer::from_bytes(&files.tokenizer_json)?;
+        let tokenizer = Arc::new(files.tokenizer()?);
         Ok(Self {
             config: config.clone(),
             files,
+            model_config,
             tokenizer,
             model: Some(model),
             optim,
@@ -281,13 +288,7 @@ impl<B: AutodiffKernels> Trainer<B> {
                 on(Event::Checkpoint(&self.out.join("checkpoint")));
             }
         }
-        export_hf(
-            self.model(),
-            &self.files.config_json,
-            &self.files.tokenizer_json,
-            &self.provenance(None),
-            &self.out.join("final"),
-        )?;
+        export_hf(self.model(), &self.files, &self.provenance(None), &self.out.join("final"))?;
         let path = self.out.join("summary.json");
         let summary = serde_json::json!({"config": self.config, "base_model": self.files.dir, "run": self.state});
         std::fs::write(&path, serde_json::to_string_pretty(&summary).expect("json") + "\n")
@@ -510,9 +511,12 @@ impl<B: AutodiffKernels> Trainer<B> {
     pub fn evaluate_dev(&mut self, on: &mut dyn FnMut(Event)) -> Result<Option<EvalLog>, TrainError> {
         let Some(dev) = &self.data.dev else { return Ok(None) };
         let start = Instant::now();
-        let tokenizer = TextTokenizer::from_bytes(&self.files.tokenizer_json)?;
-        let config = BertConfig::from_json(&String::from_utf8_lossy(&self.files.config_json))?;
-        let embedder = Embedder::<B::InnerBackend>::new(self.model().valid(), tokenizer, config, &self.device)?;
+        let embedder = Embedder::<B::InnerBackend>::new(
+            self.model().valid(),
+            self.tokenizer.clone(),
+            self.model_config.clone(),
+            &self.device,
+        )?;
         let questions: Vec<&str> = dev.questions.iter().map(|q| q.text.as_str()).collect();
         let candidates: Vec<String> = (0..dev.candidates.len())
             .map(|i| dev.candidate_text(i, mlr_data::lareqa::CandidateText::Sentence))
@@ -529,7 +533,7 @@ impl<B: AutodiffKernels> Trainer<B> {
             on(Event::EvalProgress(done));
         })?;
         let report = score_lareqa(dev, &cand_vecs.concat(), &query_vecs.concat(), embedder.dim())?;
-        let multi = report.multi.as_ref().map(|s| s.map).ok_or_else(|| TrainError::Data(SourceError::NoDevScore))?;
+        let multi = report.multi.as_ref().map(|s| s.map).ok_or(TrainError::Data(SourceError::NoDevScore))?;
         let log = EvalLog {
             step: self.state.step,
             mono: report.mono.as_ref().map(|s| s.map),
@@ -540,13 +544,7 @@ impl<B: AutodiffKernels> Trainer<B> {
         };
         let best = self.state.best.as_ref().is_none_or(|b| log.multi > b.multi);
         if best {
-            export_hf(
-                self.model(),
-                &self.files.config_json,
-                &self.files.tokenizer_json,
-                &self.provenance(Some(&log)),
-                &self.out.join("best"),
-            )?;
+            export_hf(self.model(), &self.files, &self.provenance(Some(&log)), &self.out.join("best"))?;
             self.state.best = Some(log.clone());
         }
         self.state.evals.push(log.clone());
@@ -636,9 +634,13 @@ fn load_checkpoint_model<B: Backend>(
     Ok(loaded)
 }
 
-fn load_model<B: Backend>(files: &ModelFiles, device: &B::Device) -> Result<BertModel<B>, TrainError> {
-    let config = BertConfig::from_json(&String::from_utf8_lossy(&files.config_json))?;
-    Ok(mlr_weights::load_bert(&config, &files.safetensors, device)?)
+/// The base model of `files`, whose config.json is `config`.
+fn load_model<B: Backend>(
+    config: &BertConfig,
+    files: &ModelFiles,
+    device: &B::Device,
+) -> Result<BertModel<B>, TrainError> {
+    Ok(mlr_weights::load_bert(config, &files.safetensors, device)?)
 }
 
 fn scalar<B: Backend>(t: Tensor<B, 1>) -> Result<f32, TrainError> {
