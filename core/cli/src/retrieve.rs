@@ -62,7 +62,21 @@ impl std::error::Error for Interrupted {}
 const GROUP: usize = 8;
 
 fn run<B: Kernels>(mut plan: RetrievePlan, device: &B::Device, kernels: bool) -> Result<()> {
-    if !plan.merge.is_empty() {
+    let merged_already = VectorStore::open_for(&plan.store, &plan.spec, &plan.corpus.fingerprint).is_ok();
+    if !plan.merge.is_empty() && merged_already {
+        // The same command run again (after Ctrl-C while searching, or for other topics): the
+        // merged store is complete and holds this model's vectors of this corpus.
+        eprintln!("{} is already a complete store of this model and corpus: nothing to merge", plan.store.display());
+    } else if !plan.merge.is_empty() {
+        // Every slice must hold this model's vectors of this corpus before anything is copied.
+        for slice in &plan.merge {
+            let manifest = mlr_retrieve::store::Manifest::read(slice)
+                .with_context(|| format!("--merge: reading {}", slice.display()))?
+                .with_context(|| format!("--merge: {} holds no manifest.json: not a vector store", slice.display()))?;
+            manifest
+                .check(slice, &plan.spec, &plan.corpus.fingerprint)
+                .with_context(|| format!("--merge: {} is a store of another model or corpus", slice.display()))?;
+        }
         let summary = mlr_retrieve::merge::merge(&plan.merge, &plan.store)
             .with_context(|| format!("--merge into {}", plan.store.display()))?;
         eprintln!(

@@ -196,6 +196,17 @@ fn retrieve_ranks_scores_resumes_and_merges() {
     assert!(stderr.contains("merged 2 slice stores"), "{stderr}");
     assert_eq!(files(Path::new(&merged)), before, "merged slices differ from the one-machine store");
     assert_eq!(std::fs::read_to_string(&run2).unwrap(), run_text);
+    // The same command again (as after Ctrl-C while searching): the merged store is used as it is.
+    let (_, stderr) = ok(mlr(&t.cache, &args), &args);
+    assert!(stderr.contains("nothing to merge"), "{stderr}");
+    assert_eq!(files(Path::new(&merged)), before, "a second merge changed the store");
+    assert_eq!(std::fs::read_to_string(&run2).unwrap(), run_text);
+    // A slice of another model is refused before anything is copied.
+    let other = p("other");
+    let args: Vec<&str> =
+        base.iter().copied().chain(["--max-tokens", "7", "--store", &other, "--merge", &s0, &s1]).collect();
+    refused(mlr(&t.cache, &args), "is a store of another model or corpus");
+    assert!(!Path::new(&other).join("manifest.json").exists(), "a refused merge wrote a store");
     std::fs::remove_dir_all(&t.tmp).ok();
 }
 

@@ -269,7 +269,10 @@ where
         on_batch(batch.len());
     }
     drop((fv, fi));
+    // The directory is synced between the renames too, so that no filesystem can keep the final
+    // docids (which mark a shard finished) while losing the rename of its vectors.
     std::fs::rename(&jv, &vectors).map_err(io_error(&vectors))?;
+    sync_dir(dir)?;
     std::fs::rename(&ji, &ids).map_err(io_error(&ids))?;
     sync_dir(dir)?;
     Ok(reused)
