@@ -1,19 +1,13 @@
-//! A minimal writer for NumPy's `.npy` format (version 1.0, little-endian float32, C order).
+//! A writer for NumPy's `.npy` format (version 1.0, little-endian float32, C order); the header is
+//! `mlr_retrieve::export::write_npy_header`, the one `mlr retrieve --export-npy` writes.
 
 use std::io::Write;
 
+use mlr_retrieve::export::write_npy_header;
+
 /// Writes `rows` (each of length `dim`) as a `[rows, dim]` float32 array.
 pub fn write_f32_matrix(out: &mut impl Write, rows: &[Vec<f32>], dim: usize) -> std::io::Result<()> {
-    let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}), }}", rows.len(), dim);
-    // magic (6) + version (2) + header length (2) + dict + padding + '\n', a multiple of 64.
-    let unpadded = 10 + dict.len() + 1;
-    let padding = (64 - unpadded % 64) % 64;
-    let header_len = (dict.len() + padding + 1) as u16;
-    out.write_all(b"\x93NUMPY\x01\x00")?;
-    out.write_all(&header_len.to_le_bytes())?;
-    out.write_all(dict.as_bytes())?;
-    out.write_all(&vec![b' '; padding])?;
-    out.write_all(b"\n")?;
+    write_npy_header(out, "<f4", rows.len(), dim)?;
     for row in rows {
         assert_eq!(row.len(), dim, "every row has the same dimension");
         for v in row {
