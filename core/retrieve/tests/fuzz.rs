@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::path::Path;
 
-use mlr_fuzz::{binary, check, text};
+use mlr_fuzz::{binary, check, text, Violation};
 use mlr_retrieve::corpus::Corpus;
 use mlr_retrieve::encode::{encode, EncodeOptions, Slice};
 use mlr_retrieve::search::{search, SearchOptions};
@@ -26,7 +26,7 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 }
 
 /// Reads the corpus file `bytes`; checks what it yields.
-fn read_corpus(dir: &Path, bytes: &[u8]) -> Result<bool, String> {
+fn read_corpus(dir: &Path, bytes: &[u8]) -> Result<bool, Violation> {
     let path = dir.join("docs.jsonl");
     std::fs::write(&path, bytes).map_err(|e| e.to_string())?;
     let corpus = Corpus::open(&[&path]).map_err(|e| format!("a written file does not open: {e}"))?;
@@ -35,13 +35,13 @@ fn read_corpus(dir: &Path, bytes: &[u8]) -> Result<bool, String> {
     for passage in reader.by_ref() {
         let Ok(p) = passage else { return Ok(false) };
         if p.docid.is_empty() || p.docid.contains(char::is_whitespace) || !seen.insert(p.docid.clone()) {
-            return Err(format!("docid {:?} accepted (empty, spaced or repeated)", p.docid));
+            return Err(format!("docid {:?} accepted (empty, spaced or repeated)", p.docid).into());
         }
     }
     let stats = reader.stats();
     if stats.passages != seen.len() as u64 || stats.empty_text > stats.passages || stats.bytes_read != stats.bytes_total
     {
-        return Err(format!("stats {stats:?} after {} passages", seen.len()));
+        return Err(format!("stats {stats:?} after {} passages", seen.len()).into());
     }
     Ok(true)
 }
@@ -90,14 +90,14 @@ fn manifests() {
         std::fs::write(store.join("manifest.json"), bytes.as_ref()).map_err(|e| e.to_string())?;
         let Ok(Some(m)) = Manifest::read(&store) else { return Ok(false) };
         if m.shards != m.total_passages.map(|n| n.div_ceil(m.shard_size as u64)) {
-            return Err(format!("shards {:?} for {:?} passages accepted", m.shards, m.total_passages));
+            return Err(format!("shards {:?} for {:?} passages accepted", m.shards, m.total_passages).into());
         }
         // Under any accepted manifest the store opens with its 3 rows (the sizes must agree, though
         // a manifest saying int8 of dim 2 fits f16 rows of dim 3: the manifest is trusted), or fails.
         let Ok(opened) = VectorStore::open(&store) else { return Ok(true) };
         let values: usize = (0..opened.len()).map(|r| opened.row(r).len()).sum();
         if opened.len() != 3 || values != 3 * m.dim {
-            return Err(format!("{} rows, {values} values opened from 3 passages", opened.len()));
+            return Err(format!("{} rows, {values} values opened from 3 passages", opened.len()).into());
         }
         Ok(true)
     });
@@ -116,16 +116,16 @@ fn shard_files() {
         std::fs::write(&docids, d.as_ref()).map_err(|e| e.to_string())?;
         let Ok(opened) = VectorStore::open(&store) else { return Ok(false) };
         if opened.len() != 3 {
-            return Err(format!("{} rows opened from 3 passages", opened.len()));
+            return Err(format!("{} rows opened from 3 passages", opened.len()).into());
         }
         let ids: Vec<&str> = (0..3).map(|r| opened.docid(r)).collect();
         if ids.iter().any(|d| d.is_empty() || d.contains('\n')) {
-            return Err(format!("docids {ids:?}"));
+            return Err(format!("docids {ids:?}").into());
         }
         let options = SearchOptions { depth: 5, block_rows: 1 };
         match search(&opened, &["q".to_string()], &[1.0, 1.0, 1.0], &options) {
             Ok(hits) if hits[0].len() != 3 || hits[0].iter().any(|h| !h.score.is_finite()) => {
-                Err(format!("hits {hits:?}"))
+                Err(format!("hits {hits:?}").into())
             }
             Ok(_) => Ok(true),
             Err(_) => Ok(false),

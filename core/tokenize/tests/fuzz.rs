@@ -5,7 +5,7 @@
 use base64::Engine;
 use mlr_fuzz::proptest::collection::vec;
 use mlr_fuzz::proptest::prelude::any;
-use mlr_fuzz::{binary, check, text, Bytes};
+use mlr_fuzz::{binary, check, text, Bytes, Violation};
 use mlr_tokenize::{Overflow, Role, TextTokenizer};
 
 #[global_allocator]
@@ -75,12 +75,12 @@ const TEXTS: [&str; 8] =
 
 /// Tokenises `extra` and the fixed texts every way mlr does; `Ok(false)` if the tokenizer
 /// refuses a text (an error, not a panic), `Err` if a batch breaks its invariants.
-fn tokenise(tok: &TextTokenizer, extra: &str) -> Result<bool, String> {
+fn tokenise(tok: &TextTokenizer, extra: &str) -> Result<bool, Violation> {
     let texts: Vec<&str> = TEXTS.iter().copied().chain([extra]).collect();
     for text in &texts {
         let Ok(ids) = tok.ids(text, Role::Query) else { return Ok(false) };
         if let Some(id) = ids.iter().find(|&&id| id as usize >= tok.id_bound()) {
-            return Err(format!("id {id} at or past the id bound {}", tok.id_bound()));
+            return Err(format!("id {id} at or past the id bound {}", tok.id_bound()).into());
         }
     }
     for (max, overflow) in [(8, Overflow::Windows), (5, Overflow::Truncate), (512, Overflow::Truncate)] {
@@ -94,10 +94,11 @@ fn tokenise(tok: &TextTokenizer, extra: &str) -> Result<bool, String> {
                 b.seq_len,
                 b.ids.len(),
                 b.mask.len()
-            ));
+            )
+            .into());
         }
         if b.rows.iter().any(|r| r.ids.len() > max || r.text >= texts.len()) || b.seq_len > max {
-            return Err(format!("a row longer than {max} tokens, or of no text"));
+            return Err(format!("a row longer than {max} tokens, or of no text").into());
         }
     }
     Ok(true)

@@ -62,7 +62,7 @@ fn checkpoint_state() {
         std::fs::write(dir.join("state.json"), bytes).map_err(|e| e.to_string())?;
         let Ok(state) = read_state(&dir) else { return Ok(false) };
         if state.format != FORMAT || FILES.iter().any(|f| !state.sha256.contains_key(*f)) {
-            return Err(format!("format {:?}, hashes of {:?}", state.format, state.sha256.keys()));
+            return Err(format!("format {:?}, hashes of {:?}", state.format, state.sha256.keys()).into());
         }
         let _ = state.config.validate();
         let _ = state.config.differences(&TrainConfig::default());
@@ -87,7 +87,7 @@ fn train_config() {
             let Ok(config) = TrainConfig::from_file(&path) else { continue };
             config.validate().map_err(|e| format!("{name}: accepted, then invalid: {e}"))?;
             if config.effective_alpha().is_some_and(|a| !(0.0..=1.0).contains(&a)) || config.steps == 0 {
-                return Err(format!("{name}: alpha {:?}, steps {}", config.effective_alpha(), config.steps));
+                return Err(format!("{name}: alpha {:?}, steps {}", config.effective_alpha(), config.steps).into());
             }
             accepted = true;
         }

@@ -3,7 +3,7 @@
 //! what loads must give finite tensors of the asked shape, load as a model, and convert to f16.
 
 use mlr_fuzz::proptest::prelude::Strategy as _;
-use mlr_fuzz::{binary, check, text, Bytes};
+use mlr_fuzz::{binary, check, text, Bytes, Violation};
 use mlr_model::{BertConfig, SeededWeights, WeightSource};
 use mlr_weights::{collect_tensors, load_bert, to_f16_safetensors, write_safetensors, SafetensorsSource};
 
@@ -25,7 +25,7 @@ fn seeds() -> Vec<Vec<u8>> {
     vec![f32_file, f16_file]
 }
 
-fn load(bytes: &[u8]) -> Result<bool, String> {
+fn load(bytes: &[u8]) -> Result<bool, Violation> {
     let Ok(mut source) = SafetensorsSource::new(bytes) else { return Ok(false) };
     let mut names = source.names();
     names.sort_unstable();
@@ -35,7 +35,7 @@ fn load(bytes: &[u8]) -> Result<bool, String> {
     for (name, shape) in mlr_model::tensor_names(&tiny()) {
         if let Ok(values) = source.get(&name, &shape) {
             if values.len() != shape.iter().product::<usize>() || values.iter().any(|v| !v.is_finite()) {
-                return Err(format!("{name}: {} values for {shape:?}, or a non-finite one", values.len()));
+                return Err(format!("{name}: {} values for {shape:?}, or a non-finite one", values.len()).into());
             }
         }
     }
