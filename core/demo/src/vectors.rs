@@ -50,7 +50,10 @@ impl VectorFile {
 
     /// Encodes row-major f32 vectors as the file (values rounded to the nearest f16).
     pub fn encode(dim: usize, candidates: &[f32], questions: &[f32]) -> Vec<u8> {
-        assert!(dim > 0 && candidates.len() % dim == 0 && questions.len() % dim == 0, "rows of width {dim}");
+        assert!(
+            dim > 0 && candidates.len().is_multiple_of(dim) && questions.len().is_multiple_of(dim),
+            "rows of width {dim}"
+        );
         let mut out = Vec::with_capacity(HEADER + 2 * (candidates.len() + questions.len()));
         out.extend_from_slice(MAGIC);
         for v in [VERSION, dim as u32, (candidates.len() / dim) as u32, (questions.len() / dim) as u32] {

@@ -8,7 +8,7 @@ use crate::EvalError;
 /// dot products (cosine for unit vectors); among equal best scores the lowest index wins, so a tie
 /// with a wrong sentence counts as correct only if the right one comes first.
 pub fn accuracy(source: &[f32], target: &[f32], dim: usize) -> Result<f64, EvalError> {
-    if dim == 0 || source.len() % dim != 0 || target.len() != source.len() {
+    if dim == 0 || !source.len().is_multiple_of(dim) || target.len() != source.len() {
         return Err(EvalError::Shape(format!(
             "bitext sides of {} and {} floats for dimension {dim}: they must hold the same number of vectors",
             source.len(),

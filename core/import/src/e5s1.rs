@@ -160,9 +160,9 @@ impl<'a> E5s1<'a> {
         let sizes = [header.hidden, header.layers, header.ff, header.vocab, header.max_positions, header.type_vocab];
         if sizes.contains(&0)
             || header.heads == 0
-            || header.hidden % header.heads != 0
-            || header.hidden % 32 != 0
-            || header.ff % 32 != 0
+            || !header.hidden.is_multiple_of(header.heads)
+            || !header.hidden.is_multiple_of(32)
+            || !header.ff.is_multiple_of(32)
         {
             return Err(invalid("header", 8, format!("inconsistent sizes {header:?}")));
         }
@@ -234,7 +234,7 @@ impl<'a> E5s1<'a> {
             let nbytes = c.u64(&field("nbytes"))? as usize;
             let expected = match dtype {
                 0 => n_elements * 4,
-                1 if n_elements % 32 == 0 => n_elements / 32 * 18,
+                1 if n_elements.is_multiple_of(32) => n_elements / 32 * 18,
                 1 => {
                     return Err(invalid(
                         &field("n_elements"),

@@ -380,8 +380,9 @@ mod tests {
             (1e16, "1e+16"),
             (1.5e17, "1.5e+17"),
             (1234567890123456.0, "1234567890123456.0"),
-            // an exact tie between two 16-digit candidates: Python keeps the even digit
-            (-8.1537628173828125, "-8.153762817382812"),
+            // -8.1537628173828125 exactly, a tie between two 16-digit candidates: Python keeps the
+            // even digit
+            (-534_365.0 / 65_536.0, "-8.153762817382812"),
         ] {
             assert_eq!(python_float(v), want, "{v}");
         }

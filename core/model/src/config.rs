@@ -125,7 +125,7 @@ impl BertConfig {
                 "only \"absolute\" is implemented",
             );
         }
-        if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
+        if self.num_attention_heads == 0 || !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return unsupported(
                 "num_attention_heads",
                 self.num_attention_heads.to_string(),

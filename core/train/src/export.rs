@@ -30,7 +30,7 @@ pub fn model_tensors<B: Backend>(model: &BertModel<B>) -> Result<Vec<NamedTensor
         rows += t.dims()[0];
         table.extend(values(t)?);
     }
-    let width = if rows == 0 { 0 } else { table.len() / rows };
+    let width = table.len().checked_div(rows).unwrap_or(0);
     push("embeddings.word_embeddings.weight".into(), vec![rows, width], table);
     let position = e.position.val();
     push("embeddings.position_embeddings.weight".into(), position.dims().to_vec(), values(position)?);

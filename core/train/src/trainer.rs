@@ -280,10 +280,10 @@ impl<B: AutodiffKernels> Trainer<B> {
             on(Event::Step(&log));
             let s = self.state.step;
             let last = s == self.config.steps;
-            if (self.config.eval_every > 0 && s % self.config.eval_every == 0) || last {
+            if (self.config.eval_every > 0 && s.is_multiple_of(self.config.eval_every)) || last {
                 self.evaluate_dev(on)?;
             }
-            if (self.config.checkpoint_every > 0 && s % self.config.checkpoint_every == 0) || last {
+            if (self.config.checkpoint_every > 0 && s.is_multiple_of(self.config.checkpoint_every)) || last {
                 self.save_checkpoint()?;
                 on(Event::Checkpoint(&self.out.join("checkpoint")));
             }
