@@ -404,7 +404,9 @@ mod tests {
     #[test]
     fn every_kernel_is_valid_wgsl() {
         use naga::valid::{Capabilities, ValidationFlags, Validator};
-        let cases: Vec<(KernelName, u32, Vec<(&'static str, String)>)> = vec![
+        /// A kernel's specialisation constants, as [`wgsl`] takes them.
+        type Params = Vec<(&'static str, String)>;
+        let cases: Vec<(KernelName, u32, Params)> = vec![
             (KernelName::BiasGelu, WG_ELEMENTWISE, vec![]),
             (KernelName::LayerNorm, WG_ROW, vec![("has_residual", "true".into())]),
             (KernelName::LayerNorm, WG_ROW, vec![("has_residual", "false".into())]),

@@ -122,6 +122,10 @@ struct QueryResult {
     own_share: Option<f64>,
 }
 
+/// What one block of queries yields: each query's result, by query index, and the rank correlation
+/// ρ of each pair of a group's queries in different languages, as `(lang a, lang b, ρ)` with a < b.
+type BlockOutput = (Vec<(usize, QueryResult)>, Vec<(usize, usize, f64)>);
+
 /// mAP and Recall@k of one setting (or one language, or one pair).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SettingScore {
@@ -403,11 +407,7 @@ impl Ctx<'_> {
     }
 
     /// Evaluates the queries of whole groups; returns per-query results and per-pair ρ values.
-    fn block(
-        &self,
-        queries: &[usize],
-        groups_start: &[usize],
-    ) -> (Vec<(usize, QueryResult)>, Vec<(usize, usize, f64)>) {
+    fn block(&self, queries: &[usize], groups_start: &[usize]) -> BlockOutput {
         let input = self.input;
         let dim = input.dim;
         let nc = input.candidate_lang.len();
@@ -543,11 +543,7 @@ pub fn evaluate_per_query(
 }
 
 #[cfg(not(target_arch = "wasm32"))]
-fn run_blocks(
-    ctx: &Ctx,
-    blocks: &[(Vec<usize>, Vec<usize>)],
-    threads: usize,
-) -> Vec<(Vec<(usize, QueryResult)>, Vec<(usize, usize, f64)>)> {
+fn run_blocks(ctx: &Ctx, blocks: &[(Vec<usize>, Vec<usize>)], threads: usize) -> Vec<BlockOutput> {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Mutex;
     let threads = if threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { threads };
@@ -571,11 +567,7 @@ fn run_blocks(
 }
 
 #[cfg(target_arch = "wasm32")]
-fn run_blocks(
-    ctx: &Ctx,
-    blocks: &[(Vec<usize>, Vec<usize>)],
-    _threads: usize,
-) -> Vec<(Vec<(usize, QueryResult)>, Vec<(usize, usize, f64)>)> {
+fn run_blocks(ctx: &Ctx, blocks: &[(Vec<usize>, Vec<usize>)], _threads: usize) -> Vec<BlockOutput> {
     blocks.iter().map(|(q, s)| ctx.block(q, s)).collect()
 }
 

@@ -271,9 +271,12 @@ enum LineOp {
     Blank,
 }
 
-/// `(start, end)` of every number-like run and of the contents of every string literal (between
-/// its quotes).
-fn spans(b: &[u8]) -> (Vec<(usize, usize)>, Vec<(usize, usize)>) {
+/// A byte range of an input, `(start, end)`.
+type Span = (usize, usize);
+
+/// The [`Span`] of every number-like run and of the contents of every string literal (between its
+/// quotes).
+fn spans(b: &[u8]) -> (Vec<Span>, Vec<Span>) {
     let (mut numbers, mut strings) = (Vec::new(), Vec::new());
     let mut i = 0;
     while i < b.len() {
@@ -299,7 +302,7 @@ fn spans(b: &[u8]) -> (Vec<(usize, usize)>, Vec<(usize, usize)>) {
     (numbers, strings)
 }
 
-fn lines(b: &[u8]) -> Vec<(usize, usize)> {
+fn lines(b: &[u8]) -> Vec<Span> {
     let mut out = Vec::new();
     let mut start = 0;
     for (i, &c) in b.iter().enumerate() {
@@ -334,7 +337,7 @@ fn text_edit() -> BoxedStrategy<TextEdit> {
 }
 
 fn apply_text(b: &mut Vec<u8>, edit: &TextEdit) {
-    let pick = |list: &[(usize, usize)], which: &Index| (!list.is_empty()).then(|| list[which.index(list.len())]);
+    let pick = |list: &[Span], which: &Index| (!list.is_empty()).then(|| list[which.index(list.len())]);
     match edit {
         TextEdit::Number { which, to } => {
             if let Some((s, e)) = pick(&spans(b).0, which) {
@@ -349,7 +352,7 @@ fn apply_text(b: &mut Vec<u8>, edit: &TextEdit) {
         TextEdit::Nest { which, depth, object } => {
             let (numbers, strings) = spans(b);
             // A number, or a whole string literal (quotes included).
-            let values: Vec<(usize, usize)> =
+            let values: Vec<Span> =
                 numbers.into_iter().chain(strings.into_iter().map(|(s, e)| (s - 1, (e + 1).min(b.len())))).collect();
             if let Some((s, e)) = pick(&values, which) {
                 let (open, close): (&[u8], &[u8]) = if *object { (b"{\"k\":", b"}") } else { (b"[", b"]") };
@@ -402,12 +405,15 @@ pub fn text(seeds: Vec<String>, max: usize) -> BoxedStrategy<Bytes> {
     prop_oneof![1 => arbitrary, 5 => edited].boxed()
 }
 
+/// Prints a type-erased `Watch<T>` (the case's target and input) before an abort: `dump::<T>`.
+type Dump = unsafe fn(*const (), usize);
+
 thread_local! {
     /// The largest single allocation of the running case on this thread.
     static PEAK: Cell<usize> = const { Cell::new(0) };
     /// The running case, for the message before an abort: a `Watch<T>` and the function that
     /// prints it.
-    static WATCH: Cell<Option<(*const (), unsafe fn(*const (), usize))>> = const { Cell::new(None) };
+    static WATCH: Cell<Option<(*const (), Dump)>> = const { Cell::new(None) };
     /// Where the last panic of a case happened.
     static PANICKED_AT: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
@@ -570,7 +576,7 @@ where
         run.set(run.get() + 1);
         let watch = Watch { target, value: &value };
         PEAK.with(|p| p.set(0));
-        let print: unsafe fn(*const (), usize) = dump::<S::Value>;
+        let print: Dump = dump::<S::Value>;
         WATCH.with(|w| w.set(Some((&watch as *const Watch<'_, S::Value> as *const (), print))));
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| property(&value)));
         WATCH.with(|w| w.set(None));

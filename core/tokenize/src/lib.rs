@@ -132,6 +132,9 @@ impl Batch {
     }
 }
 
+/// One text's ids split into its leading special tokens, its content and its trailing special tokens.
+type SplitIds = (Vec<u32>, Vec<u32>, Vec<u32>);
+
 /// A Hugging Face tokenizer with the conventions of mlr's encoders.
 pub struct TextTokenizer {
     inner: Tokenizer,
@@ -189,12 +192,7 @@ impl TextTokenizer {
     }
 
     /// Splits the HF encoding into leading special tokens, content, trailing special tokens.
-    fn encode_parts(
-        &self,
-        index: usize,
-        text: &str,
-        role: Role,
-    ) -> Result<(Vec<u32>, Vec<u32>, Vec<u32>), TokenizeError> {
+    fn encode_parts(&self, index: usize, text: &str, role: Role) -> Result<SplitIds, TokenizeError> {
         let enc = self
             .inner
             .encode(role.apply(text), true)

@@ -679,6 +679,10 @@ impl Grouped {
     }
 }
 
+/// One side's result of [`encode_ragged`]: its vectors `[texts, hidden]`, in the order of its
+/// texts, and its groups (text indices).
+type EncodedSide<B> = (Tensor<B, 2>, Vec<Vec<usize>>);
+
 /// Unit sentence vectors of every side's texts, in one ragged pass of the encoder
 /// ([`BertModel::forward_ragged`]): each side's texts sorted by token length and cut into groups
 /// of at most `size` (each padded to its own longest text, for the attention), every dense layer
@@ -693,7 +697,7 @@ pub(crate) fn encode_ragged<B: Kernels>(
     sides: &[Side<'_>],
     size: usize,
     device: &B::Device,
-) -> Result<Vec<(Tensor<B, 2>, Vec<Vec<usize>>)>, TrainError> {
+) -> Result<Vec<EncodedSide<B>>, TrainError> {
     let grouped = sides.iter().map(|&side| Grouped::new(tokenizer, side, size)).collect::<Result<Vec<_>, _>>()?;
     let batches: Vec<&Batch> = grouped.iter().flat_map(|side| &side.batches).collect();
     let mut vectors = encode_groups(model, &batches, device).into_iter();
