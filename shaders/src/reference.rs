@@ -122,7 +122,7 @@ pub fn attention_ragged<B: Backend>(
     let mut start = 0;
     let mut parts = Vec::with_capacity(lengths.len());
     for &len in lengths.iter().filter(|&&len| len > 0) {
-        let rows = |t: &Tensor<B, 2>| t.clone().slice([start..start + len]).reshape([1, len, h]);
+        let rows = |t: &Tensor<B, 2>| t.clone().slice(start..start + len).reshape([1, len, h]);
         let mask = Tensor::ones([1, len], &q.device());
         parts.push(attention(rows(&q), rows(&k), rows(&v), mask, heads).reshape([len, h]));
         start += len;

@@ -128,8 +128,8 @@ impl<B: Backend> BertEmbeddings<B> {
         let h = words.dims()[1];
         let words = words.reshape([b, seq, h]);
         let start = self.position_offset;
-        let positions = self.position.val().slice([start..start + seq]).unsqueeze_dim::<3>(0); // [1, s, h]
-        let token_type = self.token_type.val().slice([0..1]).reshape([h]); // [h]
+        let positions = self.position.val().slice(start..start + seq).unsqueeze_dim::<3>(0); // [1, s, h]
+        let token_type = self.token_type.val().slice(0..1).reshape([h]); // [h]
         norm(&self.layer_norm, words + positions, token_type, None, epsilon, fused)
     }
 }
@@ -281,7 +281,6 @@ impl<B: Backend> BertModel<B> {
             Ok(Tensor::from_data(TensorData::new(values, [len]), device))
         };
         let emb_ln = (vector("embeddings.LayerNorm.weight", h)?, vector("embeddings.LayerNorm.bias", h)?);
-        drop(vector);
         let layer_norm = |(gamma, beta): (Tensor<B, 1>, Tensor<B, 1>)| {
             let mut ln = LayerNormConfig::new(gamma.dims()[0]).with_epsilon(config.layer_norm_eps).init(device);
             ln.gamma = Param::from_tensor(gamma);
@@ -320,7 +319,6 @@ impl<B: Backend> BertModel<B> {
                 linear(&format!("{p}.output.dense"), ff, h)?,
             ]);
         }
-        drop(linear);
         let mut layers = Vec::new();
         for (l, [query, key, value, output, intermediate, ff_output]) in linears.into_iter().enumerate() {
             let p = format!("encoder.layer.{l}");

@@ -137,7 +137,7 @@ impl<B: Backend> Ragged<B> {
         if self.groups.len() == 1 {
             x.clone()
         } else {
-            x.clone().slice([start..end])
+            x.clone().slice(start..end)
         }
     }
 }
