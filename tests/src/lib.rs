@@ -175,14 +175,14 @@ pub fn eval_case() -> EvalCase {
     }
     for (g, topic) in topics.iter().enumerate() {
         let rel: Vec<usize> = answer[g].iter().flatten().copied().collect();
-        for l in 0..langs.len() {
+        for (l, offset) in offsets.iter().enumerate() {
             if !present(g, l) {
                 continue;
             }
             case.query_lang.push(l);
             case.query_group.push(g);
             case.relevant.push(rel.clone());
-            let v = topic.iter().zip(&offsets[l]).map(|(t, o)| t + o + 0.9 * next()).collect();
+            let v = topic.iter().zip(offset).map(|(t, o)| t + o + 0.9 * next()).collect();
             case.queries.extend(unit(v));
         }
     }

@@ -147,8 +147,8 @@ pub(crate) const LIBRARY_MIN_ROWS: usize = 512;
 
 /// `c += a · w` for a product of activations `a` `[rows, k]` with a weight `w` `[k, n]` (any
 /// strides, such as the transposed weight of an input gradient `dy · wᵀ`, read in place) by the
-/// `gemm` crate, where that is the faster path: natively, on CPUs whose widest kernel here is AVX2
-/// + FMA, with at least [`LIBRARY_MIN_ROWS`] rows. Returns `false`, leaving `c` unchanged,
+/// `gemm` crate, where that is the faster path: natively, on CPUs whose widest kernel here is
+/// AVX2 + FMA, with at least [`LIBRARY_MIN_ROWS`] rows. Returns `false`, leaving `c` unchanged,
 /// elsewhere; the caller then multiplies by the packed weight ([`gemm_packed`]).
 pub(crate) fn gemm_many_rows(a: ArrayView2<f32>, w: ArrayView2<f32>, c: ArrayViewMut2<f32>, threads: bool) -> bool {
     #[cfg(not(target_arch = "wasm32"))]
@@ -562,6 +562,7 @@ macro_rules! microkernel {
             ///
             /// # Safety
             /// As [`kernel`], for `rows` rows.
+            #[allow(clippy::too_many_arguments, reason = "the raw operands of a hot microkernel, called through a fn pointer")]
             pub(super) unsafe fn tile(rows: usize, k: usize, a: *const f32, lda: usize, a_t: bool, b: *const f32, ldb: usize, out: &mut [f32; TILE]) {
                 debug_assert!((1..=$mr).contains(&rows));
                 // SAFETY: as the function's contract.
