@@ -21,12 +21,12 @@ use crate::fetch::{cache_url, fetch_plain, fetch_verified, prune_cache};
 use crate::gpu::{probe_webgpu, GpuProbe};
 use crate::protocol::{AnswerGroup, BiasView, Hit, LangRank, Request, WorkerError, WorkerEvent};
 
-/// The model on the backend that was chosen.
+/// The model on the backend that was chosen (boxed: the embedders are kilobytes, of different sizes).
 pub enum Engine {
     /// wasm CPU (ndarray).
-    Cpu(Embedder<NdArray<f32>>),
+    Cpu(Box<Embedder<NdArray<f32>>>),
     /// WebGPU.
-    Gpu(Embedder<Wgpu>),
+    Gpu(Box<Embedder<Wgpu>>),
 }
 
 impl Engine {
@@ -238,11 +238,12 @@ async fn load(
                 init_setup_async::<WebGpu>(&device, RuntimeOptions::default()).await;
                 shared.gpu_ready = true;
             }
-            Engine::Gpu(Embedder::from_bytes(&bytes[0], &bytes[1], &bytes[2], &device).map_err(|e| e.to_string())?)
+            let embedder = Embedder::from_bytes(&bytes[0], &bytes[1], &bytes[2], &device).map_err(|e| e.to_string())?;
+            Engine::Gpu(Box::new(embedder))
         }
-        None => Engine::Cpu(
+        None => Engine::Cpu(Box::new(
             Embedder::from_bytes(&bytes[0], &bytes[1], &bytes[2], &Default::default()).map_err(|e| e.to_string())?,
-        ),
+        )),
     };
     drop(bytes);
     if engine.dim() != entry.dim {

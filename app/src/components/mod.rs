@@ -10,7 +10,7 @@
 //!   whole dataset.
 //! - [`eval`]: the LAReQA evaluator; [`report`]: its finished table.
 //! - [`check`]: re-embedding in the browser against the precomputed vectors.
-//! - [`footer`]: licences.
+//! - [`footer`]: the licences.
 //! - Shared: [`group`] (the parallel answer group line), [`job`] (a job's progress bar),
 //!   [`format`] (numbers and missing values).
 
