@@ -298,7 +298,9 @@ mod packed_weights {
     }
 
     /// The packed copy of `weight`'s transpose `[n, k]`, for `dy · weightᵀ` in the backward pass
-    /// of a linear layer (one copy per weight and optimiser step, beside the forward's).
+    /// of a linear layer (one copy per weight and optimiser step, beside the forward's). Native
+    /// only, as the backward pass is.
+    #[cfg(not(target_arch = "wasm32"))]
     pub(super) fn get_transposed(weight: &NdArrayTensor) -> Option<Arc<PackedB>> {
         lookup(weight, true)
     }

@@ -142,7 +142,8 @@ pub(crate) fn gemm(a: ArrayView2<f32>, b: ArrayView2<f32>, c: ArrayViewMut2<f32>
 /// rows the two were within each other's noise (0.94–1.07), and there the crate also saves
 /// packing a weight that changes at every training step (packing was 4.7 % of a step's samples);
 /// at 256 rows and below (queries at inference) the packed weight is as fast or faster
-/// (results/bench/gemm.md).
+/// (results/bench/gemm.md). Native only, as the crate is.
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) const LIBRARY_MIN_ROWS: usize = 512;
 
 /// `c += a · w` for a product of activations `a` `[rows, k]` with a weight `w` `[k, n]` (any
