@@ -25,14 +25,15 @@ use indicatif::{ProgressBar, ProgressStyle};
 use mlr_embed::{Embedder, Role};
 use mlr_eval::trec::{evaluate, TrecReport};
 use mlr_model::Kernels;
+use mlr_retrieve::ann::{self, AnnIndex};
 use mlr_retrieve::encode::{encode, EncodeOptions, EncodeSummary, Progress, Slice};
 use mlr_retrieve::export::{export_npy, NpyDtype};
 use mlr_retrieve::search::{search, to_run, write_run, SearchOptions};
 use mlr_retrieve::store::{Dtype, StoreError, VectorStore};
 use serde_json::json;
 
-use plan::SearchPlan;
 pub use plan::{RetrieveArgs, RetrievePlan};
+use plan::{SearchMode, SearchPlan};
 
 use crate::backend::{BackendArg, CliBackend, OnBackend};
 use crate::eval::{command_line, machine, portable};
@@ -270,12 +271,23 @@ fn search_and_report<B: Kernels>(
     let start = Instant::now();
     let queries = embedder.embed_many(&texts, Role::Query, plan.batch_size, |_| {})?.concat();
     let query_seconds = start.elapsed().as_secs_f64();
+    let index = open_index(sp, store)?;
     let start = Instant::now();
-    let options = SearchOptions { depth: sp.depth, ..SearchOptions::default() };
-    let hits = search(store, &qids, &queries, &options).context("searching the store")?;
+    let hits = match &index {
+        None => {
+            let options = SearchOptions { depth: sp.depth, ..SearchOptions::default() };
+            search(store, &qids, &queries, &options).context("searching the store")?
+        }
+        Some(index) => ann::search(index, store, &qids, &queries, sp.depth, sp.ann.ef_search)
+            .context("searching the store's HNSW index")?,
+    };
     let search_seconds = start.elapsed().as_secs_f64();
+    let how = match &index {
+        None => "exact".to_string(),
+        Some(_) => format!("HNSW index, ef {}", sp.ann.ef_search.max(sp.depth)),
+    };
     eprintln!(
-        "{} queries encoded in {query_seconds:.1} s; searched {} passages in {search_seconds:.2} s (exact, depth {})",
+        "{} queries encoded in {query_seconds:.1} s; searched {} passages in {search_seconds:.2} s ({how}, depth {})",
         qids.len(),
         store.len(),
         sp.depth
@@ -322,7 +334,16 @@ fn search_and_report<B: Kernels>(
             "max_tokens": plan.max_tokens,
             "store": portable(&plan.store.display().to_string()),
             "dtype": store.manifest().dtype,
-            "search": "exact inner product (mlr_retrieve::search), ties by docid descending",
+            "search": match &index {
+                None => json!({"method": "exact inner product (mlr_retrieve::search)", "ties": "docid descending"}),
+                Some(index) => json!({
+                    "method": "HNSW (usearch, f16) candidates re-scored exactly (mlr_retrieve::ann)",
+                    "ties": "docid descending",
+                    "connectivity": index.meta().connectivity,
+                    "ef_construction": index.meta().ef_construction,
+                    "ef_search": sp.ann.ef_search.max(sp.depth),
+                }),
+            },
             "trec_options": sp.trec,
             "trec": report,
             "backend": match (plan.backend, encoding.kernels) {
@@ -338,13 +359,14 @@ fn search_and_report<B: Kernels>(
             "command": command_line(),
         });
         let md = format!(
-            "# {} on {} ({} passages)\n\nCommand: `{}`\n\nModel: `{}` (sha256 {}). Passages: `passage: ` + title + \" \" + text; queries: `query: ` + query; exact inner-product search, depth {}, {} vectors.\nMeasures: trec_eval's conventions (mlr_eval::trec), over the {} queries of the qrels that are in the topics. Relevant passages found in the corpus: {rel_found} of {relevant}.\n\n{table}",
+            "# {} on {} ({} passages)\n\nCommand: `{}`\n\nModel: `{}` (sha256 {}). Passages: `passage: ` + title + \" \" + text; queries: `query: ` + query; {} search, depth {}, {} vectors.\nMeasures: trec_eval's conventions (mlr_eval::trec), over the {} queries of the qrels that are in the topics. Relevant passages found in the corpus: {rel_found} of {relevant}.\n\n{table}",
             name(&plan.files.dir),
             name(&sp.topics_path),
             store.len(),
             value["command"].as_str().unwrap_or(""),
             value["model"].as_str().unwrap_or(""),
             &plan.model_sha[..16],
+            how,
             sp.depth,
             match store.manifest().dtype {
                 Dtype::F16 => "f16",
@@ -355,6 +377,41 @@ fn search_and_report<B: Kernels>(
         write_outputs(out, &value, &md)?;
     }
     Ok(())
+}
+
+/// The index `--search` asks for: none (exact), the one beside the store, or a new one built now.
+fn open_index(sp: &SearchPlan, store: &VectorStore) -> Result<Option<AnnIndex>> {
+    if sp.mode == SearchMode::Exact || (sp.mode == SearchMode::Auto && !ann::exists(store)) {
+        return Ok(None);
+    }
+    if ann::exists(store) {
+        match AnnIndex::open(store) {
+            Ok(index) => {
+                eprintln!("using the HNSW index beside the store ({} rows)", index.meta().rows);
+                return Ok(Some(index));
+            }
+            Err(e) if sp.mode == SearchMode::Auto => {
+                eprintln!("note: the HNSW index beside the store cannot be used ({e}); searching exactly");
+                return Ok(None);
+            }
+            Err(e) => eprintln!("the HNSW index beside the store cannot be used ({e}): building it again"),
+        }
+    }
+    let bar = ProgressBar::new(store.len() as u64).with_style(
+        ProgressStyle::with_template("building the HNSW index {bar:30} {pos}/{len} rows, {per_sec}, ETA {eta}")
+            .expect("template"),
+    );
+    let start = Instant::now();
+    let index = ann::build(store, &sp.ann, |n| bar.set_position(n as u64)).context("building the HNSW index")?;
+    bar.finish_and_clear();
+    eprintln!(
+        "built the HNSW index of {} rows in {:.1} s ({} MB, kept in {})",
+        store.len(),
+        start.elapsed().as_secs_f64(),
+        index.memory_bytes() >> 20,
+        store.dir().display()
+    );
+    Ok(Some(index))
 }
 
 /// Every measure is a finite number (the evaluator guarantees it; a report never prints NaN).

@@ -201,6 +201,38 @@ fn retrieve_ranks_scores_resumes_and_merges() {
     assert!(stderr.contains("nothing to merge"), "{stderr}");
     assert_eq!(files(Path::new(&merged)), before, "a second merge changed the store");
     assert_eq!(std::fs::read_to_string(&run2).unwrap(), run_text);
+    // The approximate index: built on request, kept, used by default afterwards; with every row
+    // found (depth 100 > 12 rows) the run is the exact one, scores and ties included.
+    let ann_run = p("ann.trec");
+    let with = |extra: &[&'static str]| -> Vec<String> {
+        full.iter().map(|s| s.to_string()).chain(extra.iter().map(|s| s.to_string())).collect()
+    };
+    for (extra, want) in [
+        (&["--search", "ann"][..], "built the HNSW index of 12 rows"),
+        (&[][..], "using the HNSW index beside the store (12 rows)"),
+        (&["--search", "exact"][..], "(exact, depth 100)"),
+    ] {
+        let mut args = with(extra);
+        let i = args.iter().position(|a| a == "--run").unwrap();
+        args[i + 1] = ann_run.clone();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (_, stderr) = ok(mlr(&t.cache, &args), &args);
+        assert!(stderr.contains(want), "{extra:?}: {stderr}");
+        assert_eq!(std::fs::read_to_string(&ann_run).unwrap(), run_text, "{extra:?}");
+    }
+    let report: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert!(report["search"]["method"].as_str().unwrap().starts_with("exact"), "{}", report["search"]);
+    // A stale index (the store is another one now) is rebuilt by --search ann, skipped by auto.
+    let meta = Path::new(&store).join(mlr_retrieve::ann::INDEX_META);
+    let text = std::fs::read_to_string(&meta).unwrap().replace("\"rows\": 12", "\"rows\": 13");
+    std::fs::write(&meta, text).unwrap();
+    let (_, stderr) = ok(mlr(&t.cache, &full), &full);
+    assert!(stderr.contains("cannot be used") && stderr.contains("searching exactly"), "{stderr}");
+    let args: Vec<String> = with(&["--search", "ann"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (_, stderr) = ok(mlr(&t.cache, &args), &args);
+    assert!(stderr.contains("building it again") && stderr.contains("built the HNSW index"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&run).unwrap(), run_text);
     // A slice of another model is refused before anything is copied.
     let other = p("other");
     let args: Vec<&str> =

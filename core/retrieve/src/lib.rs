@@ -11,6 +11,8 @@
 //! - [`export`]: writes a store as `vectors.npy` + `docids.txt` for FAISS, Qdrant or any engine.
 //! - [`search`]: exact top-k by inner product over the store on all cores, and TREC runs; the
 //!   measures are `mlr_eval::trec::evaluate`'s.
+//! - [`ann`]: an HNSW index (usearch) kept beside a store, for corpora searched again and again;
+//!   its results are re-scored exactly and ranked as [`search`] ranks.
 //!
 //! Design: the crate knows no model. Encoding takes a callback from texts to vectors, so it builds
 //! and tests without burn, and the same store serves any encoder; the caller's model identity string
@@ -47,6 +49,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod ann;
 pub mod corpus;
 pub mod encode;
 pub mod export;

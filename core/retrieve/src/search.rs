@@ -167,24 +167,23 @@ impl<'a> TopK<'a> {
     }
 }
 
-/// The `options.depth` best rows of `store` for each query (see the module docs): `queries` is
-/// row-major `[qids.len(), store.dim()]`. Results are in `qids` order, each in ranking order.
-pub fn search(
+/// Checks what every search needs of its queries: `queries` is `[qids.len(), store.dim()]`, the
+/// depth is positive, no qid repeats, every value is finite.
+pub(crate) fn check_queries(
     store: &VectorStore,
     qids: &[String],
     queries: &[f32],
-    options: &SearchOptions,
-) -> Result<Vec<Vec<Hit>>, SearchError> {
-    let dim = store.dim();
-    let nq = qids.len();
+    depth: usize,
+) -> Result<(), SearchError> {
+    let (dim, nq) = (store.dim(), qids.len());
     if queries.len() != nq * dim {
         return Err(SearchError::Shape(format!(
             "{} query values for {nq} queries of dimension {dim} (the store's)",
             queries.len()
         )));
     }
-    if options.depth == 0 || options.block_rows == 0 {
-        return Err(SearchError::Shape("depth and block rows must be positive".into()));
+    if depth == 0 {
+        return Err(SearchError::Shape("the depth must be positive".into()));
     }
     let mut seen = HashSet::new();
     if let Some(q) = qids.iter().find(|q| !seen.insert(q.as_str())) {
@@ -195,6 +194,32 @@ pub fn search(
             return Err(SearchError::NonFiniteQuery { qid: qid.clone(), dim: d, value: v[d] });
         }
     }
+    Ok(())
+}
+
+/// Ranks scored rows as [`search`] does (score, then docid descending) and keeps the first `depth`.
+pub(crate) fn rank_rows(store: &VectorStore, scored: &[(usize, f32)], depth: usize) -> Vec<Hit> {
+    let mut entries: Vec<Entry> =
+        scored.iter().map(|&(row, score)| Entry { score: score + 0.0, docid: store.docid(row), row }).collect();
+    entries.sort_unstable_by(|a, b| b.cmp(a));
+    entries.truncate(depth);
+    entries.into_iter().map(|e| Hit { row: e.row, docid: e.docid.to_string(), score: e.score }).collect()
+}
+
+/// The `options.depth` best rows of `store` for each query (see the module docs): `queries` is
+/// row-major `[qids.len(), store.dim()]`. Results are in `qids` order, each in ranking order.
+pub fn search(
+    store: &VectorStore,
+    qids: &[String],
+    queries: &[f32],
+    options: &SearchOptions,
+) -> Result<Vec<Vec<Hit>>, SearchError> {
+    let dim = store.dim();
+    let nq = qids.len();
+    if options.block_rows == 0 {
+        return Err(SearchError::Shape("block rows must be positive".into()));
+    }
+    check_queries(store, qids, queries, options.depth)?;
     if nq == 0 {
         return Ok(Vec::new());
     }

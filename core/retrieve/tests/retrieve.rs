@@ -1,10 +1,12 @@
 //! End-to-end checks of mlr-retrieve on corpora generated here: reading, encoding (interrupted,
-//! resumed, sliced and merged), export, and exact search against a brute-force reference.
+//! resumed, sliced and merged), export, exact search against a brute-force reference, and the
+//! approximate index against exact search.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use mlr_retrieve::ann::{self, AnnError, AnnIndex, AnnOptions};
 use mlr_retrieve::corpus::{Corpus, CorpusError};
 use mlr_retrieve::encode::{encode, EncodeOptions, EncodeSummary, Progress, Slice};
 use mlr_retrieve::export::{export_npy, NpyDtype};
@@ -562,4 +564,82 @@ fn non_finite_values_are_refused_naming_the_query_or_docid() {
     assert!(matches!(err, SearchError::Shape(_)), "{err}");
     let err = search(&store, &[qids[0].clone(), qids[0].clone()], &[0.0; 4], &SearchOptions::default()).unwrap_err();
     assert_eq!(err.to_string(), "query id q1 is given twice");
+}
+
+/// `n` random unit vectors of dimension `dim`, clustered around 20 centres as embeddings are.
+fn clustered(n: usize, dim: usize, state: &mut u64) -> Vec<Vec<f32>> {
+    let unit = |state: &mut u64| (splitmix(state) >> 40) as f32 / (1u64 << 23) as f32 - 1.0;
+    let centres: Vec<Vec<f32>> = (0..20).map(|_| (0..dim).map(|_| unit(state)).collect()).collect();
+    (0..n)
+        .map(|i| {
+            let v: Vec<f32> = centres[i % 20].iter().map(|c| c + 0.5 * unit(state)).collect();
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            v.iter().map(|x| x / norm).collect()
+        })
+        .collect()
+}
+
+#[test]
+fn the_approximate_index_finds_what_exact_search_finds_and_scores_it_the_same() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut state = 11u64;
+    let (n, dim, depth) = (3000, 16, 10);
+    let vectors = clustered(n, dim, &mut state);
+    let docids: Vec<String> = (0..n).map(|i| format!("d{i}")).collect();
+    let store = store_of(tmp.path(), &docids, &vectors, 1000);
+    let qids: Vec<String> = (0..40).map(|q| format!("q{q}")).collect();
+    let queries: Vec<f32> = clustered(40, dim, &mut state).concat();
+    assert!(!ann::exists(&store));
+    let progress = std::sync::atomic::AtomicUsize::new(0);
+    let index = ann::build(&store, &AnnOptions::default(), |n| {
+        progress.fetch_max(n, std::sync::atomic::Ordering::Relaxed);
+    })
+    .unwrap();
+    assert_eq!(progress.into_inner(), n);
+    assert!(ann::exists(&store));
+    assert_eq!(index.meta().rows, n);
+    let approx = ann::search(&index, &store, &qids, &queries, depth, 256).unwrap();
+    let exact = search(&store, &qids, &queries, &SearchOptions { depth: n, block_rows: 4096 }).unwrap();
+    let mut found = 0;
+    for (a, e) in approx.iter().zip(&exact) {
+        assert_eq!(a.len(), depth);
+        // Every row scores what exact search gives it, and the rows are in exact search's order.
+        let position = |h: &mlr_retrieve::search::Hit| e.iter().position(|x| x.row == h.row).unwrap();
+        for h in a {
+            assert_eq!(h.score, e[position(h)].score, "{}", h.docid);
+            assert_eq!(store.docid(h.row), h.docid);
+        }
+        assert!(a.windows(2).all(|w| position(&w[0]) < position(&w[1])));
+        found += a.iter().filter(|h| position(h) < depth).count();
+    }
+    let recall = found as f64 / (depth * qids.len()) as f64;
+    assert!(recall >= 0.99, "recall@{depth} {recall}");
+    // Opened again (memory-mapped): the same results.
+    drop(index);
+    let index = AnnIndex::open(&store).unwrap();
+    assert_eq!(ann::search(&index, &store, &qids, &queries, depth, 256).unwrap(), approx);
+    // The query checks of exact search apply.
+    let mut bad = queries.clone();
+    bad[dim + 3] = f32::NAN;
+    let err = ann::search(&index, &store, &qids, &bad, depth, 256).unwrap_err();
+    assert!(matches!(err, SearchError::NonFiniteQuery { ref qid, dim: 3, .. } if qid == "q1"), "{err}");
+    // An index beside another store (another corpus) is refused as stale.
+    let other = tempfile::tempdir().unwrap();
+    let store2 = store_of(other.path(), &docids[..n - 1], &vectors[..n - 1], 1000);
+    for file in [ann::INDEX_FILE, ann::INDEX_META] {
+        std::fs::copy(store.dir().join(file), store2.dir().join(file)).unwrap();
+    }
+    let err = AnnIndex::open(&store2).unwrap_err();
+    assert!(matches!(err, AnnError::Stale { .. }), "{err}");
+    assert!(err.to_string().contains("build it again"), "{err}");
+    // A truncated index file is refused before usearch reads it.
+    let file = store.dir().join(ann::INDEX_FILE);
+    let bytes = std::fs::read(&file).unwrap();
+    std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
+    let err = AnnIndex::open(&store).unwrap_err();
+    assert!(err.to_string().contains("damaged or replaced"), "{err}");
+    // A damaged metadata file is named.
+    std::fs::write(store2.dir().join(ann::INDEX_META), "{").unwrap();
+    let err = AnnIndex::open(&store2).unwrap_err();
+    assert!(matches!(err, AnnError::Meta { .. }), "{err}");
 }

@@ -13,12 +13,24 @@ use clap::ValueEnum;
 use mlr_embed::{ModelFiles, Role};
 use mlr_eval::trec::{parse_topics, Qrels, TrecOptions};
 use mlr_model::BertConfig;
+use mlr_retrieve::ann::AnnOptions;
 use mlr_retrieve::corpus::Corpus;
 use mlr_retrieve::encode::Slice;
 use mlr_retrieve::store::{Dtype, StoreSpec, DEFAULT_SHARD_SIZE, MAX_SHARD_SIZE};
 
 use crate::backend::BackendArg;
 use crate::{cache_root, default_model_dir, encoder};
+
+/// How the store is searched (`--search`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SearchMode {
+    /// The HNSW index when one is built for this store (an earlier `--search ann`), else exact.
+    Auto,
+    /// Exact inner product over every stored vector (SGEMM on all cores).
+    Exact,
+    /// The HNSW index (usearch), built first and kept beside the store when it is missing or stale.
+    Ann,
+}
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DtypeArg {
@@ -93,6 +105,14 @@ pub struct RetrieveArgs {
     /// Compute backend for encoding.
     #[arg(long, value_enum, default_value = "cpu")]
     pub backend: BackendArg,
+    /// How to search: exact, the approximate HNSW index (built once, kept beside the store), or
+    /// auto (the index if one is already built, else exact). Building costs more than an exact
+    /// pass over any MIRACL topic set, so evaluation stays exact unless you ask.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub search: SearchMode,
+    /// Beam width of the approximate search (raised to --depth): larger is slower and finds more.
+    #[arg(long, default_value_t = AnnOptions::default().ef_search)]
+    pub ef: usize,
 }
 
 const AFTER_HELP: &str = "\
@@ -151,6 +171,10 @@ pub struct SearchPlan {
     pub out: Option<PathBuf>,
     /// The measures.
     pub trec: TrecOptions,
+    /// `--search`.
+    pub mode: SearchMode,
+    /// The index's options (`--ef` as the search beam).
+    pub ann: AnnOptions,
 }
 
 /// The store identity string of a model: everything that changes passage vectors.
@@ -174,6 +198,9 @@ impl RetrievePlan {
         }
         if args.depth == 0 {
             bail!("--depth must be at least 1");
+        }
+        if args.ef == 0 {
+            bail!("--ef must be at least 1");
         }
         if args.shard_size == 0 || args.shard_size > MAX_SHARD_SIZE {
             bail!("--shard-size must lie in 1..={MAX_SHARD_SIZE}");
@@ -254,6 +281,8 @@ impl RetrievePlan {
                     run: args.run.clone(),
                     out: args.out.clone(),
                     trec: TrecOptions::default(),
+                    mode: args.search,
+                    ann: AnnOptions { ef_search: args.ef, ..AnnOptions::default() },
                 })
             }
         };
