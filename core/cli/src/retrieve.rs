@@ -272,6 +272,8 @@ fn search_and_report<B: Kernels>(
     let queries = embedder.embed_many(&texts, Role::Query, plan.batch_size, |_| {})?.concat();
     let query_seconds = start.elapsed().as_secs_f64();
     let index = open_index(sp, store)?;
+    // The beam ann::search uses: never narrower than the depth.
+    let ef = sp.ann.ef_search.max(sp.depth);
     let start = Instant::now();
     let hits = match &index {
         None => {
@@ -284,7 +286,7 @@ fn search_and_report<B: Kernels>(
     let search_seconds = start.elapsed().as_secs_f64();
     let how = match &index {
         None => "exact".to_string(),
-        Some(_) => format!("HNSW index, ef {}", sp.ann.ef_search.max(sp.depth)),
+        Some(_) => format!("HNSW index, ef {ef}"),
     };
     eprintln!(
         "{} queries encoded in {query_seconds:.1} s; searched {} passages in {search_seconds:.2} s ({how}, depth {})",
@@ -337,11 +339,11 @@ fn search_and_report<B: Kernels>(
             "search": match &index {
                 None => json!({"method": "exact inner product (mlr_retrieve::search)", "ties": "docid descending"}),
                 Some(index) => json!({
-                    "method": "HNSW (usearch, f16) candidates re-scored exactly (mlr_retrieve::ann)",
+                    "method": "HNSW (usearch, f32) candidates re-scored exactly (mlr_retrieve::ann)",
                     "ties": "docid descending",
                     "connectivity": index.meta().connectivity,
                     "ef_construction": index.meta().ef_construction,
-                    "ef_search": sp.ann.ef_search.max(sp.depth),
+                    "ef_search": ef,
                 }),
             },
             "trec_options": sp.trec,
@@ -405,10 +407,10 @@ fn open_index(sp: &SearchPlan, store: &VectorStore) -> Result<Option<AnnIndex>> 
     let index = ann::build(store, &sp.ann, |n| bar.set_position(n as u64)).context("building the HNSW index")?;
     bar.finish_and_clear();
     eprintln!(
-        "built the HNSW index of {} rows in {:.1} s ({} MB, kept in {})",
+        "built the HNSW index of {} rows in {:.1} s ({} MB file, kept in {})",
         store.len(),
         start.elapsed().as_secs_f64(),
-        index.memory_bytes() >> 20,
+        index.meta().file_bytes >> 20,
         store.dir().display()
     );
     Ok(Some(index))

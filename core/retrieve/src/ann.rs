@@ -242,7 +242,8 @@ impl AnnIndex {
         &self.meta
     }
 
-    /// Bytes the index occupies (graph and f32 vectors), as usearch reports them.
+    /// Bytes usearch holds in its own memory for the index. An opened index is memory-mapped, so
+    /// its graph and vectors are in the mapped file (`meta().file_bytes`), not in this count.
     pub fn memory_bytes(&self) -> usize {
         self.index.memory_usage()
     }
