@@ -1,61 +1,95 @@
 """Summarises results/demo/ (written by scripts/demo_results.sh) as results/demo/README.md and
-results/demo/summary.json: the accuracy cost of the f16 download, and the page's size and times."""
+results/demo/summary.json: what each shipped file weighs and in which format (from the demo's
+manifest.json in $MLR_DEMO_DIR), the accuracy cost of those formats, and the page's size and times."""
 import json
+import os
 import pathlib
 
 root = pathlib.Path(__file__).resolve().parent.parent
 out = root / "results" / "demo"
+demo = pathlib.Path(os.environ.get("MLR_DEMO_DIR", pathlib.Path.home() / ".cache" / "mlr" / "demo"))
+KEYS = ["mAP_mono", "mAP_cross", "mAP_multi", "R@1_mono", "R@1_cross", "R@10_multi"]
 
 
 def load(path):
     return json.loads(path.read_text())
 
 
+manifest = load(demo / "manifest.json")
+files = []
+for f in manifest["dataset"]["files"] + [manifest["dataset"]["split"]]:
+    files.append({"what": "corpus", **{k: f.get(k) for k in ["path", "bytes", "format", "encoding"]}})
+for m in manifest["models"]:
+    for f in m["files"] + [m["vectors"]]:
+        files.append({"what": m["name"], **{k: f.get(k) for k in ["path", "bytes", "format", "encoding"]}})
+first = manifest["models"][0]
+# A first visit: the default model's files, every model's vectors (the bias view compares
+# models), the corpus; a later model's weights (and its base's, already there) when it is chosen.
+first_visit = sum(f["bytes"] for f in first["files"]) + sum(m["vectors"]["bytes"] for m in manifest["models"]) \
+    + sum(f["bytes"] for f in manifest["dataset"]["files"]) + manifest["dataset"]["split"]["bytes"]
+every_model = first_visit + sum(f["bytes"] for m in manifest["models"][1:] for f in m["files"]
+                                if f["sha256"] not in {g["sha256"] for g in first["files"]})
+
 rows = []
-for split in ["all", "test"]:
-    for label, path in [
-        ("f32 weights, f32 vectors (mlr eval)", root / "results" / "eval" / f"e5-small-xquad-r-{split}.json"),
-        ("f16 weights, f32 vectors", out / f"e5-small-f16-weights-xquad-r-{split}.json"),
-        ("f16 weights, f16 vectors (the page)", out / f"e5-small-page-xquad-r-{split}.json"),
-    ]:
-        r = load(path)
-        rows.append({
-            "split": split, "setting": label, "file": str(path.relative_to(root)), "command": r["command"],
-            **{k: r[k] for k in ["mAP_mono", "mAP_cross", "mAP_multi", "R@1_mono", "R@1_cross", "R@10_multi", "rank_distance"]},
-        })
-e2e = load(out / "e2e.json")
-summary = {"accuracy": rows, "page": e2e}
+for m in manifest["models"]:
+    name = m["name"]
+    for split in ["all", "test"]:
+        reference = (root / "results" / "eval" / f"e5-small-xquad-r-{split}.json") if name == "e5-small" \
+            else out / f"{name}-f32-xquad-r-{split}.json"
+        settings = [("f32 weights, f32 vectors (mlr eval)", reference),
+                    ("shipped weights, f32 vectors", out / f"{name}-shipped-weights-xquad-r-{split}.json"),
+                    ("shipped weights, shipped vectors (the page)", out / f"{name}-page-xquad-r-{split}.json")]
+        if not all(p.exists() for _, p in settings):
+            continue
+        for label, path in settings:
+            r = load(path)
+            rows.append({"model": name, "split": split, "setting": label, "file": str(path.relative_to(root)),
+                         "command": r["command"], **{k: r[k] for k in KEYS + ["rank_distance"]}})
+
+e2e = load(out / "e2e.json") if (out / "e2e.json").exists() else None
+summary = {"files": files, "first_visit_bytes": first_visit, "every_model_bytes": every_model,
+           "accuracy": rows, "page": e2e}
 (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 
-keys = ["mAP_mono", "mAP_cross", "mAP_multi", "R@1_mono", "R@1_cross", "R@10_multi"]
-md = ["# The demo: f16 download and page measurements", "",
+md = ["# The demo: its compact download and the page's measurements", "",
       "Made by `bash scripts/demo_results.sh` (which runs the commands below and the end-to-end test, then "
       "`scripts/demo_report.py`).", "",
-      "## Accuracy of the f16 download (multilingual-e5-small, XQuAD-R, sentence candidates)", "",
-      "| split | weights / vectors | Mo. | Cr. | Mul. | R@1 Mo. | R@1 Cr. | R@10 Mul. | rank distance |",
-      "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+      "## What is shipped", "",
+      "| file | model | format | MB |", "|---|---|---|---:|"]
+for f in files:
+    fmt = (f["format"] or "") + (" (gzip)" if f["encoding"] == "gzip" else "")
+    md.append(f"| {f['path']} | {f['what']} | {fmt} | {f['bytes'] / 1e6:.2f} |")
+md += ["", f"First visit (the default model, every model's vectors, the corpus): **{first_visit / 1e6:.1f} MB**; "
+       f"with every model's weights: {every_model / 1e6:.1f} MB.", ""]
+md += ["## Accuracy of the shipped formats (XQuAD-R, sentence candidates)", "",
+       "| model | split | weights / vectors | Mo. | Cr. | Mul. | R@1 Mo. | R@1 Cr. | R@10 Mul. | rank distance |",
+       "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
 for r in rows:
-    md.append(f"| {r['split']} | {r['setting']} | " + " | ".join(f"{r[k]:.4f}" for k in keys) + f" | {r['rank_distance']:.1f} |")
-md += ["", "Largest change against f32, per split:", ""]
-for split in ["all", "test"]:
-    base = next(r for r in rows if r["split"] == split and r["setting"].startswith("f32"))
-    page = next(r for r in rows if r["split"] == split and "page" in r["setting"])
-    worst = max(keys, key=lambda k: abs(page[k] - base[k]))
-    md.append(f"- {split}: {worst} {page[worst] - base[worst]:+.1e}; rank distance {page['rank_distance'] - base['rank_distance']:+.2f}")
+    md.append(f"| {r['model']} | {r['split']} | {r['setting']} | " + " | ".join(f"{r[k]:.4f}" for k in KEYS)
+              + f" | {r['rank_distance']:.1f} |")
+md += ["", "Largest change of the page's numbers against f32 (every mAP and R@k; rank distance relative):", ""]
+for r in rows:
+    if "page" not in r["setting"]:
+        continue
+    ref = next(x for x in rows if x["model"] == r["model"] and x["split"] == r["split"] and x["setting"].startswith("f32"))
+    worst = max(KEYS, key=lambda k: abs(r[k] - ref[k]))
+    rel = (r["rank_distance"] - ref["rank_distance"]) / ref["rank_distance"]
+    md.append(f"- {r['model']}, {r['split']}: {worst} {r[worst] - ref[worst]:+.1e}; rank distance {rel:+.2%}")
 md += ["", "Commands:", ""] + [f"- `{r['command']}`" for r in rows]
-md += ["", "## The page in headless Chromium (this machine; `tests/tests/e2e.rs`)", "",
-       "| what | value |", "|---|---|",
-       f"| first visit's download (default model f16, every model's corpus vectors f16, XQuAD-R JSON) | {e2e['download_bytes'] / 1e6:.1f} MB |",
-       f"| backend | {e2e['cpu_backend']} |",
-       f"| cold start: model ready | {e2e['cold_ready_s']:.1f} s |",
-       f"| cold start: first result (page opened → ranked list) | {e2e['cold_first_result_s']:.1f} s |",
-       f"| one search on the wasm CPU backend (encode + rank 13,014) | {e2e['cpu_search_s']:.2f} s |",
-       f"| reload (Cache API, nothing downloaded): model ready | {e2e['cached_ready_s']:.1f} s |",
-       f"| reload: first result of a query in the URL | {e2e['cached_first_result_s']:.1f} s |",
-       f"| {e2e['gpu_backend']}: model ready | {e2e['gpu_ready_s']:.1f} s |",
-       f"| WebGPU (software adapter): one one-word search | {e2e['gpu_search_s']:.1f} s |",
-       f"| browser evaluator vs `mlr eval --vectors` ({e2e['evaluator_queries']} queries) | max abs diff {e2e['evaluator_max_abs_diff']:.1e} |",
-       f"| 22 sentences re-embedded in the browser vs the precomputed vectors | min cosine {e2e['reembed_min_cosine']:.7f} |",
-       ""]
+if e2e:
+    md += ["", "## The page in headless Chromium (this machine; `tests/tests/e2e.rs`)", "",
+           "| what | value |", "|---|---|",
+           f"| first visit's download, as the test counts it | {e2e['download_bytes'] / 1e6:.1f} MB |",
+           f"| backend | {e2e['cpu_backend']} |",
+           f"| cold start: model ready | {e2e['cold_ready_s']:.1f} s |",
+           f"| cold start: first result (page opened → ranked list) | {e2e['cold_first_result_s']:.1f} s |",
+           f"| one search on the wasm CPU backend (encode + rank 13,014) | {e2e['cpu_search_s']:.2f} s |",
+           f"| reload (Cache API, nothing downloaded): model ready | {e2e['cached_ready_s']:.1f} s |",
+           f"| reload: first result of a query in the URL | {e2e['cached_first_result_s']:.1f} s |",
+           f"| {e2e['gpu_backend']}: model ready | {e2e['gpu_ready_s']:.1f} s |",
+           f"| WebGPU (software adapter): one one-word search | {e2e['gpu_search_s']:.1f} s |",
+           f"| browser evaluator vs `mlr eval --vectors` ({e2e['evaluator_queries']} queries) | max abs diff {e2e['evaluator_max_abs_diff']:.1e} |",
+           f"| 22 sentences re-embedded in the browser vs the precomputed vectors | min cosine {e2e['reembed_min_cosine']:.7f} |"]
+md.append("")
 (out / "README.md").write_text("\n".join(md))
 print((out / "README.md").read_text())

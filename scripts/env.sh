@@ -34,15 +34,27 @@ export MLR_TRUNK_TARGET_DIR="${MLR_TRUNK_TARGET_DIR:-$HOME/.cache/mlr/target-tru
 export MLR_MODEL_DIR="${MLR_MODEL_DIR:-$MLR_CACHE/models/multilingual-e5-small}"
 # What the web demo serves (`mlr demo build`; Trunk.toml links it into dist/).
 export MLR_DEMO_DIR="${MLR_DEMO_DIR:-$MLR_CACHE/demo}"
-# Builds the demo's data: the default model, plus every model `mlr train` exported under
-# $MLR_CACHE/runs/*/best (shown side by side in the language-bias view). Corpus vectors come from
-# the embedding cache after the first run (the first encodes 26,104 texts per model: ~30 min on 2 cores).
+# Builds the demo's data: the default model (multilingual-e5-small), plus the fine-tuned models
+# named as arguments (runs of `mlr train` under $MLR_CACHE/runs/NAME/best, when they exist; shown
+# side by side in the language-bias view). Corpus vectors come from the embedding cache after the
+# first run (the first encodes 26,104 texts per model: ~30 min on 2 cores).
 mlr_demo_build() {
-    local args=(--model "e5-small=$MLR_MODEL_DIR") d
-    for d in "$MLR_CACHE"/runs/*/best; do
-        [ -f "$d/model.safetensors" ] && args+=(--model "$(basename "$(dirname "$d")")=$d")
+    local args=(--model "e5-small=$MLR_MODEL_DIR") run
+    for run in "$@"; do
+        [ -f "$MLR_CACHE/runs/$run/best/model.safetensors" ] && args+=(--model "$run=$MLR_CACHE/runs/$run/best")
     done
     "$CARGO_TARGET_DIR/release/mlr" demo build --data data/xquad-r --out "$MLR_DEMO_DIR" "${args[@]}"
+}
+# The demo's fine-tuned model: hybrid batches (α 0.5) with the experiment's recorded config and
+# seed 1 (results/train/hybrid-xquad-r.md), trained once into $MLR_CACHE/runs/hybrid (about 5 min
+# on 2 cores); an interrupted run resumes from its checkpoint, a finished one is kept.
+mlr_demo_train() {
+    local run="$MLR_CACHE/runs/hybrid" resume=()
+    [ -f "$run/summary.json" ] && [ -f "$run/best/model.safetensors" ] && return 0
+    [ -d "$run/checkpoint" ] && resume=(--resume)
+    "$CARGO_TARGET_DIR/release/mlr" train --out "$run" "${resume[@]}" --sampler hybrid --alpha 0.5 --seed 1 \
+        --steps 40 --batch-size 64 --mini-batch 16 --warmup-steps 4 --eval-every 20 --checkpoint-every 10 \
+        --max-query-tokens 32 --max-passage-tokens 64
 }
 # trunk calls cargo without -Z flags: give it build-std through cargo's environment config (only
 # for trunk: native builds have no --target and must not see it).

@@ -195,6 +195,8 @@ pub enum WorkerEvent {
         encode_ms: f64,
         /// Milliseconds: scoring and ranking.
         rank_ms: f64,
+        /// Bytes of the word table downloaded to encode this query (pieces not fetched before).
+        fetched: u64,
     },
     /// Progress of a long job (re-embedding, evaluation).
     JobProgress {

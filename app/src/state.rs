@@ -490,7 +490,11 @@ impl State {
                 self.model = Some(model.clone());
                 self.loaded = Some(Loaded { model, backend, gpu, load_ms, downloaded, candidates });
             }
-            WorkerEvent::Results { id, query, tokens, truncated, hits, group, bias, encode_ms, rank_ms } => {
+            WorkerEvent::Results { id, query, tokens, truncated, hits, group, bias, encode_ms, rank_ms, fetched } => {
+                // Word-table pieces this query needed count towards the visit's download.
+                if let Some(loaded) = &mut self.loaded {
+                    loaded.downloaded += fetched;
+                }
                 let Some(pending) = self.search.take_if(|p| p.id == id) else {
                     return;
                 };

@@ -6,15 +6,17 @@
 
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use burn::backend::wgpu::{graphics::WebGpu, init_setup_async, RuntimeOptions, WgpuDevice};
 use burn::backend::{NdArray, Wgpu};
 use futures::{SinkExt, StreamExt};
 use mlr_data::lareqa::{ArticleSplit, Split};
 use mlr_demo::corpus::{rank_distance, Ranking};
-use mlr_demo::{Corpus, Manifest, ModelEntry, Rows, VectorFile};
+use mlr_demo::{Corpus, FileEntry, Manifest, ModelEntry, Rows, VectorFile};
 use mlr_embed::{cosine, Embedder, Role};
 use mlr_eval::lareqa::{evaluate, LareqaInput, LareqaOptions};
+use mlr_weights::{WeightFiles, WordTable};
 use yew_agent::reactor::{reactor, ReactorScope};
 
 use crate::fetch::{cache_url, fetch_plain, fetch_verified, prune_cache};
@@ -67,6 +69,38 @@ impl Engine {
     fn is_gpu(&self) -> bool {
         matches!(self, Engine::Gpu(_))
     }
+
+    /// Pieces of the word table that `texts` need and that are not loaded yet.
+    fn missing_word_pieces(&self, texts: &[&str], role: Role) -> Result<Vec<usize>, String> {
+        let result = match self {
+            Engine::Cpu(e) => e.missing_word_pieces(texts, role),
+            Engine::Gpu(e) => e.missing_word_pieces(texts, role),
+        };
+        result.map_err(|e| e.to_string())
+    }
+}
+
+/// A word table kept in pieces (`mlr_weights::words`): fetched as texts need them, shared by
+/// every model that uses it (a base and the models fine-tuned from it).
+struct WordPieces {
+    table: Arc<WordTable>,
+    files: Vec<FileEntry>,
+}
+
+/// Fetches (or reads from the Cache API) the word-table pieces `texts` need; returns the bytes
+/// downloaded.
+async fn fetch_word_pieces(loaded: &Loaded, texts: &[&str], role: Role) -> Result<u64, String> {
+    let Some(words) = &loaded.words else { return Ok(0) };
+    let mut downloaded = 0;
+    for i in loaded.engine.missing_word_pieces(texts, role)? {
+        let entry = words.files.get(i).ok_or_else(|| format!("word table piece {i} is not in the manifest"))?;
+        let fetched = fetch_verified(&loaded.base, entry, async |_, _, _| {}).await?;
+        if !fetched.cached {
+            downloaded += fetched.bytes.len() as u64;
+        }
+        words.table.insert(i, fetched.bytes).map_err(|e| format!("{}: {e}", entry.path))?;
+    }
+    Ok(downloaded)
 }
 
 /// Which backend to use given the probe, and the label to show.
@@ -125,6 +159,10 @@ struct Loaded {
     manifest: Manifest,
     model: String,
     engine: Engine,
+    /// Where the demo's files are served from.
+    base: String,
+    /// The word table, when the model's weights keep it in pieces.
+    words: Option<WordPieces>,
 }
 
 /// Data that survives switching models: the corpus, and the vectors of every model fetched so far.
@@ -138,6 +176,8 @@ struct Shared {
     split: Option<ArticleSplit>,
     /// Whether burn's WebGPU runtime was set up (once per worker).
     gpu_ready: bool,
+    /// Word tables kept in pieces, by their pieces' sha256 (the pieces fetched so far stay).
+    words: HashMap<String, Arc<WordTable>>,
 }
 
 type Scope = ReactorScope<Request, WorkerEvent>;
@@ -166,7 +206,8 @@ async fn fetch_file(
     if !fetched.cached {
         *downloaded += fetched.bytes.len() as u64;
     }
-    Ok(fetched.bytes)
+    // Checked as stored; a gzipped file is inflated here (the Cache API keeps it compressed).
+    entry.inflate(fetched.bytes).map_err(|e| e.to_string())
 }
 
 async fn load_vectors(
@@ -229,6 +270,37 @@ async fn load(
     for f in &entry.files {
         bytes.push(fetch_file(scope, base, f, &mut downloaded).await?);
     }
+    // A fine-tuned model's weights leave its frozen word table to the base model's file.
+    let base_entry = manifest.base_of(&entry);
+    let base_weights = match base_entry {
+        Some(b) => Some(fetch_file(scope, base, &b.files[2], &mut downloaded).await?),
+        None => None,
+    };
+    // A word table kept in pieces: only the pieces that texts need are fetched, when they do.
+    let mut weights = WeightFiles { safetensors: &bytes[2], base: base_weights.as_deref(), words: None };
+    let words = match weights.words_layout().map_err(|e| e.to_string())? {
+        None => None,
+        Some(layout) => {
+            let files =
+                if entry.words.is_empty() { base_entry.map_or(&entry.words, |b| &b.words) } else { &entry.words };
+            if files.len() != layout.files.len() {
+                return Err(LoadError::Other(format!(
+                    "model {}: the manifest lists {} word table pieces, the weights {}",
+                    entry.name,
+                    files.len(),
+                    layout.files.len()
+                )));
+            }
+            let key = layout.sha256.join(",");
+            let table = match shared.words.get(&key) {
+                Some(t) => t.clone(),
+                None => Arc::new(WordTable::new(layout).map_err(|e| e.to_string())?),
+            };
+            shared.words.insert(key, table.clone());
+            Some(WordPieces { table, files: files.clone() })
+        }
+    };
+    weights.words = words.as_ref().map(|w| &w.table);
     say(scope, WorkerEvent::Status("probing WebGPU".into())).await;
     let (device, label) = choose_backend(allow_software_gpu, force_cpu).await;
     say(scope, WorkerEvent::Status(format!("building the encoder ({label})"))).await;
@@ -238,14 +310,16 @@ async fn load(
                 init_setup_async::<WebGpu>(&device, RuntimeOptions::default()).await;
                 shared.gpu_ready = true;
             }
-            let embedder = Embedder::from_bytes(&bytes[0], &bytes[1], &bytes[2], &device).map_err(|e| e.to_string())?;
+            let embedder =
+                Embedder::from_weight_files(&bytes[0], &bytes[1], weights, &device).map_err(|e| e.to_string())?;
             Engine::Gpu(Box::new(embedder))
         }
         None => Engine::Cpu(Box::new(
-            Embedder::from_bytes(&bytes[0], &bytes[1], &bytes[2], &Default::default()).map_err(|e| e.to_string())?,
+            Embedder::from_weight_files(&bytes[0], &bytes[1], weights, &Default::default())
+                .map_err(|e| e.to_string())?,
         )),
     };
-    drop(bytes);
+    drop((bytes, base_weights));
     if engine.dim() != entry.dim {
         return Err(LoadError::Other(format!(
             "model {}: the encoder gives vectors of width {}, the manifest says {}",
@@ -254,23 +328,26 @@ async fn load(
             entry.dim
         )));
     }
+    let loaded = Loaded { manifest, model: entry.name.clone(), engine, base: base.to_string(), words };
     // Warm up (first-use shader compilation on WebGPU) with a one-word query.
     say(scope, WorkerEvent::Status(format!("warming up the encoder ({label})"))).await;
-    engine.embed(&["warm-up"], Role::Query).await.map_err(|e| LoadError::Encoder {
-        gpu: engine.is_gpu(),
+    downloaded += fetch_word_pieces(&loaded, &["warm-up"], Role::Query).await?;
+    loaded.engine.embed(&["warm-up"], Role::Query).await.map_err(|e| LoadError::Encoder {
+        gpu: loaded.engine.is_gpu(),
         message: format!("the encoder failed on {label}: {e}"),
     })?;
     // Drop cached files of earlier builds of the demo (everything the manifest no longer lists).
+    let manifest = &loaded.manifest;
     let keep: Vec<String> = manifest
         .dataset
         .files
         .iter()
         .chain([&manifest.dataset.split])
-        .chain(manifest.models.iter().flat_map(|m| m.files.iter().chain([&m.vectors])))
+        .chain(manifest.models.iter().flat_map(|m| m.files.iter().chain([&m.vectors]).chain(&m.words)))
         .map(|f| cache_url(base, f))
         .collect();
     prune_cache(&keep).await;
-    Ok((Loaded { manifest, model: entry.name.clone(), engine }, label, downloaded))
+    Ok((loaded, label, downloaded))
 }
 
 fn bias_view(corpus: &Corpus, ranking: &Ranking, group: &str, model: &str, source: &str) -> BiasView {
@@ -313,6 +390,7 @@ async fn search(
     let tokens = loaded.engine.query_tokens(text)?;
     let max = loaded.engine.max_tokens();
     let start = now_ms();
+    let fetched = fetch_word_pieces(loaded, &[text], Role::Query).await?;
     let v = loaded.engine.embed(&[text], Role::Query).await?.remove(0);
     let encode_ms = now_ms() - start;
     let start = now_ms();
@@ -382,6 +460,7 @@ async fn search(
         bias,
         encode_ms,
         rank_ms: now_ms() - start,
+        fetched,
     })
 }
 
@@ -407,6 +486,7 @@ async fn reembed(
     let batch = if loaded.engine.is_gpu() { 4 } else { 8 };
     for (done, chunk) in picks.chunks(batch).enumerate() {
         let texts: Vec<&str> = chunk.iter().map(|&c| corpus.set.candidates[c].sentence.as_str()).collect();
+        fetch_word_pieces(loaded, &texts, Role::Passage).await?;
         let got = loaded.engine.embed(&texts, Role::Passage).await?;
         for (&c, v) in chunk.iter().zip(&got) {
             let cos = cosine(v, vectors.candidate(c));

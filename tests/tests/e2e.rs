@@ -533,8 +533,9 @@ fn demo_page_end_to_end() {
     let manifest: Value = serde_json::from_slice(&std::fs::read(dist.join("manifest.json")).unwrap()).unwrap();
     let model = manifest["models"][0]["name"].as_str().unwrap().to_string();
     let vectors = dist.join(manifest["models"][0]["vectors"]["path"].as_str().unwrap());
-    // What a first visit downloads: the first model's files, every model's vectors (the bias
-    // view compares models), the data files and the split.
+    // What a first visit downloads at least: the first model's files, every model's vectors (the
+    // bias view compares models), the data files and the split (the word table's pieces come as
+    // texts need them).
     let models_json = manifest["models"].as_array().unwrap();
     let download: u64 = models_json[0]["files"]
         .as_array()
@@ -569,6 +570,13 @@ fn demo_page_end_to_end() {
     assert!(backend.starts_with("CPU"), "headless Chromium has no hardware adapter, so the CPU backend: {backend:?}");
     let (hits, first) = search(&driver, MIXED_QUERY);
     println!("e2e: first result {first:.1} s after the model was ready ({:.1} s after opening the page)", cold + first);
+    // What this first visit downloaded, as the page counts it: the files above plus the pieces of
+    // the word table the warm-up and this query needed.
+    let visit = driver.script("return document.querySelector('#downloaded')?.dataset.bytes ?? null;");
+    let visit: u64 = visit.as_str().and_then(|b| b.parse().ok()).unwrap_or_else(|| panic!("#downloaded: {visit}"));
+    println!("e2e: the first visit downloaded {:.1} MB (the page's count)", visit as f64 / 1e6);
+    assert!(visit >= download, "the page counts {visit} bytes, fewer than the manifest's {download} it must fetch");
+    measured.insert("first_visit_bytes".into(), json!(visit));
     measured.insert("cpu_backend".into(), json!(backend));
     measured.insert("cold_ready_s".into(), json!(cold));
     measured.insert("cold_first_result_s".into(), json!(cold + first));
@@ -607,7 +615,19 @@ fn demo_page_end_to_end() {
     // A dataset question: with several models shipped (`mlr train` exports), one view per model.
     let models = manifest["models"].as_array().unwrap().len();
     if models > 1 {
-        let en: Value = serde_json::from_slice(&std::fs::read(dist.join("data/en.json")).unwrap()).unwrap();
+        // The English data file as shipped (gzipped by default).
+        let langs = manifest["dataset"]["langs"].as_array().unwrap();
+        let en_index = langs.iter().position(|l| l == "en").expect("an English file");
+        let en_entry = &manifest["dataset"]["files"][en_index];
+        let stored = std::fs::read(dist.join(en_entry["path"].as_str().unwrap())).unwrap();
+        let en_bytes = if en_entry["encoding"] == "gzip" {
+            let mut text = Vec::new();
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(stored.as_slice()), &mut text).unwrap();
+            text
+        } else {
+            stored
+        };
+        let en: Value = serde_json::from_slice(&en_bytes).unwrap();
         let question = en["data"][0]["paragraphs"][0]["qas"][0]["question"].as_str().unwrap().to_string();
         driver.click("#search-tab");
         search(&driver, &question);
@@ -621,6 +641,39 @@ fn demo_page_end_to_end() {
         driver.screenshot(&shot.with_file_name(format!("{}-models.png", shot.file_stem().unwrap().to_string_lossy())));
         println!("e2e: the dataset question {question:?}: bias views side by side for {models} models");
         driver.assert_no_csp_violations("bias views of several models");
+
+        // The second model in the browser (a fine-tuned model's weights leave the word table to
+        // the first's), against `mlr search` on the same files; then back to the first.
+        for name in [models_json[1]["name"].as_str().unwrap(), model.as_str()] {
+            driver.script(&format!(
+                "const s = document.querySelector('#model'); s.value = {}; s.dispatchEvent(new Event('change')); return true;",
+                json!(name)
+            ));
+            driver.wait_for(
+                &format!("model {name} loaded"),
+                &format!(
+                    "const i = document.querySelector('#load-info'); const b = document.querySelector('#search'); \
+                     return (i && i.dataset.model === {} && b && !b.disabled) ? true : null;",
+                    json!(name)
+                ),
+                Duration::from_secs(900),
+            );
+            driver.click("#search-tab");
+            let (hits, _) = search(&driver, MIXED_QUERY);
+            let native: Value = serde_json::from_str(&mlr(&[
+                "search",
+                "--demo",
+                &dist_s,
+                "--model",
+                name,
+                "--json",
+                "-k",
+                "10",
+                MIXED_QUERY,
+            ]))
+            .unwrap();
+            check_ranking(&format!("mixed es+zh query, model {name}, wasm CPU"), &hits, &native);
+        }
     }
 
     // 3. The evaluator in the worker vs `mlr eval --vectors` on the same subset.

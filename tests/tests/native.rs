@@ -246,7 +246,7 @@ fn long_texts_truncate_or_window() {
     assert!(rows.iter().all(|r| r.ids.len() <= 512 && r.ids[0] == 0 && *r.ids.last().unwrap() == 2));
     // Reference: the content-length-weighted mean of each window's mean vector, computed by hand.
     let batch = mlr_tokenize::Batch::from_rows(rows.clone(), 1, tok.pad_id());
-    let means: Vec<f32> = embedder.row_means(&batch).into_data().convert::<f32>().into_vec().unwrap();
+    let means: Vec<f32> = embedder.row_means(&batch).unwrap().into_data().convert::<f32>().into_vec().unwrap();
     let dim = embedder.dim();
     let total: usize = rows.iter().map(|r| r.content_len).sum();
     let mut want = vec![0f32; dim];

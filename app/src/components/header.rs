@@ -120,7 +120,8 @@ pub(crate) fn Header(props: &HeaderProps) -> Html {
     }
 }
 
-/// "12.3 MB downloaded, ready in 4.5 s" (`#downloaded` carries the exact bytes in `data-bytes`).
+/// "12.3 MB downloaded, ready in 4.5 s" (`#downloaded` carries the exact bytes in `data-bytes`,
+/// `#load-info` the loaded model's name in `data-model`).
 fn load_info(loaded: &Loaded) -> Html {
     let downloaded = if loaded.downloaded == 0 {
         "everything from the cache".to_string()
@@ -128,7 +129,7 @@ fn load_info(loaded: &Loaded) -> Html {
         format!("{} MB downloaded", mb(loaded.downloaded))
     };
     html! {
-        <span id="load-info">
+        <span id="load-info" data-model={loaded.model.clone()}>
             <span id="downloaded" data-bytes={loaded.downloaded.to_string()}>{ downloaded }</span>
             { format!(", ready in {:.1} s", loaded.load_ms / 1000.0) }
         </span>

@@ -1,20 +1,26 @@
 //! `mlr demo build`: everything the web demo serves, and `mlr search`: the demo's search, natively.
 //!
-//! `mlr demo build` writes, for each model, a copy with f16 weights (half the download), the
-//! vectors of every XQuAD-R candidate and question computed natively with exactly those weights
-//! (f16, [`mlr_demo::vectors`]), and the model's LAReQA report from those vectors; plus the data
-//! files and `manifest.json` listing every file with its size and sha256.
+//! `mlr demo build` writes, for each model, a compact copy of its weights (`--weights compact`:
+//! Q4_0 wherever Q4_0 holds a matrix exactly, which is all of the default model's; the first
+//! model's other tensors in f32, so it is shipped without loss; a later model leaves the tensors
+//! it shares with the first — a fine-tuned model's frozen word table — to it and stores the rest
+//! as `--lossy` says), the vectors of every XQuAD-R candidate and question computed natively
+//! with exactly those weights (int8 or f16, [`mlr_demo::vectors`]), and the model's LAReQA report
+//! from the stored vectors; plus the data files and the tokenizer gzipped, and `manifest.json`
+//! listing every file with its size, sha256 and format.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use mlr_data::lareqa::{ArticleSplit, LareqaSet, Split};
 use mlr_demo::corpus::rank_distance;
-use mlr_demo::{Corpus, DatasetEntry, FileEntry, Manifest, ModelEntry, Rows, VectorFile};
+use mlr_demo::{Corpus, DatasetEntry, FileEntry, Manifest, ModelEntry, Rows, VectorFile, VectorFormat};
 use mlr_embed::{Embedder, ModelFiles, Role};
 use mlr_eval::lareqa::{evaluate, LareqaInput, LareqaOptions};
 use mlr_model::Kernels;
+use mlr_weights::{WeightFiles, WordTable};
 use serde_json::json;
 
 use crate::backend::{BackendArg, CliBackend, OnBackend};
@@ -35,9 +41,23 @@ pub struct BuildArgs {
     /// Output directory (served next to the page; `$MLR_CACHE/demo` by default).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Store weights as f32 instead of f16.
+    /// How the weights are stored.
+    #[arg(long, value_enum, default_value = "compact")]
+    pub weights: WeightsArg,
+    /// With `--weights compact`: how a later model stores the tensors Q4_0 cannot hold exactly
+    /// (the first model keeps them in f32).
+    #[arg(long, value_enum, default_value = "q8-0")]
+    pub lossy: LossyArg,
+    /// How the corpus vectors are stored.
+    #[arg(long, value_enum, default_value = "int8")]
+    pub vectors: VectorsArg,
+    /// With `--weights compact`: rows per piece of the word table, which the page fetches piece
+    /// by piece as queries need them (0: keep the table in the weights file).
+    #[arg(long, default_value_t = 4096)]
+    pub word_piece_rows: usize,
+    /// Ship the JSON files (corpus, tokenizer) as they are instead of gzipped.
     #[arg(long)]
-    pub f32: bool,
+    pub no_gzip: bool,
     /// Compute backend for encoding the corpus.
     #[arg(long, value_enum, default_value = "cpu")]
     pub backend: BackendArg,
@@ -47,6 +67,38 @@ pub struct BuildArgs {
     /// The corpus licence, as the page's footer states it.
     #[arg(long, default_value = "XQuAD-R: CC BY-SA 4.0 (data/LICENSE-CC-BY-SA-4.0.txt)")]
     pub licence: String,
+}
+
+/// `mlr demo build --weights`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WeightsArg {
+    /// Q4_0 where exact, the rest as `--lossy` says; a fine-tuned model shares the base's word table.
+    Compact,
+    /// Every tensor as f16.
+    F16,
+    /// Every tensor as f32 (as read).
+    F32,
+}
+
+/// `mlr demo build --lossy`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LossyArg {
+    /// GGML's Q8_0 for matrices (8.5 bits per value), f16 for vectors.
+    #[value(name = "q8-0")]
+    Q8_0,
+    /// f16.
+    F16,
+    /// f32 (exact).
+    F32,
+}
+
+/// `mlr demo build --vectors`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum VectorsArg {
+    /// int8 with a scale per vector.
+    Int8,
+    /// IEEE half floats.
+    F16,
 }
 
 /// Arguments of `mlr search`.
@@ -87,6 +139,86 @@ fn ship(out: &Path, rel: &str, bytes: &[u8]) -> Result<FileEntry> {
         crate::output::write_bytes(&path, bytes)?;
     }
     Ok(FileEntry::of(rel, bytes))
+}
+
+/// Ships a JSON file, gzipped (as `rel.gz`) unless `plain`; the entry's format is `json`.
+fn ship_json(out: &Path, rel: &str, bytes: &[u8], plain: bool) -> Result<FileEntry> {
+    if plain {
+        return Ok(ship(out, rel, bytes)?.with_format("json"));
+    }
+    use std::io::Write;
+    // Level 9 and no file name or time in the header: the same input gives the same bytes.
+    let mut gz = flate2::GzBuilder::new().mtime(0).write(Vec::new(), flate2::Compression::best());
+    gz.write_all(bytes)?;
+    let gz = gz.finish()?;
+    let mut entry = ship(out, &format!("{rel}.gz"), &gz)?.with_format("json");
+    entry.encoding = Some("gzip".into());
+    Ok(entry)
+}
+
+/// Removes the form of JSON file `rel` that [`ship_json`] will not write (`rel.gz` when `plain`,
+/// else `rel`), left by an earlier build, so the directory holds only what the manifest lists.
+fn unship_other_form(out: &Path, rel: &str, plain: bool) -> Result<()> {
+    let other = if plain { format!("{rel}.gz") } else { rel.to_string() };
+    match std::fs::remove_file(out.join(&other)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e).with_context(|| format!("removing {other}")),
+        _ => Ok(()),
+    }
+}
+
+/// The first model's shipped weights, which later models may leave tensors to.
+struct ShippedBase {
+    name: String,
+    file: Vec<u8>,
+    words: Option<Arc<WordTable>>,
+}
+
+/// Weights as shipped: the file, its format for the manifest, whether it leaves tensors to the
+/// base, and the word table's pieces when it is split off.
+struct Shipped {
+    file: Vec<u8>,
+    format: String,
+    shares: bool,
+    words: Option<(mlr_weights::WordsLayout, Vec<Vec<u8>>)>,
+}
+
+/// The weights as `args` says to ship them; a later model may leave tensors to `base`.
+fn shipped_weights(args: &BuildArgs, safetensors: &[u8], base: Option<&ShippedBase>) -> Result<Shipped> {
+    let plain = |file: Vec<u8>, format: &str| Shipped { file, format: format.into(), shares: false, words: None };
+    match args.weights {
+        WeightsArg::F32 => Ok(plain(safetensors.to_vec(), "f32")),
+        WeightsArg::F16 => Ok(plain(mlr_weights::to_f16_safetensors(safetensors)?, "f16")),
+        WeightsArg::Compact => {
+            use mlr_weights::{DemoBase, DemoOptions, LossyMatrices, Quant};
+            let lossy = match (base, args.lossy) {
+                (None, _) | (_, LossyArg::F32) => LossyMatrices::F32,
+                (Some(_), LossyArg::F16) => LossyMatrices::F16,
+                (Some(_), LossyArg::Q8_0) => LossyMatrices::Quant(Quant::Q8_0),
+            };
+            let path = base.map(|b| format!("../{}/{}", b.name, ModelFiles::WEIGHTS));
+            let base =
+                base.zip(path.as_deref()).map(|(b, path)| DemoBase { file: &b.file, path, words: b.words.clone() });
+            let options =
+                DemoOptions { lossy, word_pieces: (args.word_piece_rows > 0).then_some(args.word_piece_rows) };
+            let out = mlr_weights::to_demo_safetensors(safetensors, base, &options)?;
+            let mut formats: Vec<(String, usize, usize)> = Vec::new();
+            for t in &out.stored {
+                match formats.iter_mut().find(|(f, _, _)| *f == t.format) {
+                    Some((_, n, b)) => (*n, *b) = (*n + 1, *b + t.bytes),
+                    None => formats.push((t.format.clone(), 1, t.bytes)),
+                }
+            }
+            formats.sort_by(|a, b| b.2.cmp(&a.2));
+            let format = formats
+                .iter()
+                .filter(|(f, _, _)| f != "q4_0 pieces")
+                .map(|(f, n, _)| format!("{f} ({n} tensors)"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let shares = out.stored.iter().any(|t| t.format == "base");
+            Ok(Shipped { file: out.file, format, shares, words: out.words })
+        }
+    }
 }
 
 fn parse_model(spec: &str) -> Result<(String, PathBuf)> {
@@ -158,7 +290,9 @@ fn build<B: Kernels>(args: &BuildArgs, device: &B::Device, kernels: bool) -> Res
     for lang in &langs {
         let path = args.data.join(format!("{lang}.json"));
         let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        files.push(ship(&out, &format!("data/{lang}.json"), &bytes)?);
+        let rel = format!("data/{lang}.json");
+        unship_other_form(&out, &rel, args.no_gzip)?;
+        files.push(ship_json(&out, &rel, &bytes, args.no_gzip)?);
         contents.push((path.display().to_string(), bytes));
     }
     let named: Vec<(&str, &str, &[u8])> =
@@ -199,25 +333,44 @@ fn build<B: Kernels>(args: &BuildArgs, device: &B::Device, kernels: bool) -> Res
     let (report_set, report_split) = if test.questions.is_empty() { (set.clone(), "all") } else { (test, "test") };
     let index = report_set.eval_index(None);
     let mut entries = Vec::new();
+    let mut base_weights: Option<ShippedBase> = None;
     for (name, dir) in &models {
         let start = Instant::now();
         eprintln!("model {name}: {}", dir.display());
-        let dtype = if args.f32 { "f32" } else { "f16" };
-        // The files (and the f16 copy) are dropped before encoding.
-        let model_files = {
+        // The files (and the converted copy) are dropped before encoding.
+        let (model_files, words, dtype, base) = {
             let files = ModelFiles::read(dir)?;
-            let f16;
-            let weights = if args.f32 {
-                &files.safetensors
-            } else {
-                f16 = mlr_weights::to_f16_safetensors(&files.safetensors)?;
-                &f16
+            if files.base_safetensors.is_some() || files.word_table.is_some() {
+                bail!("{}: its weights are in a compact form; give the full model", dir.display());
+            }
+            let shipped = shipped_weights(args, &files.safetensors, base_weights.as_ref())?;
+            let base = if shipped.shares { base_weights.as_ref().map(|b| b.name.clone()) } else { None };
+            let dir_rel = format!("models/{name}");
+            unship_other_form(&out, &format!("{dir_rel}/{}", ModelFiles::TOKENIZER), args.no_gzip)?;
+            let files_out = vec![
+                ship(&out, &format!("{dir_rel}/{}", ModelFiles::CONFIG), &files.config_json)?.with_format("json"),
+                ship_json(&out, &format!("{dir_rel}/{}", ModelFiles::TOKENIZER), &files.tokenizer_json, args.no_gzip)?,
+                ship(&out, &format!("{dir_rel}/{}", ModelFiles::WEIGHTS), &shipped.file)?.with_format(&shipped.format),
+            ];
+            let mut words = Vec::new();
+            let mut table = None;
+            if let Some((layout, pieces)) = &shipped.words {
+                let t = WordTable::new(layout.clone())?;
+                for (i, (file, piece)) in layout.files.iter().zip(pieces).enumerate() {
+                    words.push(ship(&out, &format!("{dir_rel}/{file}"), piece)?.with_format(&layout.format));
+                    t.insert(i, piece.clone())?;
+                }
+                table = Some(Arc::new(t));
+            }
+            let dtype = match args.weights {
+                WeightsArg::Compact => "compact",
+                WeightsArg::F16 => "f16",
+                WeightsArg::F32 => "f32",
             };
-            vec![
-                ship(&out, &format!("models/{name}/{}", ModelFiles::CONFIG), &files.config_json)?,
-                ship(&out, &format!("models/{name}/{}", ModelFiles::TOKENIZER), &files.tokenizer_json)?,
-                ship(&out, &format!("models/{name}/{}", ModelFiles::WEIGHTS), weights)?,
-            ]
+            if base_weights.is_none() {
+                base_weights = Some(ShippedBase { name: name.clone(), file: shipped.file, words: table });
+            }
+            (files_out, words, dtype, base)
         };
         // Encode with the shipped weights, so the page's queries and the corpus match.
         let spec = EncoderSpec {
@@ -230,9 +383,13 @@ fn build<B: Kernels>(args: &BuildArgs, device: &B::Device, kernels: bool) -> Res
         let dim = encoder.embedder.dim();
         let cands = encoder.encode(&candidate_texts, Role::Passage, "candidates")?.concat();
         let questions = encoder.encode(&question_texts, Role::Query, "questions")?.concat();
-        let bytes = VectorFile::encode(dim, &cands, &questions);
-        let vectors = ship(&out, &format!("corpus/{name}.mlrv"), &bytes)?;
-        // The dataset report from the stored (f16) vectors: what the page shows.
+        let format = match args.vectors {
+            VectorsArg::Int8 => VectorFormat::I8,
+            VectorsArg::F16 => VectorFormat::F16,
+        };
+        let bytes = VectorFile::encode_as(format, dim, &cands, &questions);
+        let vectors = ship(&out, &format!("corpus/{name}.mlrv"), &bytes)?.with_format(format.name());
+        // The dataset report from the stored vectors: what the page shows.
         let stored = VectorFile::decode(&bytes)?;
         let (report_cands, report_queries) = Rows::new(&set, &stored)?.gather(&stored, &report_set, &index)?;
         let report =
@@ -250,6 +407,8 @@ fn build<B: Kernels>(args: &BuildArgs, device: &B::Device, kernels: bool) -> Res
             label: model_label(name, dir),
             files: model_files,
             dtype: dtype.into(),
+            base,
+            words,
             vectors,
             dim,
             report,
@@ -282,11 +441,7 @@ fn search<B: Kernels>(args: &SearchArgs, device: &B::Device, kernels: bool) -> R
     let manifest = Manifest::from_json(&read("manifest.json")?)?;
     let entry = manifest.model(args.model.as_deref())?;
     // Every file is checked against the manifest, as the page checks what it downloads.
-    let verified = |f: &FileEntry| -> Result<Vec<u8>> {
-        let bytes = read(&f.path)?;
-        f.verify(&bytes)?;
-        Ok(bytes)
-    };
+    let verified = |f: &FileEntry| -> Result<Vec<u8>> { Ok(f.decode(read(&f.path)?)?) };
     let data: Vec<Vec<u8>> = manifest.dataset.files.iter().map(verified).collect::<Result<_>>()?;
     let corpus = Corpus::from_dataset(&manifest.dataset, &data)?;
     let vectors = VectorFile::decode(&verified(&entry.vectors)?)?;
@@ -299,7 +454,32 @@ fn search<B: Kernels>(args: &SearchArgs, device: &B::Device, kernels: bool) -> R
         None => None,
     };
     let files: Vec<Vec<u8>> = entry.files.iter().map(verified).collect::<Result<_>>()?;
-    let embedder = Embedder::<B>::from_bytes(&files[0], &files[1], &files[2], device)?.with_kernels(kernels);
+    let base_entry = manifest.base_of(entry);
+    let base = base_entry.map(|b| verified(&b.files[2])).transpose()?;
+    // The word table's pieces, the model's or its base's: all of them, read and checked.
+    let mut weights = WeightFiles { safetensors: &files[2], base: base.as_deref(), words: None };
+    let table = match weights.words_layout()? {
+        None => None,
+        Some(layout) => {
+            let pieces =
+                if entry.words.is_empty() { base_entry.map_or(&entry.words, |b| &b.words) } else { &entry.words };
+            if pieces.len() != layout.files.len() {
+                bail!(
+                    "model {}: the manifest lists {} word table pieces, the weights {}",
+                    entry.name,
+                    pieces.len(),
+                    layout.files.len()
+                );
+            }
+            let table = WordTable::new(layout)?;
+            for (i, piece) in pieces.iter().enumerate() {
+                table.insert(i, verified(piece)?)?;
+            }
+            Some(Arc::new(table))
+        }
+    };
+    weights.words = table.as_ref();
+    let embedder = Embedder::<B>::from_weight_files(&files[0], &files[1], weights, device)?.with_kernels(kernels);
     vectors
         .check_fits(embedder.dim(), corpus.set.candidates.len(), corpus.set.questions.len())
         .with_context(|| format!("{} for model {:?}", entry.vectors.path, entry.name))?;

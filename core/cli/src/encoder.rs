@@ -83,7 +83,7 @@ impl<B: Kernels> Encoder<B> {
             .with_kernels(kernels);
         let options = mlr_embed::EmbedOptions { max_tokens: spec.max_tokens, ..embedder.options() };
         let embedder = embedder.with_options(options);
-        let model_sha = sha256_files(&files);
+        let model_sha = sha256_files(&files)?;
         drop(files);
         let dim = embedder.dim();
         let cache = match &spec.cache {
@@ -134,12 +134,17 @@ impl<B: Kernels> Encoder<B> {
     }
 }
 
-/// The sha256 of the three files, one after the other (the embedding cache's key).
-pub(crate) fn sha256_files(files: &ModelFiles) -> String {
+/// The model's identity (the embedding cache's key, `model_sha256` in reports): sha256 of
+/// `config.json`, `tokenizer.json` (decompressed) and the weights' content digest
+/// ([`mlr_weights::content_sha256`]), so a lossless change of the weights' format keeps it.
+pub(crate) fn sha256_files(files: &ModelFiles) -> Result<String> {
     use sha2::{Digest, Sha256};
+    let config = files.config()?;
+    let weights = mlr_weights::content_sha256(&config, files.weights())
+        .with_context(|| format!("{}", files.dir.join(ModelFiles::WEIGHTS).display()))?;
     let mut h = Sha256::new();
-    for bytes in files.bytes() {
-        h.update(bytes);
-    }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    h.update(&files.config_json);
+    h.update(&files.tokenizer_json);
+    h.update(weights.as_bytes());
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }

@@ -1,15 +1,19 @@
 //! `mlr demo build`, `mlr search` and `mlr eval --vectors` on a tiny random-weight model (the
-//! e5-small architecture at width 32, the real tokenizer) and a two-language LAReQA set: the
-//! manifest describes every file, the stored vectors are the model's embeddings (to f16 precision),
-//! `mlr eval --vectors` reproduces the manifest's report, and `mlr search` ranks as a plain dot
-//! product + sort over those vectors does.
+//! e5-small architecture at width 32, the real tokenizer, matrices on the Q4_0 grid as the
+//! converted default model's are), a "fine-tuned" copy of it (every tensor but the word table
+//! moved) and a two-language LAReQA set: the manifest describes every file; the base ships as
+//! Q4_0 with its word table in pieces and the fine-tuned model leaves that table to it; the
+//! stored vectors are the shipped models' embeddings (to int8 precision); `mlr eval --vectors`
+//! reproduces the manifest's report; and `mlr search` ranks as a plain dot product + sort over
+//! those vectors does, for either model.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use burn::backend::NdArray;
-use mlr_embed::{Embedder, Role};
+use mlr_embed::{Embedder, ModelFiles, Role};
 use mlr_model::{BertConfig, SeededWeights};
+use mlr_weights::Quant;
 use serde_json::{json, Value};
 
 fn model_dir() -> PathBuf {
@@ -56,10 +60,20 @@ fn write_data(dir: &Path) {
     std::fs::write(dir.join("split.json"), r#"{"train": [], "dev": [], "test": ["Libraries"]}"#).unwrap();
 }
 
-fn write_model(dir: &Path) {
+/// A random model with its matrices on the Q4_0 grid; `tuned` moves every tensor but the word
+/// table off it (what fine-tuning with a frozen table does).
+fn write_model(dir: &Path, tuned: bool) {
     std::fs::create_dir_all(dir).unwrap();
     let config = BertConfig::new(250_037, 32, 2, 4, 64);
-    let tensors = mlr_weights::collect_tensors(&config, &mut SeededWeights::new(11, 0.5)).unwrap();
+    let mut tensors = mlr_weights::collect_tensors(&config, &mut SeededWeights::new(11, 0.5)).unwrap();
+    for t in &mut tensors {
+        if t.shape.len() == 2 {
+            t.values = Quant::Q4_0.decode(&Quant::Q4_0.encode(&t.values)).unwrap();
+        }
+        if tuned && t.name != "embeddings.word_embeddings.weight" {
+            t.values.iter_mut().enumerate().for_each(|(i, v)| *v += 0.01 * ((i % 5) as f32 - 2.0));
+        }
+    }
     std::fs::write(dir.join("model.safetensors"), mlr_weights::write_safetensors(&tensors).unwrap()).unwrap();
     std::fs::write(dir.join("config.json"), config.to_json()).unwrap();
     std::fs::copy(model_dir().join("tokenizer.json"), dir.join("tokenizer.json")).unwrap();
@@ -75,39 +89,51 @@ fn mlr(cache: &Path, args: &[&str]) -> String {
 fn demo_build_search_and_eval_agree_with_the_model() {
     let tmp = std::env::temp_dir().join(format!("mlr-demo-test-{}", std::process::id()));
     let (data, model, out, cache) = (tmp.join("data"), tmp.join("tiny"), tmp.join("out"), tmp.join("cache"));
+    let tuned_model = tmp.join("tuned");
     write_data(&data);
-    write_model(&model);
+    write_model(&model, false);
+    write_model(&tuned_model, true);
     let s = |p: &Path| p.display().to_string();
-    mlr(&cache, &["demo", "build", "--model", &format!("tiny={}", s(&model)), "--data", &s(&data), "--out", &s(&out)]);
+    let (tiny, tuned) = (format!("tiny={}", s(&model)), format!("tuned={}", s(&tuned_model)));
+    mlr(&cache, &["demo", "build", "--model", &tiny, "--model", &tuned, "--data", &s(&data), "--out", &s(&out)]);
 
     // The manifest describes every file it lists.
     let manifest: Value = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
     let m = &manifest["models"][0];
-    assert_eq!((m["name"].as_str(), m["dtype"].as_str(), m["dim"].as_u64()), (Some("tiny"), Some("f16"), Some(32)));
-    let entries = m["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .chain([&m["vectors"], &manifest["dataset"]["split"]])
+    assert_eq!((m["name"].as_str(), m["dtype"].as_str(), m["dim"].as_u64()), (Some("tiny"), Some("compact"), Some(32)));
+    let t = &manifest["models"][1];
+    assert_eq!((t["name"].as_str(), t["base"].as_str()), (Some("tuned"), Some("tiny")));
+    assert!(t.get("words").is_none(), "the fine-tuned model uses the base's word table");
+    let pieces = m["words"].as_array().unwrap();
+    assert_eq!(pieces.len(), 250_037usize.div_ceil(4096), "pieces of 4,096 rows");
+    let entries = [m, t]
+        .into_iter()
+        .flat_map(|m| m["files"].as_array().unwrap().iter().chain([&m["vectors"]]))
+        .chain(pieces)
+        .chain([&manifest["dataset"]["split"]])
         .chain(manifest["dataset"]["files"].as_array().unwrap());
     for f in entries {
         let bytes = std::fs::read(out.join(f["path"].as_str().unwrap())).unwrap();
         assert_eq!(bytes.len() as u64, f["bytes"].as_u64().unwrap(), "{f}");
         assert_eq!(sha256(&bytes), f["sha256"].as_str().unwrap(), "{f}");
     }
+    assert_eq!(manifest["dataset"]["files"][0]["encoding"].as_str(), Some("gzip"));
+    assert_eq!(m["files"][1]["path"].as_str(), Some("models/tiny/tokenizer.json.gz"));
+    // Q4_0 is 4.5 bits a value: the base (file and pieces) is about a seventh of its f32 file.
     let f32_size = std::fs::metadata(model.join("model.safetensors")).unwrap().len();
-    let f16_size = std::fs::metadata(out.join("models/tiny/model.safetensors")).unwrap().len();
-    assert!(f16_size * 2 < f32_size + 8192, "f16 weights: {f16_size} vs {f32_size} bytes");
+    let shipped: u64 =
+        m["files"][2]["bytes"].as_u64().unwrap() + pieces.iter().map(|p| p["bytes"].as_u64().unwrap()).sum::<u64>();
+    assert!(shipped * 6 < f32_size, "compact base: {shipped} vs {f32_size} bytes");
+    // The fine-tuned model's file holds no word table: Q8_0 matrices and f16 vectors only.
+    assert!(t["files"][2]["bytes"].as_u64().unwrap() * 20 < f32_size);
+    assert!(t["files"][2]["format"].as_str().unwrap().contains("q8_0"), "{}", t["files"][2]);
 
-    // The stored vectors are the shipped model's embeddings, in the set's order.
-    let read = |n: &str| std::fs::read(out.join("models/tiny").join(n)).unwrap();
-    let embedder = Embedder::<NdArray<f32>>::from_bytes(
-        &read("config.json"),
-        &read("tokenizer.json"),
-        &read("model.safetensors"),
-        &Default::default(),
-    )
-    .unwrap();
+    // The stored vectors are the shipped model's embeddings, in the set's order (the shipped
+    // directories read natively: the pieces beside the base, the base beside the fine-tuned).
+    let embedder =
+        Embedder::<NdArray<f32>>::from_files(&ModelFiles::read(&out.join("models/tiny")).unwrap(), &Default::default())
+            .unwrap();
+    assert!(embedder.word_table().is_some_and(|t| t.is_complete()));
     let vectors = mlr_demo::VectorFile::decode(&std::fs::read(out.join("corpus/tiny.mlrv")).unwrap()).unwrap();
     let set = mlr_data::lareqa::LareqaSet::load_dir(&data, &["de", "en"]).unwrap();
     assert_eq!((vectors.n_candidates(), vectors.n_questions()), (set.candidates.len(), set.questions.len()));
@@ -158,6 +184,33 @@ fn demo_build_search_and_eval_agree_with_the_model() {
     let de_only: Value =
         serde_json::from_str(&mlr(&cache, &["search", "--demo", &s(&out), "--json", "--lang", "de", query])).unwrap();
     assert!(de_only["hits"].as_array().unwrap().iter().all(|h| h["lang"] == "de"));
+
+    // The fine-tuned model, through its base's file and word table, natively and in `mlr search`.
+    let tuned_embedder = Embedder::<NdArray<f32>>::from_files(
+        &ModelFiles::read(&out.join("models/tuned")).unwrap(),
+        &Default::default(),
+    )
+    .unwrap();
+    let tuned_vectors = mlr_demo::VectorFile::decode(&std::fs::read(out.join("corpus/tuned.mlrv")).unwrap()).unwrap();
+    for (i, v) in tuned_embedder.embed(&sentences, Role::Passage).unwrap().iter().enumerate() {
+        assert!(mlr_embed::cosine(v, tuned_vectors.candidate(i)) > 0.9999, "tuned candidate {i}");
+    }
+    let tq = tuned_embedder.embed(&[query], Role::Query).unwrap().remove(0);
+    assert!(mlr_embed::cosine(&tq, &q) < 0.9999, "the fine-tuned model is another model");
+    let got: Value = serde_json::from_str(&mlr(
+        &cache,
+        &["search", "--demo", &s(&out), "--model", "tuned", "--json", "-k", "10", query],
+    ))
+    .unwrap();
+    let mut want: Vec<(f32, &str)> = set
+        .candidates
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (tuned_vectors.candidate(i).iter().zip(&tq).map(|(a, b)| a * b).sum::<f32>(), c.id.as_str()))
+        .collect();
+    want.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(a.1)));
+    let got_ids: Vec<&str> = got["hits"].as_array().unwrap().iter().map(|h| h["id"].as_str().unwrap()).collect();
+    assert_eq!(got_ids, want.iter().map(|w| w.1).collect::<Vec<_>>());
     std::fs::remove_dir_all(&tmp).ok();
 }
 
@@ -168,7 +221,7 @@ fn eval_with_kernels_equals_the_plain_path() {
     let tmp = std::env::temp_dir().join(format!("mlr-kernels-eval-{}", std::process::id()));
     let (data, model, cache) = (tmp.join("data"), tmp.join("tiny"), tmp.join("cache"));
     write_data(&data);
-    write_model(&model);
+    write_model(&model, false);
     let s = |p: &Path| p.display().to_string();
     let run = |extra: &[&str], name: &str| -> Value {
         let out = tmp.join(format!("{name}.json"));

@@ -15,7 +15,7 @@ pub mod vectors;
 
 pub use corpus::{AnswerGroup, Corpus, LangRank, Ranked};
 pub use manifest::{DatasetEntry, FileEntry, Manifest, ModelEntry};
-pub use vectors::{Rows, VectorFile};
+pub use vectors::{Rows, VectorFile, VectorFormat};
 
 /// Why demo data could not be used.
 #[derive(Debug, thiserror::Error)]

@@ -5,7 +5,10 @@ use serde::{Deserialize, Serialize};
 use crate::DemoError;
 
 /// Version of the manifest layout.
-pub const MANIFEST_VERSION: u32 = 1;
+pub const MANIFEST_VERSION: u32 = 2;
+
+/// The largest file a gzip entry may decompress to (a hostile file cannot exhaust memory).
+pub const MAX_DECOMPRESSED: u64 = 1 << 30;
 
 /// One shipped file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -14,14 +17,62 @@ pub struct FileEntry {
     pub path: String,
     /// Size in bytes.
     pub bytes: u64,
-    /// Lower-case hex sha256 of the content.
+    /// Lower-case hex sha256 of the content (as stored, compressed or not).
     pub sha256: String,
+    /// `gzip` when the file is stored compressed ([`FileEntry::decode`] inflates it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<String>,
+    /// What the content is stored as, for people and reports (`q4_0+f32`, `int8`, `json`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
 }
 
 impl FileEntry {
     /// Describes `content` stored at `path`.
     pub fn of(path: &str, content: &[u8]) -> Self {
-        Self { path: path.to_string(), bytes: content.len() as u64, sha256: crate::sha256_hex(content) }
+        Self {
+            path: path.to_string(),
+            bytes: content.len() as u64,
+            sha256: crate::sha256_hex(content),
+            encoding: None,
+            format: None,
+        }
+    }
+
+    /// The same entry with its content format named.
+    pub fn with_format(mut self, format: &str) -> Self {
+        self.format = Some(format.to_string());
+        self
+    }
+
+    /// Checks `content` ([`FileEntry::verify`]) and returns it decompressed if it is stored so.
+    pub fn decode(&self, content: Vec<u8>) -> Result<Vec<u8>, DemoError> {
+        self.verify(&content)?;
+        self.inflate(content)
+    }
+
+    /// Returns already verified `content` decompressed if it is stored so.
+    pub fn inflate(&self, content: Vec<u8>) -> Result<Vec<u8>, DemoError> {
+        match self.encoding.as_deref() {
+            None => Ok(content),
+            Some("gzip") => {
+                use std::io::Read;
+                let mut out = Vec::new();
+                flate2::read::GzDecoder::new(content.as_slice())
+                    .take(MAX_DECOMPRESSED + 1)
+                    .read_to_end(&mut out)
+                    .map_err(|e| DemoError::Mismatch(format!("{}: not a gzip file ({e})", self.path)))?;
+                if out.len() as u64 > MAX_DECOMPRESSED {
+                    return Err(DemoError::Mismatch(format!(
+                        "{}: decompresses to more than {} MB",
+                        self.path,
+                        MAX_DECOMPRESSED >> 20
+                    )));
+                }
+                Ok(out)
+            }
+            Some(other) => Err(DemoError::Manifest(format!("{}: unknown encoding {other:?} (gzip)", self.path))),
+        }
     }
 
     /// Checks `content` against the size and hash; the error names the file.
@@ -75,8 +126,17 @@ pub struct ModelEntry {
     pub label: String,
     /// `config.json`, `tokenizer.json`, `model.safetensors` (in this order).
     pub files: Vec<FileEntry>,
-    /// Storage type of the weights (`f16` or `f32`).
+    /// Storage of the weights: `f32`, `f16`, or `compact` (Q4_0 where lossless, the rest as
+    /// [`FileEntry::format`] of the weights says; see `mlr_weights::to_demo_safetensors`).
     pub dtype: String,
+    /// The model whose `model.safetensors` this one's leaves tensors to (a fine-tuned model's
+    /// frozen word table): an earlier entry of the manifest, loaded from the same download.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
+    /// The word table's pieces when the weights keep it beside them (`mlr_weights::words`), in
+    /// order; fetched as queries need them. A model with a `base` uses the base's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub words: Vec<FileEntry>,
     /// The corpus vectors (see [`crate::vectors`]).
     pub vectors: FileEntry,
     /// Vector width.
@@ -117,7 +177,24 @@ impl Manifest {
                 m.dataset.files.len()
             )));
         }
-        for model in &m.models {
+        for (i, model) in m.models.iter().enumerate() {
+            if let Some(base) = &model.base {
+                match m.models[..i].iter().find(|b| b.name == *base) {
+                    None => {
+                        return Err(DemoError::Manifest(format!(
+                            "model {}: its base {base:?} is not listed before it",
+                            model.name
+                        )))
+                    }
+                    Some(b) if b.base.is_some() => {
+                        return Err(DemoError::Manifest(format!(
+                            "model {}: its base {base:?} has a base itself",
+                            model.name
+                        )))
+                    }
+                    Some(_) => {}
+                }
+            }
             if model.files.len() != 3 {
                 return Err(DemoError::Manifest(format!(
                     "model {}: {} files, expected 3",
@@ -138,6 +215,11 @@ impl Manifest {
             }
         }
         Ok(m)
+    }
+
+    /// The model whose weights `entry`'s leave tensors to, if any (checked when parsing).
+    pub fn base_of(&self, entry: &ModelEntry) -> Option<&ModelEntry> {
+        entry.base.as_ref().and_then(|b| self.models.iter().find(|m| m.name == *b))
     }
 
     /// The model called `name`, or the default (first) one.
@@ -166,6 +248,27 @@ mod tests {
     }
 
     #[test]
+    fn gzip_entries_are_checked_then_inflated() {
+        use std::io::Write;
+        let text = b"{\"tokens\": [1, 2, 3]}".repeat(100);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&text).unwrap();
+        let gz = gz.finish().unwrap();
+        let mut e = FileEntry::of("models/a/tokenizer.json.gz", &gz);
+        e.encoding = Some("gzip".into());
+        assert_eq!(e.decode(gz.clone()).unwrap(), text);
+        // The check runs on the stored bytes, before inflating.
+        let mut damaged = gz.clone();
+        damaged[20] ^= 1;
+        assert!(e.decode(damaged).unwrap_err().to_string().contains("sha256"));
+        let plain = FileEntry { encoding: Some("gzip".into()), ..FileEntry::of("x.json.gz", b"not gzip") };
+        assert!(plain.decode(b"not gzip".to_vec()).unwrap_err().to_string().contains("x.json.gz: not a gzip file"));
+        let zstd = FileEntry { encoding: Some("zstd".into()), ..FileEntry::of("x", b"x") };
+        assert!(zstd.decode(b"x".to_vec()).unwrap_err().to_string().contains("unknown encoding \"zstd\""));
+        assert_eq!(FileEntry::of("y", b"y").decode(b"y".to_vec()).unwrap(), b"y");
+    }
+
+    #[test]
     fn bad_manifests_are_rejected() {
         assert!(Manifest::from_json(b"{").unwrap_err().to_string().starts_with("manifest.json:"));
         let m = serde_json::json!({"version": 99, "dataset": {"name": "x", "langs": [], "files": [],
@@ -186,7 +289,7 @@ mod tests {
                 "rank_distance": null, "rank_correlation": null, "per_lang": [], "pairs": [],
                 "correlation_pairs": [],
                 "options": {"recall_at": [1], "preference_at": 10, "rank_correlation": false, "threads": 1}});
-            serde_json::json!({"version": 1, "command": "",
+            serde_json::json!({"version": MANIFEST_VERSION, "command": "",
                 "dataset": {"name": "x", "langs": [], "files": [], "split": file, "n_candidates": 2,
                     "n_questions": 1, "licence": ""},
                 "models": [{"name": "m", "label": "", "files": [file, file, file], "dtype": "f16",
@@ -196,5 +299,25 @@ mod tests {
         assert!(Manifest::from_json(manifest(0.5).as_bytes()).is_ok());
         let err = Manifest::from_json(manifest(4096.0).as_bytes()).unwrap_err().to_string();
         assert_eq!(err, "manifest.json: model m: report: Mo. mAP = 4096 lies outside [0, 1]");
+
+        // A base must be an earlier model without a base of its own.
+        let mut m: serde_json::Value = serde_json::from_str(&manifest(0.5)).unwrap();
+        let first = m["models"][0].clone();
+        let mut second = first.clone();
+        second["name"] = "tuned".into();
+        second["base"] = "m".into();
+        m["models"] = serde_json::json!([first.clone(), second.clone()]);
+        let parsed = Manifest::from_json(m.to_string().as_bytes()).unwrap();
+        assert_eq!(parsed.base_of(&parsed.models[1]).map(|b| b.name.as_str()), Some("m"));
+        assert!(parsed.base_of(&parsed.models[0]).is_none());
+        m["models"] = serde_json::json!([second.clone(), first.clone()]);
+        let err = Manifest::from_json(m.to_string().as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("model tuned: its base \"m\" is not listed before it"), "{err}");
+        let mut third = second.clone();
+        third["name"] = "again".into();
+        third["base"] = "tuned".into();
+        m["models"] = serde_json::json!([first, second, third]);
+        let err = Manifest::from_json(m.to_string().as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("model again: its base \"tuned\" has a base itself"), "{err}");
     }
 }

@@ -1,9 +1,13 @@
 //! The corpus vector file: unit vectors of every candidate, then every question, of a LAReQA-format
-//! set, stored as f16 (half the bytes of f32; the evaluator's numbers with them are in the README).
+//! set, stored as f16 or as int8 with a scale per row (the evaluator's numbers with each are in
+//! results/demo/).
 //!
-//! Layout (little-endian): `b"MLRV"`, `u32` version (1), `u32` dim, `u32` candidates, `u32`
-//! questions, then `(candidates + questions) × dim` IEEE half floats, row-major. Rows follow the
-//! set's order: [`mlr_data::lareqa::LareqaSet::candidates`], then its questions.
+//! Layout (little-endian): `b"MLRV"`, `u32` version, `u32` dim, `u32` candidates, `u32` questions,
+//! then the `rows = candidates + questions` rows, row-major, in the set's order
+//! ([`mlr_data::lareqa::LareqaSet::candidates`], then its questions):
+//! - version 1 ([`VectorFormat::F16`]): `rows × dim` IEEE half floats;
+//! - version 2 ([`VectorFormat::I8`]): `rows` f32 scales, then `rows × dim` `i8` values; value `j`
+//!   of row `r` is `q[r][j] · scale[r]`, with `scale = max|x| / 127` (a quarter of f16's bytes).
 
 use std::collections::HashMap;
 
@@ -13,8 +17,33 @@ use mlr_data::lareqa::{EvalIndex, LareqaSet};
 use crate::DemoError;
 
 const MAGIC: &[u8; 4] = b"MLRV";
-const VERSION: u32 = 1;
 const HEADER: usize = 20;
+
+/// How a vector file stores its values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VectorFormat {
+    /// IEEE half floats (file version 1).
+    F16,
+    /// `i8` with an f32 scale per row (file version 2).
+    I8,
+}
+
+impl VectorFormat {
+    fn version(self) -> u32 {
+        match self {
+            VectorFormat::F16 => 1,
+            VectorFormat::I8 => 2,
+        }
+    }
+
+    /// The name used in manifests and reports (`f16`, `int8`).
+    pub fn name(self) -> &'static str {
+        match self {
+            VectorFormat::F16 => "f16",
+            VectorFormat::I8 => "int8",
+        }
+    }
+}
 
 /// Decoded corpus vectors (f32, as the f16 values were stored).
 #[derive(Debug, Clone, PartialEq)]
@@ -50,40 +79,75 @@ impl VectorFile {
 
     /// Encodes row-major f32 vectors as the file (values rounded to the nearest f16).
     pub fn encode(dim: usize, candidates: &[f32], questions: &[f32]) -> Vec<u8> {
+        Self::encode_as(VectorFormat::F16, dim, candidates, questions)
+    }
+
+    /// Encodes row-major f32 vectors in `format`.
+    pub fn encode_as(format: VectorFormat, dim: usize, candidates: &[f32], questions: &[f32]) -> Vec<u8> {
         assert!(
             dim > 0 && candidates.len().is_multiple_of(dim) && questions.len().is_multiple_of(dim),
             "rows of width {dim}"
         );
-        let mut out = Vec::with_capacity(HEADER + 2 * (candidates.len() + questions.len()));
+        let values = candidates.len() + questions.len();
+        let mut out = Vec::with_capacity(HEADER + 2 * values);
         out.extend_from_slice(MAGIC);
-        for v in [VERSION, dim as u32, (candidates.len() / dim) as u32, (questions.len() / dim) as u32] {
+        for v in [format.version(), dim as u32, (candidates.len() / dim) as u32, (questions.len() / dim) as u32] {
             out.extend_from_slice(&v.to_le_bytes());
         }
-        for &x in candidates.iter().chain(questions) {
-            out.extend_from_slice(&f16::from_f32(x).to_le_bytes());
+        match format {
+            VectorFormat::F16 => {
+                for &x in candidates.iter().chain(questions) {
+                    out.extend_from_slice(&f16::from_f32(x).to_le_bytes());
+                }
+            }
+            VectorFormat::I8 => {
+                let rows: Vec<&[f32]> = candidates.chunks_exact(dim).chain(questions.chunks_exact(dim)).collect();
+                // A non-finite value makes its row's scale NaN (`f32::max` would skip a NaN), so
+                // decoding refuses the row instead of reading zeros.
+                let scale = |r: &[f32]| match r.iter().all(|x| x.is_finite()) {
+                    true => r.iter().fold(0f32, |m, x| m.max(x.abs())) / 127.0,
+                    false => f32::NAN,
+                };
+                let scales: Vec<f32> = rows.iter().map(|r| scale(r)).collect();
+                for s in &scales {
+                    out.extend_from_slice(&s.to_le_bytes());
+                }
+                for (row, &scale) in rows.iter().zip(&scales) {
+                    let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+                    out.extend(row.iter().map(|&x| (x * inv).round().clamp(-127.0, 127.0) as i8 as u8));
+                }
+            }
         }
         out
     }
 
-    /// Decodes a file; a wrong magic, version or length is an error saying which.
-    pub fn decode(bytes: &[u8]) -> Result<Self, DemoError> {
+    /// The format of an encoded file, from its header.
+    pub fn format_of(bytes: &[u8]) -> Result<VectorFormat, DemoError> {
         if bytes.len() < HEADER || &bytes[..4] != MAGIC {
             return Err(DemoError::Vectors("not an mlr vector file (no MLRV header)".into()));
         }
-        let word = |i: usize| u32::from_le_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize;
-        let (version, dim, nc, nq) = (word(0), word(1), word(2), word(3));
-        if version != VERSION as usize {
-            return Err(DemoError::Vectors(format!("version {version} (this build reads {VERSION})")));
+        match u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes")) {
+            1 => Ok(VectorFormat::F16),
+            2 => Ok(VectorFormat::I8),
+            v => Err(DemoError::Vectors(format!("version {v} (this build reads 1: f16, 2: int8)"))),
         }
+    }
+
+    /// Decodes a file; a wrong magic, version or length is an error saying which.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DemoError> {
+        let format = Self::format_of(bytes)?;
+        let word = |i: usize| u32::from_le_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize;
+        let (dim, nc, nq) = (word(1), word(2), word(3));
         if dim == 0 {
             return Err(DemoError::Vectors("dimension 0".into()));
         }
         // Checked at every step: on wasm32 a usize is 32 bits, and the counts come from the file.
-        let want = nc
-            .checked_add(nq)
-            .and_then(|n| n.checked_mul(dim))
-            .and_then(|n| n.checked_mul(2))
-            .and_then(|n| n.checked_add(HEADER));
+        let rows = nc.checked_add(nq);
+        let want = match format {
+            VectorFormat::F16 => rows.and_then(|n| n.checked_mul(dim)).and_then(|n| n.checked_mul(2)),
+            VectorFormat::I8 => rows.and_then(|n| n.checked_mul(dim).and_then(|v| v.checked_add(n.checked_mul(4)?))),
+        }
+        .and_then(|n| n.checked_add(HEADER));
         if want != Some(bytes.len()) {
             return Err(DemoError::Vectors(format!(
                 "{} bytes, but {nc} candidates + {nq} questions of dimension {dim} need {}",
@@ -91,8 +155,19 @@ impl VectorFile {
                 want.map_or("more than fit in memory".into(), |n| n.to_string())
             )));
         }
-        let mut candidates: Vec<f32> =
-            bytes[HEADER..].chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()).collect();
+        let body = &bytes[HEADER..];
+        let mut candidates: Vec<f32> = match format {
+            VectorFormat::F16 => body.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            VectorFormat::I8 => {
+                let (scales, values) = body.split_at(4 * (nc + nq));
+                let scales = scales.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")));
+                values
+                    .chunks_exact(dim)
+                    .zip(scales)
+                    .flat_map(|(row, s)| row.iter().map(move |&q| q as i8 as f32 * s))
+                    .collect()
+            }
+        };
         // A NaN row would rank first against every query.
         if let Some(i) = candidates.iter().position(|x| !x.is_finite()) {
             let (what, row) = if i < nc * dim { ("candidate", i / dim) } else { ("question", i / dim - nc) };
@@ -200,6 +275,34 @@ mod tests {
         let err = VectorFile::decode(&bytes[..bytes.len() - 1]).unwrap_err().to_string();
         assert!(err.contains("31 bytes, but 2 candidates + 1 questions of dimension 2 need 32"), "{err}");
         assert!(VectorFile::decode(b"NOPE").unwrap_err().to_string().contains("no MLRV header"));
+    }
+
+    #[test]
+    fn int8_rows_keep_every_value_within_half_a_step_of_its_row() {
+        let c: Vec<f32> = (0..8).map(|i| ((i as f32) * 0.9).cos() * 0.4).collect();
+        let q = [0.0f32, 0.0, 0.0, 0.0];
+        let bytes = VectorFile::encode_as(VectorFormat::I8, 4, &c, &q);
+        assert_eq!(bytes.len(), 20 + 3 * 4 + 12);
+        assert_eq!(VectorFile::format_of(&bytes).unwrap(), VectorFormat::I8);
+        let f = VectorFile::decode(&bytes).unwrap();
+        assert_eq!((f.dim, f.n_candidates(), f.n_questions()), (4, 2, 1));
+        for (row, back) in c.chunks(4).zip(f.candidates.chunks(4)) {
+            let step = row.iter().fold(0f32, |m, x| m.max(x.abs())) / 127.0;
+            // The largest value is exact up to f32 rounding; the rest within half a step.
+            for (a, b) in row.iter().zip(back) {
+                assert!((a - b).abs() <= 0.5 * step + 1e-7, "{a} vs {b}");
+            }
+        }
+        assert_eq!(f.question(0), &[0.0; 4]);
+        for bad in [f32::NAN, f32::INFINITY] {
+            let err = VectorFile::decode(&VectorFile::encode_as(VectorFormat::I8, 2, &[0.6, 0.8], &[bad, 0.0]));
+            assert!(err.unwrap_err().to_string().starts_with("vector file: question 0 has a non-finite value"));
+        }
+        let err = VectorFile::decode(&bytes[..bytes.len() - 1]).unwrap_err().to_string();
+        assert!(err.contains("2 candidates + 1 questions of dimension 4 need 44"), "{err}");
+        let mut v3 = bytes.clone();
+        v3[4] = 3;
+        assert!(VectorFile::decode(&v3).unwrap_err().to_string().contains("version 3"));
     }
 
     #[test]

@@ -71,6 +71,8 @@ fn manifest_seed() -> String {
             .map(|f| FileEntry::of(&format!("models/{name}/{f}"), f.as_bytes()))
             .to_vec(),
         dtype: "f16".into(),
+        base: (name != "e5-small").then(|| "e5-small".into()),
+        words: Vec::new(),
         vectors: FileEntry::of(&format!("corpus/{name}.mlrv"), &mlrv),
         dim: DIM,
         report: report.clone(),

@@ -6,6 +6,13 @@
 //! and the bench's engines. Natively [`ModelFiles::read`] reads a directory; the browser worker
 //! downloads the same three files and builds the embedder from their bytes. A failure names the
 //! file and the directory ([`ModelFilesError`]).
+//!
+//! Two forms written by `mlr demo build` are read as well: `tokenizer.json.gz` in place of
+//! `tokenizer.json`, and a `model.safetensors` that leaves tensors to a base model (a fine-tuned
+//! model's frozen word table): its metadata names the base's file, relative to the directory, and
+//! that file is read into [`ModelFiles::base_safetensors`] (its sha256 is checked when loading).
+//! A word table kept in pieces beside the weights (`mlr_weights::words`) is read whole into
+//! [`ModelFiles::word_table`], each piece checked against its sha256.
 
 use std::path::PathBuf;
 
@@ -38,6 +45,16 @@ pub enum ModelFilesError {
         #[source]
         source: ConfigError,
     },
+    /// The base model a compact `model.safetensors` names could not be read or is not one.
+    #[error("{}: its base model {}: {message}", dir.join(ModelFiles::WEIGHTS).display(), dir.join(path).display())]
+    Base {
+        /// The model directory.
+        dir: PathBuf,
+        /// The base's file as the metadata names it.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
     /// `tokenizer.json` is not a tokenizer mlr can use.
     #[error("{}: {source}", dir.join(ModelFiles::TOKENIZER).display())]
     Tokenizer {
@@ -60,6 +77,11 @@ pub struct ModelFiles {
     pub tokenizer_json: Vec<u8>,
     /// `model.safetensors`.
     pub safetensors: Vec<u8>,
+    /// The base model's `model.safetensors`, when `safetensors` leaves tensors to it.
+    pub base_safetensors: Option<Vec<u8>>,
+    /// The word table, when the weights (or the base's) keep it in pieces beside the file: every
+    /// piece read and checked.
+    pub word_table: Option<std::sync::Arc<mlr_weights::WordTable>>,
 }
 
 impl ModelFiles {
@@ -75,12 +97,63 @@ impl ModelFiles {
     /// Reads the three files of directory `dir` (native only).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn read(dir: &std::path::Path) -> Result<Self, ModelFilesError> {
+        let tokenizer_json = match Self::read_one(dir, Self::TOKENIZER) {
+            Err(missing) if !dir.join(Self::TOKENIZER).exists() && dir.join("tokenizer.json.gz").exists() => {
+                let gz = std::fs::read(dir.join("tokenizer.json.gz"));
+                gz.and_then(|gz| gunzip(&gz)).map_err(|_| missing)?
+            }
+            other => other?,
+        };
+        let safetensors = Self::read_one(dir, Self::WEIGHTS)?;
+        let base_error =
+            |path: &str, message: String| ModelFilesError::Base { dir: dir.to_path_buf(), path: path.into(), message };
+        let (base_safetensors, base_dir) = match mlr_weights::base_of(&safetensors) {
+            Ok(Some(base)) => {
+                let path = dir.join(&base.path);
+                let bytes = std::fs::read(&path).map_err(|e| base_error(&base.path, e.to_string()))?;
+                (Some(bytes), path.parent().map(std::path::Path::to_path_buf))
+            }
+            // A malformed file is reported when it is loaded, with the loader's message.
+            Ok(None) | Err(_) => (None, None),
+        };
+        // The word table's pieces sit beside the file whose metadata lays them out.
+        let pieces_error = |file: &str, message: String| ModelFilesError::Base {
+            dir: dir.to_path_buf(),
+            path: file.to_string(),
+            message: format!("word table piece: {message}"),
+        };
+        let mut word_table = None;
+        let weights =
+            mlr_weights::WeightFiles { safetensors: &safetensors, base: base_safetensors.as_deref(), words: None };
+        if let Ok(Some(layout)) = weights.words_layout() {
+            let home = match mlr_weights::words_layout(&safetensors) {
+                Ok(Some(_)) => dir.to_path_buf(),
+                _ => base_dir.unwrap_or_else(|| dir.to_path_buf()),
+            };
+            let table = mlr_weights::WordTable::new(layout.clone()).map_err(|e| pieces_error("", e.to_string()))?;
+            for (i, file) in layout.files.iter().enumerate() {
+                let bytes = std::fs::read(home.join(file)).map_err(|e| pieces_error(file, e.to_string()))?;
+                table.insert(i, bytes).map_err(|e| pieces_error(file, e.to_string()))?;
+            }
+            word_table = Some(std::sync::Arc::new(table));
+        }
         Ok(Self {
             dir: dir.to_path_buf(),
             config_json: Self::read_one(dir, Self::CONFIG)?,
-            tokenizer_json: Self::read_one(dir, Self::TOKENIZER)?,
-            safetensors: Self::read_one(dir, Self::WEIGHTS)?,
+            tokenizer_json,
+            safetensors,
+            base_safetensors,
+            word_table,
         })
+    }
+
+    /// The weights as [`mlr_weights::WeightFiles`] (the file, its base, its word table).
+    pub fn weights(&self) -> mlr_weights::WeightFiles<'_> {
+        mlr_weights::WeightFiles {
+            safetensors: &self.safetensors,
+            base: self.base_safetensors.as_deref(),
+            words: self.word_table.as_ref(),
+        }
     }
 
     /// Reads one of the three files of directory `dir` (native only), for a caller that needs
@@ -106,4 +179,13 @@ impl ModelFiles {
     pub fn bytes(&self) -> [&[u8]; 3] {
         [&self.config_json, &self.tokenizer_json, &self.safetensors]
     }
+}
+
+/// Decompresses a gzip file.
+#[cfg(not(target_arch = "wasm32"))]
+fn gunzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes).read_to_end(&mut out)?;
+    Ok(out)
 }

@@ -23,7 +23,7 @@ pub use files::{ModelFiles, ModelFilesError};
 use mlr_model::{BertConfig, BertModel, ConfigError, Kernels};
 use mlr_tokenize::{Batch, Sequence, TextTokenizer, TokenizeError};
 pub use mlr_tokenize::{Overflow, Role};
-use mlr_weights::WeightsError;
+use mlr_weights::{WeightFiles, WeightsError, WordTable, WordsError};
 
 /// Why embedding failed.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +45,13 @@ pub enum EmbedError {
         /// Rows of the embedding table.
         model: usize,
     },
+    /// The word table is kept in pieces and some the texts need are not loaded (the caller
+    /// fetches them, [`Embedder::missing_word_pieces`], and tries again), or an id is beyond it.
+    #[error(transparent)]
+    Words(#[from] WordsError),
+    /// The weights keep the word table in pieces, and none was given.
+    #[error("model.safetensors keeps its word table in pieces beside it (words-*.q4_0), which were not given")]
+    NoWordTable,
     /// Reading results back from the device failed.
     #[error("reading results from the device: {0}")]
     Readback(String),
@@ -70,6 +77,8 @@ pub struct EmbedOptions {
 #[derive(Debug)]
 pub struct Embedder<B: Kernels> {
     model: BertModel<B>,
+    /// The word table, when it is kept outside the model (in pieces, loaded as needed).
+    words: Option<Arc<WordTable>>,
     tokenizer: Arc<TextTokenizer>,
     config: BertConfig,
     device: B::Device,
@@ -84,15 +93,57 @@ impl<B: Kernels> Embedder<B> {
         safetensors: &[u8],
         device: &B::Device,
     ) -> Result<Self, EmbedError> {
+        Self::from_bytes_with_base(config_json, tokenizer_json, safetensors, None, device)
+    }
+
+    /// Like [`from_bytes`](Self::from_bytes), for weights that may leave tensors to a base
+    /// model's `model.safetensors` (`mlr demo build`'s compact fine-tuned models).
+    pub fn from_bytes_with_base(
+        config_json: &[u8],
+        tokenizer_json: &[u8],
+        safetensors: &[u8],
+        base: Option<&[u8]>,
+        device: &B::Device,
+    ) -> Result<Self, EmbedError> {
+        Self::from_weight_files(config_json, tokenizer_json, WeightFiles { safetensors, base, words: None }, device)
+    }
+
+    /// Loads a model from its config, tokenizer and [`WeightFiles`]: a word table kept in pieces
+    /// is looked up in `weights.words` (shared, so pieces added later serve this embedder too).
+    pub fn from_weight_files(
+        config_json: &[u8],
+        tokenizer_json: &[u8],
+        weights: WeightFiles<'_>,
+        device: &B::Device,
+    ) -> Result<Self, EmbedError> {
         let config = BertConfig::from_json(&String::from_utf8_lossy(config_json))?;
         let tokenizer = TextTokenizer::from_bytes(tokenizer_json)?;
-        let model = mlr_weights::load_bert(&config, safetensors, device)?;
-        Self::new(model, tokenizer, config, device)
+        let words = match weights.words_layout()? {
+            None => None,
+            Some(_) => Some(weights.words.ok_or(EmbedError::NoWordTable)?.clone()),
+        };
+        let model = mlr_weights::load_bert_files(&config, weights, device)?;
+        let mut embedder = Self::new(model, tokenizer, config, device)?;
+        embedder.words = words;
+        Ok(embedder)
     }
 
     /// Loads the model of [`ModelFiles`].
     pub fn from_files(files: &ModelFiles, device: &B::Device) -> Result<Self, EmbedError> {
-        Self::from_bytes(&files.config_json, &files.tokenizer_json, &files.safetensors, device)
+        Self::from_weight_files(&files.config_json, &files.tokenizer_json, files.weights(), device)
+    }
+
+    /// The pieces of the word table that `texts` need and that are not loaded yet (none when the
+    /// model holds its table).
+    pub fn missing_word_pieces<S: AsRef<str>>(&self, texts: &[S], role: Role) -> Result<Vec<usize>, EmbedError> {
+        let Some(words) = &self.words else { return Ok(Vec::new()) };
+        let batch = self.tokenize(texts, role)?;
+        Ok(words.missing(&batch.ids))
+    }
+
+    /// The word table kept outside the model, if it is.
+    pub fn word_table(&self) -> Option<&Arc<WordTable>> {
+        self.words.as_ref()
     }
 
     /// Wraps an already built model. The tokenizer may be shared (an `Arc`): a trainer lends the
@@ -108,7 +159,7 @@ impl<B: Kernels> Embedder<B> {
             return Err(EmbedError::VocabMismatch { tokenizer: tokenizer.id_bound(), model: config.vocab_size });
         }
         let options = EmbedOptions { max_tokens: config.max_tokens(), overflow: Overflow::Truncate };
-        Ok(Self { model, tokenizer, config, device: device.clone(), options })
+        Ok(Self { model, words: None, tokenizer, config, device: device.clone(), options })
     }
 
     /// Sets how long texts are handled; `max_tokens` is capped at what the position table allows.
@@ -162,20 +213,29 @@ impl<B: Kernels> Embedder<B> {
     ///
     /// # Shapes
     /// -> `[rows, hidden]`
-    pub fn row_means(&self, batch: &Batch) -> Tensor<B, 2> {
+    pub fn row_means(&self, batch: &Batch) -> Result<Tensor<B, 2>, EmbedError> {
         self.pooled(batch, false)
     }
 
     /// The masked mean of each row, L2-normalised if `normalize`, with the fused pooling kernel
     /// when the model's kernels are on.
-    fn pooled(&self, batch: &Batch, normalize: bool) -> Tensor<B, 2> {
+    fn pooled(&self, batch: &Batch, normalize: bool) -> Result<Tensor<B, 2>, EmbedError> {
         let (ids, mask) = self.inputs(batch);
-        mlr_kernels::mean_pool(self.model.forward(ids, mask.clone()), mask, normalize, self.model.kernels)
+        let hidden = match &self.words {
+            None if !self.model.has_word_table() => return Err(EmbedError::NoWordTable),
+            None => self.model.forward(ids, mask.clone()),
+            Some(words) => {
+                let rows = words.gather(&batch.ids)?;
+                let shape = [batch.rows.len(), batch.seq_len, self.config.hidden_size];
+                self.model.forward_words(Tensor::from_data(TensorData::new(rows, shape), &self.device), mask.clone())
+            }
+        };
+        Ok(mlr_kernels::mean_pool(hidden, mask, normalize, self.model.kernels))
     }
 
     /// Row vectors ready for [`combine`]: when every text is one row, pooling and normalisation
     /// happen on the device in one kernel (`combine`'s normalisation then changes nothing).
-    fn text_rows(&self, batch: &Batch) -> Tensor<B, 2> {
+    fn text_rows(&self, batch: &Batch) -> Result<Tensor<B, 2>, EmbedError> {
         self.pooled(batch, batch.rows.len() == batch.texts)
     }
 
@@ -199,7 +259,7 @@ impl<B: Kernels> Embedder<B> {
         if batch.rows.is_empty() {
             return Ok(Vec::new());
         }
-        let data = self.text_rows(&batch).into_data();
+        let data = self.text_rows(&batch)?.into_data();
         finite(combine(&batch, &floats(data)?, self.dim()))
     }
 
@@ -210,7 +270,7 @@ impl<B: Kernels> Embedder<B> {
             return Ok(Vec::new());
         }
         let data =
-            self.text_rows(&batch).into_data_async().await.map_err(|e| EmbedError::Readback(format!("{e:?}")))?;
+            self.text_rows(&batch)?.into_data_async().await.map_err(|e| EmbedError::Readback(format!("{e:?}")))?;
         finite(combine(&batch, &floats(data)?, self.dim()))
     }
 

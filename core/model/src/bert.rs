@@ -126,7 +126,19 @@ impl<B: Backend> BertEmbeddings<B> {
         let [b, seq] = ids.dims();
         let words = self.words(ids.reshape([b * seq]));
         let h = words.dims()[1];
-        let words = words.reshape([b, seq, h]);
+        self.forward_words(words.reshape([b, seq, h]), epsilon, fused)
+    }
+
+    /// The rest of [`forward`](Self::forward) on word vectors looked up elsewhere (a table kept
+    /// outside the model, see [`BertModel::from_source_without_words`]).
+    ///
+    /// # Shapes
+    /// words `[batch, seq, hidden]` -> `[batch, seq, hidden]`
+    pub fn forward_words(&self, words: Tensor<B, 3>, epsilon: f64, fused: bool) -> Tensor<B, 3>
+    where
+        B: Kernels,
+    {
+        let [_, seq, h] = words.dims();
         let start = self.position_offset;
         let positions = self.position.val().slice(start..start + seq).unsqueeze_dim::<3>(0); // [1, s, h]
         let token_type = self.token_type.val().slice(0..1).reshape([h]); // [h]
@@ -261,15 +273,43 @@ impl<B: Backend> BertModel<B> {
         source: &mut dyn WeightSource,
         device: &B::Device,
     ) -> Result<Self, WeightError> {
+        Self::build(config, source, device, true)
+    }
+
+    /// Builds the encoder without its word-embedding table (which is never read from `source`):
+    /// the caller looks word vectors up itself and runs [`BertModel::forward_words`]. The web
+    /// demo keeps the table as Q4_0 blocks fetched piece by piece, and the model is 384 MB
+    /// smaller in memory.
+    pub fn from_source_without_words(
+        config: &BertConfig,
+        source: &mut dyn WeightSource,
+        device: &B::Device,
+    ) -> Result<Self, WeightError> {
+        Self::build(config, source, device, false)
+    }
+
+    /// Whether the model holds its word-embedding table ([`BertModel::forward`] needs it).
+    pub fn has_word_table(&self) -> bool {
+        !self.embeddings.word.is_empty()
+    }
+
+    fn build(
+        config: &BertConfig,
+        source: &mut dyn WeightSource,
+        device: &B::Device,
+        with_words: bool,
+    ) -> Result<Self, WeightError> {
         let h = config.hidden_size;
-        let word_values = source.get("embeddings.word_embeddings.weight", &[config.vocab_size, h])?;
-        let word: Vec<Param<Tensor<B, 2>>> = word_values
-            .chunks(chunk_rows(h) * h)
-            .map(|rows| {
-                Param::from_tensor(Tensor::from_data(TensorData::new(rows.to_vec(), [rows.len() / h, h]), device))
-            })
-            .collect();
-        drop(word_values);
+        let mut word: Vec<Param<Tensor<B, 2>>> = Vec::new();
+        if with_words {
+            let word_values = source.get("embeddings.word_embeddings.weight", &[config.vocab_size, h])?;
+            word = word_values
+                .chunks(chunk_rows(h) * h)
+                .map(|rows| {
+                    Param::from_tensor(Tensor::from_data(TensorData::new(rows.to_vec(), [rows.len() / h, h]), device))
+                })
+                .collect();
+        }
         let mut tensor2 = |name: &str, rows: usize, cols: usize| -> Result<Tensor<B, 2>, WeightError> {
             let values = source.get(name, &[rows, cols])?;
             Ok(Tensor::from_data(TensorData::new(values, [rows, cols]), device))
@@ -362,6 +402,22 @@ impl<B: Kernels> BertModel<B> {
         // Where the backend's ops run best (the CPU backend: on its thread pool).
         B::run(|| {
             let mut x = self.embeddings.forward(ids, eps, fused);
+            for layer in &self.layers {
+                x = layer.forward(x, mask.clone(), eps, fused);
+            }
+            x
+        })
+    }
+
+    /// [`forward`](Self::forward) from word vectors looked up outside the model (a model built by
+    /// [`BertModel::from_source_without_words`]).
+    ///
+    /// # Shapes
+    /// words `[b, s, hidden]`, mask `[b, s]` -> `[b, s, hidden]`
+    pub fn forward_words(&self, words: Tensor<B, 3>, mask: Tensor<B, 2>) -> Tensor<B, 3> {
+        let (eps, fused) = (self.layer_norm_eps, self.kernels);
+        B::run(|| {
+            let mut x = self.embeddings.forward_words(words, eps, fused);
             for layer in &self.layers {
                 x = layer.forward(x, mask.clone(), eps, fused);
             }

@@ -21,6 +21,16 @@ use burn::tensor::backend::Backend;
 use mlr_model::{BertConfig, BertModel, WeightError, WeightSource};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
+pub mod quant;
+pub mod words;
+pub use quant::Quant;
+pub use words::{WordTable, WordsError, WordsLayout, WORDS_KEY};
+
+use std::sync::Arc;
+
+/// The word table's tensor name.
+pub const WORD_TABLE: &str = "embeddings.word_embeddings.weight";
+
 /// Why a checkpoint cannot be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum WeightsError {
@@ -37,9 +47,60 @@ pub enum WeightsError {
 }
 
 /// A parsed safetensors file used as the weight source of a [`BertModel`].
+///
+/// A file written by [`to_demo_safetensors`] may leave out the tensors it shares with a base
+/// model (its metadata names the base's sha256): [`SafetensorsSource::with_base`] reads those from
+/// the base's file.
 pub struct SafetensorsSource<'a> {
     file: SafeTensors<'a>,
     prefix: String,
+    metadata: HashMap<String, String>,
+    base: Option<Box<SafetensorsSource<'a>>>,
+    words: Option<Arc<WordTable>>,
+}
+
+/// The word-table layout of a weights file whose table is kept in pieces ([`words`]), if it is.
+pub fn words_layout(bytes: &[u8]) -> Result<Option<WordsLayout>, WeightsError> {
+    check_header(bytes)?;
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| WeightsError::Format(e.to_string()))?;
+    let Some(text) = header.metadata().as_ref().and_then(|m| m.get(WORDS_KEY)) else { return Ok(None) };
+    let layout: WordsLayout =
+        serde_json::from_str(text).map_err(|e| WeightsError::Format(format!("metadata `{WORDS_KEY}`: {e}")))?;
+    WordTable::new(layout.clone())?;
+    Ok(Some(layout))
+}
+
+/// Metadata key of a file that leaves tensors to its base: the base file's sha256.
+pub const BASE_SHA256_KEY: &str = "mlr.base.sha256";
+/// Metadata key of a file that leaves tensors to its base: the base file's path, relative to the
+/// directory of the file itself (for native readers; the web demo's manifest names the base).
+pub const BASE_PATH_KEY: &str = "mlr.base.path";
+
+/// The base model a [`to_demo_safetensors`] file refers to, from its metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseRef {
+    /// sha256 (lower-case hex) of the base's `model.safetensors`.
+    pub sha256: String,
+    /// The base's file, relative to the directory of the file that names it.
+    pub path: String,
+}
+
+/// Reads the base reference of a safetensors file, if it has one.
+pub fn base_of(bytes: &[u8]) -> Result<Option<BaseRef>, WeightsError> {
+    check_header(bytes)?;
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| WeightsError::Format(e.to_string()))?;
+    let Some(metadata) = header.metadata() else { return Ok(None) };
+    match (metadata.get(BASE_SHA256_KEY), metadata.get(BASE_PATH_KEY)) {
+        (None, None) => Ok(None),
+        (Some(sha256), Some(path)) => Ok(Some(BaseRef { sha256: sha256.clone(), path: path.clone() })),
+        _ => Err(WeightsError::Format(format!("metadata has only one of `{BASE_SHA256_KEY}` and `{BASE_PATH_KEY}`"))),
+    }
+}
+
+/// Lower-case hex sha256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The tensor names of a safetensors header, refusing duplicates (`serde_json` would keep the
@@ -91,15 +152,52 @@ impl<'a> SafetensorsSource<'a> {
     /// Parses the header; tensors are decoded lazily while the model is built.
     pub fn new(bytes: &'a [u8]) -> Result<Self, WeightsError> {
         check_header(bytes)?;
+        let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| WeightsError::Format(e.to_string()))?;
+        let metadata = header.metadata().clone().unwrap_or_default();
         let file = SafeTensors::deserialize(bytes).map_err(|e| WeightsError::Format(e.to_string()))?;
-        let key = "embeddings.word_embeddings.weight";
+        // A file that leaves the word table to its base still has the first layer's query.
+        let keys = ["embeddings.word_embeddings.weight", "encoder.layer.0.attention.self.query.weight"];
         let prefix = ["", "bert.", "roberta.", "model."]
             .into_iter()
-            .find(|p| file.names().contains(&format!("{p}{key}").as_str()))
+            .find(|p| keys.iter().any(|key| file.names().contains(&format!("{p}{key}").as_str())))
             .ok_or_else(|| {
-                WeightsError::Tensor(format!("no `{key}` tensor (with or without a bert./roberta. prefix)"))
+                WeightsError::Tensor(format!("no `{}` tensor (with or without a bert./roberta. prefix)", keys[0]))
             })?;
-        Ok(Self { file, prefix: prefix.to_string() })
+        if metadata.contains_key(BASE_SHA256_KEY) {
+            base_of(bytes)?;
+        }
+        Ok(Self { file, prefix: prefix.to_string(), metadata, base: None, words: None })
+    }
+
+    /// Gives the word table kept in pieces to whichever of this file and its base keeps its table
+    /// so ([`words`]); reading the table then gathers every row (all pieces must be loaded).
+    pub fn attach_words(&mut self, table: Arc<WordTable>) {
+        if self.metadata.contains_key(WORDS_KEY) {
+            self.words = Some(table);
+        } else if let Some(base) = &mut self.base {
+            base.attach_words(table);
+        }
+    }
+
+    /// Like [`new`](Self::new), reading the tensors `bytes` leaves out from `base`, whose sha256
+    /// must be the one `bytes` names. A file that names no base is read as it is.
+    pub fn with_base(bytes: &'a [u8], base: &'a [u8]) -> Result<Self, WeightsError> {
+        let mut source = Self::new(bytes)?;
+        if let Some(wanted) = source.metadata.get(BASE_SHA256_KEY) {
+            let found = sha256_hex(base);
+            if *wanted != found {
+                return Err(WeightsError::Format(format!(
+                    "the base model's file has sha256 {found}, this file was made from {wanted}"
+                )));
+            }
+            source.base = Some(Box::new(Self::new(base)?));
+        }
+        Ok(source)
+    }
+
+    /// Whether the file leaves tensors to a base model it has not been given.
+    pub fn needs_base(&self) -> bool {
+        self.metadata.contains_key(BASE_SHA256_KEY) && self.base.is_none()
     }
 
     /// Names of all tensors in the file.
@@ -122,11 +220,60 @@ fn to_f32(view: &TensorView<'_>) -> Result<Vec<f32>, String> {
 impl WeightSource for SafetensorsSource<'_> {
     fn get(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>, WeightError> {
         let full = format!("{}{name}", self.prefix);
-        let view = self.file.tensor(&full).map_err(|_| WeightError::Missing { name: full.clone() })?;
-        if view.shape() != shape {
-            return Err(WeightError::Shape { name: full, found: view.shape().to_vec(), expected: shape.to_vec() });
+        if name == WORD_TABLE && self.metadata.contains_key(WORDS_KEY) {
+            let values = match &self.words {
+                None => Err("kept in pieces beside the file (metadata `mlr.words`), which were not read".to_string()),
+                Some(t) => {
+                    let l = t.layout();
+                    if shape != [l.rows, l.hidden] {
+                        return Err(WeightError::Shape {
+                            name: full,
+                            found: vec![l.rows, l.hidden],
+                            expected: shape.to_vec(),
+                        });
+                    }
+                    let ids: Vec<u32> = (0..l.rows as u32).collect();
+                    t.gather(&ids).map_err(|e| e.to_string())
+                }
+            };
+            return values.map_err(|message| WeightError::Values { name: full, message });
         }
-        let values = to_f32(&view).map_err(|message| WeightError::Values { name: full.clone(), message })?;
+        let Ok(view) = self.file.tensor(&full) else {
+            return match &mut self.base {
+                Some(base) => base.get(name, shape),
+                None if self.metadata.contains_key(BASE_SHA256_KEY) => Err(WeightError::Values {
+                    name: full,
+                    message: "this file leaves it to its base model, which was not given".into(),
+                }),
+                None => Err(WeightError::Missing { name: full }),
+            };
+        };
+        let quant = match self.metadata.get(&quant::metadata_key(&full)) {
+            None => None,
+            Some(q) => Some(Quant::from_name(q).ok_or_else(|| WeightError::Values {
+                name: full.clone(),
+                message: format!("unknown quantisation `{q}` (q4_0, q8_0)"),
+            })?),
+        };
+        let found = match (quant, view.shape()) {
+            (None, s) => s.to_vec(),
+            (Some(q), [rows, bytes]) if bytes % q.block_bytes() == 0 => {
+                vec![*rows, bytes / q.block_bytes() * quant::BLOCK]
+            }
+            (Some(q), s) => {
+                let message = format!("a {} tensor must be [rows, whole blocks of bytes], not {s:?}", q.name());
+                return Err(WeightError::Values { name: full, message });
+            }
+        };
+        if found != shape {
+            return Err(WeightError::Shape { name: full, found, expected: shape.to_vec() });
+        }
+        let values = match quant {
+            None => to_f32(&view),
+            Some(q) if view.dtype() == Dtype::U8 => Ok(q.decode(view.data()).expect("whole blocks, checked above")),
+            Some(q) => Err(format!("a {} tensor is stored as u8, not {:?}", q.name(), view.dtype())),
+        }
+        .map_err(|message| WeightError::Values { name: full.clone(), message })?;
         if let Some(i) = values.iter().position(|v| !v.is_finite()) {
             let message = format!("value {} at index {i} is not finite", values[i]);
             return Err(WeightError::Values { name: full, message });
@@ -161,7 +308,11 @@ pub fn load_bert<B: Backend>(
     safetensors: &[u8],
     device: &B::Device,
 ) -> Result<BertModel<B>, WeightsError> {
-    let mut source = SafetensorsSource::new(safetensors)?;
+    load_bert_with_base(config, safetensors, None, device)
+}
+
+/// Refuses a file with encoder tensors the config does not use.
+fn check_config_fits(source: &SafetensorsSource<'_>, config: &BertConfig) -> Result<(), WeightsError> {
     let unused = source.unused_encoder_tensors(config);
     if let Some(first) = unused.first() {
         let layers = unused.iter().filter(|n| n.contains("encoder.layer.")).count();
@@ -173,7 +324,7 @@ pub fn load_bert<B: Backend>(
             if layers > 0 { ", but the file has more layers" } else { "" },
         )));
     }
-    Ok(BertModel::from_source(config, &mut source, device)?)
+    Ok(())
 }
 
 /// A named f32 tensor to write.
@@ -243,6 +394,282 @@ pub fn to_f16_safetensors(bytes: &[u8]) -> Result<Vec<u8>, WeightsError> {
     safetensors::serialize(views, header.metadata().clone()).map_err(|e| WeightsError::Format(e.to_string()))
 }
 
+/// How [`to_demo_safetensors`] stores a matrix that Q4_0 cannot hold exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LossyMatrices {
+    /// Kept exact: f32, and f32 for the vectors (biases, LayerNorm) too.
+    F32,
+    /// IEEE half floats (2 bytes per value).
+    F16,
+    /// A block format ([`Quant`]).
+    Quant(Quant),
+}
+
+/// What [`to_demo_safetensors`] did with one tensor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredTensor {
+    /// The tensor's name.
+    pub name: String,
+    /// `q4_0` (lossless), `q8_0`, `f16`, or `base` (left to the base model: identical there).
+    pub format: String,
+    /// Bytes it takes in the file (0 when left to the base).
+    pub bytes: usize,
+}
+
+/// The base model a [`to_demo_safetensors`] file may leave tensors to.
+pub struct DemoBase<'a> {
+    /// The base's shipped `model.safetensors`.
+    pub file: &'a [u8],
+    /// That file relative to the new file's directory (recorded for native readers).
+    pub path: &'a str,
+    /// The base's word table, when the base keeps it in pieces (every piece loaded).
+    pub words: Option<Arc<WordTable>>,
+}
+
+/// How [`to_demo_safetensors`] stores what Q4_0 cannot hold exactly, and the word table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DemoOptions {
+    /// Matrices off the Q4_0 grid (and the vectors, see [`LossyMatrices`]).
+    pub lossy: LossyMatrices,
+    /// Rows per piece of a Q4_0 word table kept beside the file ([`words`]); `None` keeps it in.
+    pub word_pieces: Option<usize>,
+}
+
+/// What [`to_demo_safetensors`] writes.
+#[derive(Debug, Clone)]
+pub struct DemoWeights {
+    /// The safetensors file.
+    pub file: Vec<u8>,
+    /// What was done with each tensor.
+    pub stored: Vec<StoredTensor>,
+    /// The word table's layout and pieces, when it was split off.
+    pub words: Option<(WordsLayout, Vec<Vec<u8>>)>,
+}
+
+/// Rewrites a safetensors file compactly for the web demo:
+/// - a tensor bit for bit equal to the same tensor of `base` (a fine-tuned model's frozen word
+///   table) is left out; the file's metadata then names the base's sha256 and `base_path` (the
+///   base's file relative to this one's directory), and it loads with
+///   [`SafetensorsSource::with_base`] / [`load_bert_with_base`];
+/// - a matrix whose rows are whole Q4_0 blocks and which Q4_0 holds exactly (the default model's,
+///   which are dequantised Q4_0) is stored as Q4_0: 4.5 bits per value, no loss;
+/// - any other matrix as `lossy` says; vectors (biases, LayerNorm) as f32 under
+///   [`LossyMatrices::F32`], else as f16.
+///
+/// - with [`DemoOptions::word_pieces`], a word table stored as Q4_0 goes to pieces of that many
+///   rows ([`words`]) instead of the file, whose metadata records their layout.
+///
+/// Returns the file, what was done with each tensor and the word table's pieces.
+pub fn to_demo_safetensors(
+    bytes: &[u8],
+    base: Option<DemoBase<'_>>,
+    options: &DemoOptions,
+) -> Result<DemoWeights, WeightsError> {
+    let lossy = options.lossy;
+    let mut source = SafetensorsSource::new(bytes)?;
+    if source.needs_base() || source.metadata.contains_key(WORDS_KEY) {
+        return Err(WeightsError::Format("the input is a compact file: give a full model".into()));
+    }
+    let mut base_source = match &base {
+        None => None,
+        Some(b) => {
+            let mut s = SafetensorsSource::new(b.file)?;
+            if let Some(words) = &b.words {
+                s.attach_words(words.clone());
+            }
+            Some(s)
+        }
+    };
+    let mut metadata = source.metadata.clone();
+    metadata.retain(|k, _| !k.starts_with("mlr."));
+    let mut pieces = None;
+    let mut stored = Vec::new();
+    let mut tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    let mut names = source.names();
+    names.sort_unstable();
+    for full in names {
+        let view = source.file.tensor(&full).map_err(|e| WeightsError::Format(e.to_string()))?;
+        let shape = view.shape().to_vec();
+        let Some(name) = full.strip_prefix(source.prefix.as_str()).map(str::to_string) else { continue };
+        if !matches!(view.dtype(), Dtype::F32 | Dtype::F16 | Dtype::BF16) && !metadata_has_quant(&source, &full) {
+            continue; // integer buffers (`position_ids`) are not weights
+        }
+        let logical = logical_shape(&source, &full, &shape)?;
+        let values = source.get(&name, &logical)?;
+        if let Some(b) = base_source.as_mut() {
+            if let Ok(theirs) = b.get(&name, &logical) {
+                if theirs.iter().zip(&values).all(|(x, y)| x.to_bits() == y.to_bits()) {
+                    stored.push(StoredTensor { name: full, format: "base".into(), bytes: 0 });
+                    continue;
+                }
+            }
+        }
+        let matrix = logical.len() == 2 && logical[1].is_multiple_of(quant::BLOCK);
+        let blocks = match (matrix.then(|| quant::q4_0_lossless(&values)).flatten(), lossy) {
+            (Some(q4), _) => Some((Quant::Q4_0, q4)),
+            (None, LossyMatrices::Quant(q)) if matrix => Some((q, q.encode(&values))),
+            _ => None,
+        };
+        if let (Some(rows_per_piece), Some((Quant::Q4_0, q4)), WORD_TABLE) =
+            (options.word_pieces, &blocks, name.as_str())
+        {
+            let (layout, split) = WordsLayout::split(Quant::Q4_0, logical[0], logical[1], q4, rows_per_piece, |i| {
+                format!("words-{i:03}.q4_0")
+            });
+            metadata.insert(WORDS_KEY.into(), serde_json::to_string(&layout).expect("serialises"));
+            stored.push(StoredTensor { name: full, format: "q4_0 pieces".into(), bytes: q4.len() });
+            pieces = Some((layout, split));
+            continue;
+        }
+        let format = blocks.as_ref().map(|(q, _)| *q);
+        let (dtype, data, out_shape) = match blocks {
+            Some((q, data)) => (Dtype::U8, data, vec![logical[0], logical[1] / quant::BLOCK * q.block_bytes()]),
+            None if lossy == LossyMatrices::F32 => {
+                (Dtype::F32, values.iter().flat_map(|v| v.to_le_bytes()).collect(), logical.clone())
+            }
+            None => {
+                if let Some(v) = values.iter().find(|v| half::f16::from_f32(**v).is_infinite()) {
+                    return Err(WeightsError::Tensor(format!("tensor `{full}`: {v} does not fit in f16 (max 65504)")));
+                }
+                let data = values.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()).collect();
+                (Dtype::F16, data, logical.clone())
+            }
+        };
+        match format {
+            Some(q) => {
+                metadata.insert(quant::metadata_key(&full), q.name().to_string());
+            }
+            None => {
+                metadata.remove(&quant::metadata_key(&full));
+            }
+        }
+        let label = format.map_or(if dtype == Dtype::F32 { "f32" } else { "f16" }, Quant::name).to_string();
+        stored.push(StoredTensor { name: full.clone(), format: label, bytes: data.len() });
+        tensors.push((full, dtype, out_shape, data));
+    }
+    if let Some(b) = base {
+        if stored.iter().any(|t| t.format == "base") {
+            metadata.insert(BASE_SHA256_KEY.into(), sha256_hex(b.file));
+            metadata.insert(BASE_PATH_KEY.into(), b.path.to_string());
+        }
+    }
+    let mut views = Vec::with_capacity(tensors.len());
+    for (name, dtype, shape, data) in &tensors {
+        let view = TensorView::new(*dtype, shape.clone(), data).map_err(|e| WeightsError::Format(e.to_string()))?;
+        views.push((name.clone(), view));
+    }
+    let file = safetensors::serialize(views, Some(metadata)).map_err(|e| WeightsError::Format(e.to_string()))?;
+    Ok(DemoWeights { file, stored, words: pieces })
+}
+
+fn metadata_has_quant(source: &SafetensorsSource<'_>, full: &str) -> bool {
+    source.metadata.contains_key(&quant::metadata_key(full))
+}
+
+/// The shape a stored tensor decodes to.
+fn logical_shape(source: &SafetensorsSource<'_>, full: &str, stored: &[usize]) -> Result<Vec<usize>, WeightsError> {
+    let Some(q) = source.metadata.get(&quant::metadata_key(full)) else { return Ok(stored.to_vec()) };
+    match (Quant::from_name(q), stored) {
+        (Some(q), [rows, bytes]) if bytes % q.block_bytes() == 0 => {
+            Ok(vec![*rows, bytes / q.block_bytes() * quant::BLOCK])
+        }
+        _ => Err(WeightsError::Tensor(format!("tensor `{full}`: {q} with stored shape {stored:?}"))),
+    }
+}
+
+/// The files a model's weights come in: its `model.safetensors`, the base's when it leaves
+/// tensors to one ([`to_demo_safetensors`]), and the word table when that is kept in pieces.
+#[derive(Debug, Clone, Copy)]
+pub struct WeightFiles<'a> {
+    /// `model.safetensors`.
+    pub safetensors: &'a [u8],
+    /// The base model's `model.safetensors`, checked against the sha256 the file names.
+    pub base: Option<&'a [u8]>,
+    /// The word table in pieces, when this file or its base keeps it so.
+    pub words: Option<&'a Arc<WordTable>>,
+}
+
+impl<'a> WeightFiles<'a> {
+    /// A plain file.
+    pub fn of(safetensors: &'a [u8]) -> Self {
+        Self { safetensors, base: None, words: None }
+    }
+
+    fn source(&self) -> Result<SafetensorsSource<'a>, WeightsError> {
+        let mut source = match self.base {
+            Some(base) => SafetensorsSource::with_base(self.safetensors, base)?,
+            None => SafetensorsSource::new(self.safetensors)?,
+        };
+        if let Some(words) = self.words {
+            source.attach_words(words.clone());
+        }
+        Ok(source)
+    }
+
+    /// The layout of the word table when this file, or its base, keeps it in pieces.
+    pub fn words_layout(&self) -> Result<Option<WordsLayout>, WeightsError> {
+        match words_layout(self.safetensors)? {
+            Some(layout) => Ok(Some(layout)),
+            None => self.base.map(words_layout).transpose().map(Option::flatten),
+        }
+    }
+}
+
+/// [`load_bert`] for a file that may leave tensors to a base model (see [`to_demo_safetensors`]):
+/// `base` is the base's `model.safetensors`, checked against the sha256 the file names.
+pub fn load_bert_with_base<B: Backend>(
+    config: &BertConfig,
+    safetensors: &[u8],
+    base: Option<&[u8]>,
+    device: &B::Device,
+) -> Result<BertModel<B>, WeightsError> {
+    load_bert_files(config, WeightFiles { safetensors, base, words: None }, device)
+}
+
+/// Builds a [`BertModel`] from [`WeightFiles`]. When the word table is kept in pieces the model
+/// is built without it ([`BertModel::from_source_without_words`]): its caller looks words up in
+/// the [`WordTable`] and runs [`BertModel::forward_words`].
+pub fn load_bert_files<B: Backend>(
+    config: &BertConfig,
+    files: WeightFiles<'_>,
+    device: &B::Device,
+) -> Result<BertModel<B>, WeightsError> {
+    let mut source = files.source()?;
+    check_config_fits(&source, config)?;
+    if let Some(layout) = files.words_layout()? {
+        if [layout.rows, layout.hidden] != [config.vocab_size, config.hidden_size] {
+            return Err(WeightsError::Tensor(format!(
+                "the word table's pieces hold {} rows of {}, config.json says {} of {}",
+                layout.rows, layout.hidden, config.vocab_size, config.hidden_size
+            )));
+        }
+        return Ok(BertModel::from_source_without_words(config, &mut source, device)?);
+    }
+    Ok(BertModel::from_source(config, &mut source, device)?)
+}
+
+/// A digest of the model's content rather than its file: sha256 over every tensor a model of
+/// `config` reads (its name, shape and values decoded to f32, in [`mlr_model::tensor_names`]
+/// order). The same weights in f32, Q4_0-where-exact, left partly to a base or with the word
+/// table in pieces give one digest; any change of a value gives another. Caches keyed by it
+/// survive a lossless change of format. A word table in pieces must be complete.
+pub fn content_sha256(config: &BertConfig, files: WeightFiles<'_>) -> Result<String, WeightsError> {
+    use sha2::{Digest, Sha256};
+    let mut source = files.source()?;
+    let mut h = Sha256::new();
+    for (name, shape) in mlr_model::tensor_names(config) {
+        let values = source.get(&name, &shape)?;
+        h.update((name.len() as u64).to_le_bytes());
+        h.update(name.as_bytes());
+        for d in &shape {
+            h.update((*d as u64).to_le_bytes());
+        }
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        h.update(&bytes);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// Reads every tensor a model of `config` needs from `source` (e.g. seeded random weights) into
 /// [`NamedTensor`]s, in HF layout.
 pub fn collect_tensors(config: &BertConfig, source: &mut dyn WeightSource) -> Result<Vec<NamedTensor>, WeightsError> {
@@ -308,6 +735,169 @@ mod tests {
 
         let err = load_bert::<B>(&config, &full[..full.len() / 2], &Default::default()).unwrap_err();
         assert!(matches!(err, WeightsError::Format(_)), "{err}");
+    }
+
+    fn outputs(model: &BertModel<B>) -> Vec<f32> {
+        let device = Default::default();
+        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(vec![0i64, 7, 9, 2, 41, 3], [2, 3]), &device);
+        let mask = Tensor::<B, 2>::ones([2, 3], &device);
+        model.forward(ids, mask).into_data().to_vec().unwrap()
+    }
+
+    fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+        a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    }
+
+    fn compact(
+        bytes: &[u8],
+        base: Option<DemoBase<'_>>,
+        lossy: LossyMatrices,
+        word_pieces: Option<usize>,
+    ) -> DemoWeights {
+        to_demo_safetensors(bytes, base, &DemoOptions { lossy, word_pieces }).unwrap()
+    }
+
+    /// A 32-wide model whose matrices are dequantised Q4_0, as the converted default model's are.
+    fn q4_grid_model() -> (BertConfig, Vec<NamedTensor>) {
+        let config = BertConfig::new(50, 32, 2, 2, 64);
+        let mut tensors = collect_tensors(&config, &mut SeededWeights::new(5, 0.2)).unwrap();
+        for t in tensors.iter_mut().filter(|t| t.shape.len() == 2) {
+            t.values = Quant::Q4_0.decode(&Quant::Q4_0.encode(&t.values)).unwrap();
+        }
+        (config, tensors)
+    }
+
+    #[test]
+    fn the_demo_format_stores_q4_grid_matrices_as_q4_0_without_loss() {
+        let (config, tensors) = q4_grid_model();
+        let f32_file = write_safetensors(&tensors).unwrap();
+        let DemoWeights { file: demo, stored, .. } = compact(&f32_file, None, LossyMatrices::Quant(Quant::Q8_0), None);
+        for t in &stored {
+            let matrix = tensors.iter().find(|n| n.name == t.name).unwrap().shape.len() == 2;
+            assert_eq!(t.format, if matrix { "q4_0" } else { "f16" }, "{}", t.name);
+        }
+        let device = Default::default();
+        let original = load_bert::<B>(&config, &f32_file, &device).unwrap();
+        let small = load_bert::<B>(&config, &demo, &device).unwrap();
+        // Every matrix decodes to the same bits; only the f16 vectors move the output.
+        let mut source = SafetensorsSource::new(&demo).unwrap();
+        for t in tensors.iter().filter(|t| t.shape.len() == 2) {
+            let back = source.get(&t.name, &t.shape).unwrap();
+            assert!(back.iter().zip(&t.values).all(|(a, b)| a.to_bits() == b.to_bits()), "{}", t.name);
+        }
+        assert!(max_diff(&outputs(&original), &outputs(&small)) < 2e-2);
+        assert!(demo.len() * 5 < f32_file.len(), "{} vs {} bytes", demo.len(), f32_file.len());
+        // Kept exact: Q4_0 for the matrices, f32 for the rest, the same model to the bit, and
+        // the same content digest; the f16 copy has another.
+        let DemoWeights { file: exact, stored, .. } = compact(&f32_file, None, LossyMatrices::F32, None);
+        assert!(stored.iter().all(|t| t.format == "q4_0" || t.format == "f32"));
+        assert_eq!(outputs(&original), outputs(&load_bert::<B>(&config, &exact, &device).unwrap()));
+        let digest = content_sha256(&config, WeightFiles::of(&f32_file)).unwrap();
+        assert_eq!(content_sha256(&config, WeightFiles::of(&exact)).unwrap(), digest);
+        assert_ne!(content_sha256(&config, WeightFiles::of(&demo)).unwrap(), digest);
+    }
+
+    #[test]
+    fn a_fine_tuned_model_leaves_its_frozen_word_table_to_the_base() {
+        let (config, base_tensors) = q4_grid_model();
+        let base_f32 = write_safetensors(&base_tensors).unwrap();
+        let base_demo = compact(&base_f32, None, LossyMatrices::F16, None).file;
+        // "Fine-tuned": every tensor but the word table moved off the Q4_0 grid.
+        let mut tuned = base_tensors.clone();
+        for t in tuned.iter_mut().filter(|t| t.name != "embeddings.word_embeddings.weight") {
+            for (i, v) in t.values.iter_mut().enumerate() {
+                *v += 1e-3 * ((i % 7) as f32 - 3.0);
+            }
+        }
+        let tuned_f32 = write_safetensors(&tuned).unwrap();
+        let base = DemoBase { file: &base_demo, path: "../base/model.safetensors", words: None };
+        let DemoWeights { file: demo, stored, .. } =
+            compact(&tuned_f32, Some(base), LossyMatrices::Quant(Quant::Q8_0), None);
+        let format = |name: &str| stored.iter().find(|t| t.name == name).unwrap().format.clone();
+        assert_eq!(format("embeddings.word_embeddings.weight"), "base");
+        assert_eq!(format("encoder.layer.0.attention.self.query.weight"), "q8_0");
+        assert_eq!(format("encoder.layer.0.attention.self.query.bias"), "f16");
+        assert_eq!(
+            base_of(&demo).unwrap(),
+            Some(BaseRef { sha256: sha256_hex(&base_demo), path: "../base/model.safetensors".into() })
+        );
+
+        let device = Default::default();
+        let reference = outputs(&load_bert::<B>(&config, &tuned_f32, &device).unwrap());
+        let loaded = load_bert_with_base::<B>(&config, &demo, Some(&base_demo), &device).unwrap();
+        assert!(max_diff(&reference, &outputs(&loaded)) < 2e-2);
+
+        let err = load_bert::<B>(&config, &demo, &device).unwrap_err().to_string();
+        assert!(err.contains("embeddings.word_embeddings.weight") && err.contains("base model"), "{err}");
+        let err = load_bert_with_base::<B>(&config, &demo, Some(&base_f32), &device).unwrap_err().to_string();
+        assert!(err.contains("sha256"), "{err}");
+        // A base need not be given to a file that names none.
+        assert!(load_bert_with_base::<B>(&config, &base_demo, Some(&tuned_f32), &device).is_ok());
+    }
+
+    #[test]
+    fn a_word_table_in_pieces_gives_the_same_model_and_digest_and_serves_a_fine_tuned_model() {
+        let (config, base_tensors) = q4_grid_model();
+        let base_f32 = write_safetensors(&base_tensors).unwrap();
+        let DemoWeights { file, stored, words } = compact(&base_f32, None, LossyMatrices::F32, Some(16));
+        let (layout, pieces) = words.unwrap();
+        assert_eq!(stored.iter().find(|t| t.name == WORD_TABLE).unwrap().format, "q4_0 pieces");
+        assert_eq!((layout.rows, layout.rows_per_piece, pieces.len()), (50, 16, 4));
+        assert_eq!(words_layout(&file).unwrap(), Some(layout.clone()));
+        let table = Arc::new(WordTable::new(layout).unwrap());
+        let device = Default::default();
+        // Without the pieces the model is built without a table; the digest needs every piece.
+        let files = WeightFiles { safetensors: &file, base: None, words: Some(&table) };
+        let model = load_bert_files::<B>(&config, files, &device).unwrap();
+        assert!(!model.has_word_table());
+        assert!(content_sha256(&config, files).unwrap_err().to_string().contains("not loaded"));
+        for (i, p) in pieces.iter().enumerate() {
+            table.insert(i, p.clone()).unwrap();
+        }
+        assert_eq!(
+            content_sha256(&config, files).unwrap(),
+            content_sha256(&config, WeightFiles::of(&base_f32)).unwrap()
+        );
+        // The model run from gathered rows is the full model, to the bit.
+        let ids = [0u32, 7, 9, 2, 41, 3];
+        let words = Tensor::<B, 3>::from_data(TensorData::new(table.gather(&ids).unwrap(), [2, 3, 32]), &device);
+        let mask = Tensor::<B, 2>::ones([2, 3], &device);
+        let from_rows: Vec<f32> = model.forward_words(words, mask).into_data().to_vec().unwrap();
+        assert_eq!(from_rows, outputs(&load_bert::<B>(&config, &base_f32, &device).unwrap()));
+
+        // A fine-tuned model leaves the table to this base, whose pieces it reads through it.
+        let mut tuned = base_tensors.clone();
+        for t in tuned.iter_mut().filter(|t| t.name != WORD_TABLE) {
+            t.values.iter_mut().for_each(|v| *v += 1e-3);
+        }
+        let tuned_f32 = write_safetensors(&tuned).unwrap();
+        let base = DemoBase { file: &file, path: "../base/model.safetensors", words: Some(table.clone()) };
+        let out = compact(&tuned_f32, Some(base), LossyMatrices::Quant(Quant::Q8_0), Some(16));
+        assert!(out.words.is_none(), "the table is the base's");
+        let files = WeightFiles { safetensors: &out.file, base: Some(&file), words: Some(&table) };
+        assert_eq!(files.words_layout().unwrap().map(|l| l.rows), Some(50));
+        assert!(!load_bert_files::<B>(&config, files, &device).unwrap().has_word_table());
+        assert!(content_sha256(&config, files).is_ok());
+    }
+
+    #[test]
+    fn a_quantised_tensor_with_a_bad_shape_or_format_is_an_error() {
+        let (config, tensors) = q4_grid_model();
+        let demo = compact(&write_safetensors(&tensors).unwrap(), None, LossyMatrices::F16, None).file;
+        let (_, header) = SafeTensors::read_metadata(&demo).unwrap();
+        let file = SafeTensors::deserialize(&demo).unwrap();
+        let rebuild = |metadata: HashMap<String, String>| {
+            let views: Vec<(String, TensorView)> = file.tensors();
+            safetensors::serialize(views, Some(metadata)).unwrap()
+        };
+        let key = quant::metadata_key("encoder.layer.1.output.dense.weight");
+        let mut metadata = header.metadata().clone().unwrap();
+        metadata.insert(key.clone(), "q3_k".into());
+        let err = load_bert::<B>(&config, &rebuild(metadata.clone()), &Default::default()).unwrap_err().to_string();
+        assert!(err.contains("output.dense.weight") && err.contains("unknown quantisation `q3_k`"), "{err}");
+        metadata.insert(key, "q8_0".into());
+        let err = load_bert::<B>(&config, &rebuild(metadata), &Default::default()).unwrap_err().to_string();
+        assert!(err.contains("output.dense.weight"), "{err}");
     }
 
     #[test]

@@ -225,7 +225,7 @@ impl RetrievePlan {
         let config = BertConfig::from_json(&String::from_utf8_lossy(&files.config_json))
             .with_context(|| format!("--model {}: config.json", args.model.display()))?;
         let max_tokens = args.max_tokens.min(config.max_tokens());
-        let model_sha = encoder::sha256_files(&files);
+        let model_sha = encoder::sha256_files(&files)?;
         let dtype = match args.dtype {
             DtypeArg::F16 => Dtype::F16,
             DtypeArg::Int8 => Dtype::Int8,
