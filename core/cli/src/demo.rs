@@ -83,7 +83,8 @@ pub enum WeightsArg {
 /// `mlr demo build --lossy`.
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LossyArg {
-    /// GGML's Q8_0 for matrices (8.5 bits per value), f16 for vectors.
+    /// GGML's Q8_0 (8.5 bits per value) for matrices, as their difference from the base's;
+    /// f16 for vectors.
     #[value(name = "q8-0")]
     Q8_0,
     /// f16.

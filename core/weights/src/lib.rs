@@ -70,6 +70,11 @@ pub fn words_layout(bytes: &[u8]) -> Result<Option<WordsLayout>, WeightsError> {
     Ok(Some(layout))
 }
 
+/// Metadata key marking tensor `name` as stored as its difference from the base's tensor.
+pub fn delta_key(name: &str) -> String {
+    format!("mlr.delta.{name}")
+}
+
 /// Metadata key of a file that leaves tensors to its base: the base file's sha256.
 pub const BASE_SHA256_KEY: &str = "mlr.base.sha256";
 /// Metadata key of a file that leaves tensors to its base: the base file's path, relative to the
@@ -274,6 +279,15 @@ impl WeightSource for SafetensorsSource<'_> {
             Some(q) => Err(format!("a {} tensor is stored as u8, not {:?}", q.name(), view.dtype())),
         }
         .map_err(|message| WeightError::Values { name: full.clone(), message })?;
+        // A difference from the base's tensor (a fine-tuned matrix): the base's values are added.
+        let values = match (self.metadata.contains_key(&delta_key(&full)), &mut self.base) {
+            (false, _) => values,
+            (true, Some(base)) => base.get(name, shape)?.iter().zip(values).map(|(b, d)| b + d).collect(),
+            (true, None) => {
+                let message = "stored as a difference from its base model, which was not given".to_string();
+                return Err(WeightError::Values { name: full, message });
+            }
+        };
         if let Some(i) = values.iter().position(|v| !v.is_finite()) {
             let message = format!("value {} at index {i} is not finite", values[i]);
             return Err(WeightError::Values { name: full, message });
@@ -453,7 +467,9 @@ pub struct DemoWeights {
 ///   [`SafetensorsSource::with_base`] / [`load_bert_with_base`];
 /// - a matrix whose rows are whole Q4_0 blocks and which Q4_0 holds exactly (the default model's,
 ///   which are dequantised Q4_0) is stored as Q4_0: 4.5 bits per value, no loss;
-/// - any other matrix as `lossy` says; vectors (biases, LayerNorm) as f32 under
+/// - any other matrix as `lossy` says; under a block format, a matrix the base also has is stored
+///   as its difference from the base's (marked by the metadata key [`delta_key`]); vectors
+///   (biases, LayerNorm) as f32 under
 ///   [`LossyMatrices::F32`], else as f16.
 ///
 /// - with [`DemoOptions::word_pieces`], a word table stored as Q4_0 goes to pieces of that many
@@ -496,20 +512,31 @@ pub fn to_demo_safetensors(
         }
         let logical = logical_shape(&source, &full, &shape)?;
         let values = source.get(&name, &logical)?;
-        if let Some(b) = base_source.as_mut() {
-            if let Ok(theirs) = b.get(&name, &logical) {
-                if theirs.iter().zip(&values).all(|(x, y)| x.to_bits() == y.to_bits()) {
-                    stored.push(StoredTensor { name: full, format: "base".into(), bytes: 0 });
-                    continue;
-                }
-            }
+        let theirs = base_source.as_mut().and_then(|b| b.get(&name, &logical).ok());
+        if theirs.as_ref().is_some_and(|t| t.iter().zip(&values).all(|(x, y)| x.to_bits() == y.to_bits())) {
+            stored.push(StoredTensor { name: full, format: "base".into(), bytes: 0 });
+            continue;
         }
         let matrix = logical.len() == 2 && logical[1].is_multiple_of(quant::BLOCK);
-        let blocks = match (matrix.then(|| quant::q4_0_lossless(&values)).flatten(), lossy) {
-            (Some(q4), _) => Some((Quant::Q4_0, q4)),
-            (None, LossyMatrices::Quant(q)) if matrix => Some((q, q.encode(&values))),
+        // A fine-tuned matrix is a small step from the base's: quantising that step (its
+        // difference) keeps the fine-tuning, where quantising the whole matrix would bury it
+        // (Q8_0 of e5-small's matrices moves a query's vector to cosine 0.987).
+        let mut delta = false;
+        let blocks = match (matrix.then(|| quant::q4_0_lossless(&values)).flatten(), lossy, &theirs) {
+            (Some(q4), _, _) => Some((Quant::Q4_0, q4)),
+            (None, LossyMatrices::Quant(q), Some(base)) if matrix => {
+                delta = true;
+                let step: Vec<f32> = values.iter().zip(base).map(|(v, b)| v - b).collect();
+                Some((q, q.encode(&step)))
+            }
+            (None, LossyMatrices::Quant(q), None) if matrix => Some((q, q.encode(&values))),
             _ => None,
         };
+        if delta {
+            metadata.insert(delta_key(&full), "base".into());
+        } else {
+            metadata.remove(&delta_key(&full));
+        }
         if let (Some(rows_per_piece), Some((Quant::Q4_0, q4)), WORD_TABLE) =
             (options.word_pieces, &blocks, name.as_str())
         {
@@ -543,12 +570,15 @@ pub fn to_demo_safetensors(
                 metadata.remove(&quant::metadata_key(&full));
             }
         }
-        let label = format.map_or(if dtype == Dtype::F32 { "f32" } else { "f16" }, Quant::name).to_string();
+        let mut label = format.map_or(if dtype == Dtype::F32 { "f32" } else { "f16" }, Quant::name).to_string();
+        if delta {
+            label += " delta";
+        }
         stored.push(StoredTensor { name: full.clone(), format: label, bytes: data.len() });
         tensors.push((full, dtype, out_shape, data));
     }
     if let Some(b) = base {
-        if stored.iter().any(|t| t.format == "base") {
+        if stored.iter().any(|t| t.format == "base" || t.format.ends_with(" delta")) {
             metadata.insert(BASE_SHA256_KEY.into(), sha256_hex(b.file));
             metadata.insert(BASE_PATH_KEY.into(), b.path.to_string());
         }
@@ -815,7 +845,7 @@ mod tests {
             compact(&tuned_f32, Some(base), LossyMatrices::Quant(Quant::Q8_0), None);
         let format = |name: &str| stored.iter().find(|t| t.name == name).unwrap().format.clone();
         assert_eq!(format("embeddings.word_embeddings.weight"), "base");
-        assert_eq!(format("encoder.layer.0.attention.self.query.weight"), "q8_0");
+        assert_eq!(format("encoder.layer.0.attention.self.query.weight"), "q8_0 delta");
         assert_eq!(format("encoder.layer.0.attention.self.query.bias"), "f16");
         assert_eq!(
             base_of(&demo).unwrap(),
@@ -826,6 +856,11 @@ mod tests {
         let reference = outputs(&load_bert::<B>(&config, &tuned_f32, &device).unwrap());
         let loaded = load_bert_with_base::<B>(&config, &demo, Some(&base_demo), &device).unwrap();
         assert!(max_diff(&reference, &outputs(&loaded)) < 2e-2);
+        // The stored difference keeps the fine-tuning step to within half a Q8_0 step of it.
+        let name = "encoder.layer.0.attention.self.query.weight";
+        let want = &tuned.iter().find(|t| t.name == name).unwrap().values;
+        let got = SafetensorsSource::with_base(&demo, &base_demo).unwrap().get(name, &[32, 32]).unwrap();
+        assert!(max_diff(want, &got) <= 3e-3 / 254.0 * 1.01 + 1e-6, "{}", max_diff(want, &got));
 
         let err = load_bert::<B>(&config, &demo, &device).unwrap_err().to_string();
         assert!(err.contains("embeddings.word_embeddings.weight") && err.contains("base model"), "{err}");
