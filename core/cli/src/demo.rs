@@ -49,7 +49,7 @@ pub struct BuildArgs {
     #[arg(long, value_enum, default_value = "q8-0")]
     pub lossy: LossyArg,
     /// How the corpus vectors are stored.
-    #[arg(long, value_enum, default_value = "int8")]
+    #[arg(long, value_enum, default_value = "q8-0")]
     pub vectors: VectorsArg,
     /// With `--weights compact`: rows per piece of the word table, which the page fetches piece
     /// by piece as queries need them (0: keep the table in the weights file).
@@ -96,6 +96,9 @@ pub enum LossyArg {
 /// `mlr demo build --vectors`.
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum VectorsArg {
+    /// int8 with an f16 scale per 32 values (GGML's Q8_0).
+    #[value(name = "q8-0")]
+    Q8_0,
     /// int8 with a scale per vector.
     Int8,
     /// IEEE half floats.
@@ -385,7 +388,8 @@ fn build<B: Kernels>(args: &BuildArgs, device: &B::Device, kernels: bool) -> Res
         let cands = encoder.encode(&candidate_texts, Role::Passage, "candidates")?.concat();
         let questions = encoder.encode(&question_texts, Role::Query, "questions")?.concat();
         let format = match args.vectors {
-            VectorsArg::Int8 => VectorFormat::I8,
+            VectorsArg::Q8_0 if dim.is_multiple_of(32) => VectorFormat::Q8,
+            VectorsArg::Q8_0 | VectorsArg::Int8 => VectorFormat::I8,
             VectorsArg::F16 => VectorFormat::F16,
         };
         let bytes = VectorFile::encode_as(format, dim, &cands, &questions);
