@@ -268,7 +268,8 @@ async fn load(
 
     let mut bytes = Vec::new();
     for f in &entry.files {
-        bytes.push(fetch_file(scope, base, f, &mut downloaded).await?);
+        // A file another model shares (the base's tokenizer) is fetched, and cached, once.
+        bytes.push(fetch_file(scope, base, manifest.canonical(f), &mut downloaded).await?);
     }
     // A fine-tuned model's weights leave its frozen word table to the base model's file.
     let base_entry = manifest.base_of(&entry);

@@ -222,6 +222,13 @@ impl Manifest {
         entry.base.as_ref().and_then(|b| self.models.iter().find(|m| m.name == *b))
     }
 
+    /// The first file the manifest lists with `entry`'s content (the same sha256): a later model's
+    /// `tokenizer.json` that is the base's is then fetched, and cached, once.
+    pub fn canonical<'a>(&'a self, entry: &'a FileEntry) -> &'a FileEntry {
+        let models = self.models.iter().flat_map(|m| m.files.iter().chain([&m.vectors]).chain(&m.words));
+        models.chain(&self.dataset.files).find(|f| f.sha256 == entry.sha256 && f.bytes == entry.bytes).unwrap_or(entry)
+    }
+
     /// The model called `name`, or the default (first) one.
     pub fn model(&self, name: Option<&str>) -> Result<&ModelEntry, DemoError> {
         match name {
@@ -309,6 +316,9 @@ mod tests {
         m["models"] = serde_json::json!([first.clone(), second.clone()]);
         let parsed = Manifest::from_json(m.to_string().as_bytes()).unwrap();
         assert_eq!(parsed.base_of(&parsed.models[1]).map(|b| b.name.as_str()), Some("m"));
+        // The same content under two paths is fetched from the first.
+        let second_config = &parsed.models[1].files[0];
+        assert!(std::ptr::eq(parsed.canonical(second_config), &parsed.models[0].files[0]));
         assert!(parsed.base_of(&parsed.models[0]).is_none());
         m["models"] = serde_json::json!([second.clone(), first.clone()]);
         let err = Manifest::from_json(m.to_string().as_bytes()).unwrap_err().to_string();
