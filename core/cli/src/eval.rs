@@ -158,12 +158,17 @@ fn run_precomputed(plan: &EvalPlan, lareqa: &LareqaPlan, path: &Path) -> Result<
     let common = json!({
         "model": portable(&path.display().to_string()),
         "model_sha256": mlr_demo::sha256_hex(&bytes),
-        "backend": "precomputed vectors (f16, mlr demo build)",
+        "backend": format!(
+            "precomputed vectors ({}, mlr demo build)",
+            mlr_demo::VectorFile::format_of(&bytes).map_or("?", |f| f.name())
+        ),
         "machine": machine(),
         "command": command_line(),
     });
-    let stats =
-        (json!({"precomputed": path.display().to_string()}), format!("precomputed vectors from {}.", path.display()));
+    let stats = (
+        json!({"precomputed": portable(&path.display().to_string())}),
+        format!("precomputed vectors from {}.", portable(&path.display().to_string())),
+    );
     score_and_report(plan, lareqa, &set, &index, &cands, &queries, file.dim, &common, stats)
 }
 
