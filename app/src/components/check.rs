@@ -53,7 +53,7 @@ pub(crate) fn CheckPanel(props: &CheckPanelProps) -> Html {
             <p>
                 { "The corpus vectors are precomputed natively with " }
                 <code>{ "mlr demo build" }</code>
-                { " and shipped compactly (int8 with a scale per vector). Here the browser re-embeds the \
+                { " and shipped compactly (int8 with a scale per 32 values). Here the browser re-embeds the \
                    first N sentences (spread over all \
                    languages) with the loaded model on this page's backend and compares each with its \
                    precomputed vector: cosines close to 1 mean the browser runs the same encoder." }
