@@ -79,6 +79,23 @@ fn write_model(dir: &Path, tuned: bool) {
     std::fs::copy(model_dir().join("tokenizer.json"), dir.join("tokenizer.json")).unwrap();
 }
 
+/// Candidate ids by dot product with `query`, ties by descending id (what `mlr search` promises).
+fn dot_ranking(set: &mlr_data::lareqa::LareqaSet, vectors: &mlr_demo::VectorFile, query: &[f32]) -> Vec<String> {
+    let mut scored: Vec<(f32, &str)> = set
+        .candidates
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (vectors.candidate(i).iter().zip(query).map(|(a, b)| a * b).sum::<f32>(), c.id.as_str()))
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(a.1)));
+    scored.into_iter().map(|(_, id)| id.to_string()).collect()
+}
+
+/// The ids of `mlr search --json`'s hits, in order.
+fn hit_ids(search: &Value) -> Vec<String> {
+    search["hits"].as_array().unwrap().iter().map(|h| h["id"].as_str().unwrap().to_string()).collect()
+}
+
 fn mlr(cache: &Path, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_mlr")).args(args).env("MLR_CACHE", cache).output().unwrap();
     assert!(out.status.success(), "mlr {args:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -165,16 +182,8 @@ fn demo_build_search_and_eval_agree_with_the_model() {
     let got: Value =
         serde_json::from_str(&mlr(&cache, &["search", "--demo", &s(&out), "--json", "-k", "10", query])).unwrap();
     let q = embedder.embed(&[query], Role::Query).unwrap().remove(0);
-    let mut want: Vec<(f32, &str)> = set
-        .candidates
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (vectors.candidate(i).iter().zip(&q).map(|(a, b)| a * b).sum::<f32>(), c.id.as_str()))
-        .collect();
-    want.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(a.1)));
-    let got_ids: Vec<&str> = got["hits"].as_array().unwrap().iter().map(|h| h["id"].as_str().unwrap()).collect();
-    let want_ids: Vec<&str> = want.iter().map(|w| w.1).collect();
-    assert_eq!(got_ids, want_ids);
+    let want_ids = dot_ranking(&set, &vectors, &q);
+    assert_eq!(hit_ids(&got), want_ids);
     assert_eq!(got["group"].as_str(), Some("q1"), "the query is dataset question q1");
     let ranks: Vec<u64> = got["bias"].as_array().unwrap().iter().map(|b| b["rank"].as_u64().unwrap()).collect();
     let expect: Vec<u64> =
@@ -202,15 +211,7 @@ fn demo_build_search_and_eval_agree_with_the_model() {
         &["search", "--demo", &s(&out), "--model", "tuned", "--json", "-k", "10", query],
     ))
     .unwrap();
-    let mut want: Vec<(f32, &str)> = set
-        .candidates
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (tuned_vectors.candidate(i).iter().zip(&tq).map(|(a, b)| a * b).sum::<f32>(), c.id.as_str()))
-        .collect();
-    want.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(a.1)));
-    let got_ids: Vec<&str> = got["hits"].as_array().unwrap().iter().map(|h| h["id"].as_str().unwrap()).collect();
-    assert_eq!(got_ids, want.iter().map(|w| w.1).collect::<Vec<_>>());
+    assert_eq!(hit_ids(&got), dot_ranking(&set, &tuned_vectors, &tq));
     std::fs::remove_dir_all(&tmp).ok();
 }
 
