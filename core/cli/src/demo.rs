@@ -212,7 +212,7 @@ fn shipped_weights(args: &BuildArgs, safetensors: &[u8], base: Option<&ShippedBa
                     None => formats.push((t.format.clone(), 1, t.bytes)),
                 }
             }
-            formats.sort_by(|a, b| b.2.cmp(&a.2));
+            formats.sort_by_key(|f| std::cmp::Reverse(f.2));
             let format = formats
                 .iter()
                 .filter(|(f, _, _)| f != "q4_0 pieces")

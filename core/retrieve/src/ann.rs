@@ -268,7 +268,7 @@ pub fn build(store: &VectorStore, options: &AnnOptions, progress: impl Fn(usize)
         rows.par_chunks_exact(dim).enumerate().try_for_each(|(j, row)| {
             index.add((start + j) as u64, row).map_err(index_error)?;
             let n = added.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-            if n % 1024 == 0 {
+            if n.is_multiple_of(1024) {
                 progress(n);
             }
             Ok::<_, AnnError>(())
