@@ -1,8 +1,10 @@
 //! The web demo's data, shared by `mlr demo build` / `mlr search` (native) and the browser worker.
 //!
-//! - [`manifest`]: `manifest.json`, the list of every shipped file with its size and sha256, the
-//!   models with their corpus vectors and their precomputed dataset report.
-//! - [`vectors`]: the compact vector file (f16 rows of every candidate, then every question).
+//! - [`manifest`]: `manifest.json`, the list of every shipped file with its size, sha256, format
+//!   and encoding (gzip), the models (a fine-tuned model names its base; a word table in pieces
+//!   lists them) with their corpus vectors and their precomputed dataset report.
+//! - [`vectors`]: the compact vector file (Q8_0, int8 or f16 rows of every candidate, then every
+//!   question).
 //! - [`corpus`]: search over the candidate sentences of a LAReQA-format set (pooled or one
 //!   language) and the language-bias view of one query (where the parallel answers land).
 //!
