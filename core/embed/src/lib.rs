@@ -93,19 +93,7 @@ impl<B: Kernels> Embedder<B> {
         safetensors: &[u8],
         device: &B::Device,
     ) -> Result<Self, EmbedError> {
-        Self::from_bytes_with_base(config_json, tokenizer_json, safetensors, None, device)
-    }
-
-    /// Like [`from_bytes`](Self::from_bytes), for weights that may leave tensors to a base
-    /// model's `model.safetensors` (`mlr demo build`'s compact fine-tuned models).
-    pub fn from_bytes_with_base(
-        config_json: &[u8],
-        tokenizer_json: &[u8],
-        safetensors: &[u8],
-        base: Option<&[u8]>,
-        device: &B::Device,
-    ) -> Result<Self, EmbedError> {
-        Self::from_weight_files(config_json, tokenizer_json, WeightFiles { safetensors, base, words: None }, device)
+        Self::from_weight_files(config_json, tokenizer_json, WeightFiles::of(safetensors), device)
     }
 
     /// Loads a model from its config, tokenizer and [`WeightFiles`]: a word table kept in pieces
