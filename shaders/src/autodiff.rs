@@ -20,6 +20,7 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::ndarray::NdArrayTensor;
+#[cfg(feature = "wgpu")]
 use burn::backend::wgpu::{BoolElement, CubeBackend, WgpuRuntime};
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::ops::FloatTensor;
@@ -247,4 +248,5 @@ impl<C: CheckpointStrategy> Kernels for Autodiff<Nd, C> {
 }
 
 /// Training on wgpu: the references, differentiated by burn (see the module docs).
+#[cfg(feature = "wgpu")]
 impl<BT: BoolElement, C: CheckpointStrategy> Kernels for Autodiff<CubeBackend<WgpuRuntime, f32, i32, BT>, C> {}

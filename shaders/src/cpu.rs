@@ -62,17 +62,17 @@ fn width(shape: &[usize]) -> usize {
 }
 
 /// Runs `f(chunk index, chunk)` on every `len`-long chunk of `data`, at least `min_chunks` per
-/// task: in parallel on rayon's threads natively, in order on wasm (one thread).
+/// task: in parallel on rayon's threads (natively, and on wasm with shared memory), else in order.
 fn for_chunks(data: &mut [f32], len: usize, min_chunks: usize, f: impl Fn(usize, &mut [f32]) + Send + Sync) {
     if len == 0 || data.is_empty() {
         return;
     }
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(mlr_threads)]
     {
         use rayon::prelude::*;
         data.par_chunks_mut(len).enumerate().with_min_len(min_chunks).for_each(|(i, chunk)| f(i, chunk));
     }
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(not(mlr_threads))]
     {
         let _ = min_chunks;
         data.chunks_mut(len).enumerate().for_each(|(i, chunk)| f(i, chunk));
@@ -80,7 +80,8 @@ fn for_chunks(data: &mut [f32], len: usize, min_chunks: usize, f: impl Fn(usize,
 }
 
 /// Runs `f(block index, block)` on consecutive blocks of `data` of the given `sizes` (which sum to
-/// its length): in parallel on rayon's threads natively, in order on wasm.
+/// its length): in parallel on rayon's threads (natively, and on wasm with shared memory), else in
+/// order.
 fn for_blocks(data: &mut [f32], sizes: &[usize], f: impl Fn(usize, &mut [f32]) + Send + Sync) {
     assert_eq!(sizes.iter().sum::<usize>(), data.len(), "mlr-kernels: blocks must cover the buffer");
     let mut blocks = Vec::with_capacity(sizes.len());
@@ -90,12 +91,12 @@ fn for_blocks(data: &mut [f32], sizes: &[usize], f: impl Fn(usize, &mut [f32]) +
         blocks.push(block);
         rest = tail;
     }
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(mlr_threads)]
     {
         use rayon::prelude::*;
         blocks.into_par_iter().enumerate().for_each(|(i, block)| f(i, block));
     }
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(not(mlr_threads))]
     blocks.into_iter().enumerate().for_each(|(i, block)| f(i, block));
 }
 
@@ -560,7 +561,7 @@ pub(crate) fn adamw(
         m2.as_slice_mut().expect("standard layout"),
     );
     const CHUNK: usize = 1 << 14;
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(mlr_threads)]
     {
         use rayon::prelude::*;
         ps.par_chunks_mut(CHUNK)
@@ -569,7 +570,7 @@ pub(crate) fn adamw(
             .zip(g.par_chunks(CHUNK))
             .for_each(|(((p, a), b), g)| adamw_chunk(p, a, b, g, &k));
     }
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(not(mlr_threads))]
     {
         let chunks = ps.chunks_mut(CHUNK).zip(a.chunks_mut(CHUNK)).zip(b.chunks_mut(CHUNK)).zip(g.chunks(CHUNK));
         chunks.for_each(|(((p, a), b), g)| adamw_chunk(p, a, b, g, &k));

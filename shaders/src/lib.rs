@@ -33,8 +33,10 @@
 mod autodiff;
 mod cpu;
 pub mod reference;
+#[cfg(feature = "wgpu")]
 mod wgpu;
 
+#[cfg(feature = "wgpu")]
 pub use wgpu::{tune_for_adapter, wgsl, KernelName};
 
 use burn::backend::NdArray;
@@ -173,7 +175,8 @@ pub trait Kernels: Backend {
     }
 }
 
-/// Runs `f` on one of rayon's threads (natively; on wasm, which has one thread, as it is).
+/// Runs `f` on one of rayon's threads (natively, and on wasm with shared memory; elsewhere, where
+/// there is one thread, as it is).
 ///
 /// The CPU ops split their work over rayon's threads. Called from a thread outside the pool,
 /// every op hands its work to the pool and sleeps until it is done, two wake-ups per op and
@@ -181,11 +184,11 @@ pub trait Kernels: Backend {
 /// the other threads take the rest. Measured on one 16-token text: 6.07 ms per forward pass
 /// outside the pool, 5.23 ms inside (2 cores, `mlr-bench encode --engines mlr-cpu`).
 pub fn run_on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(mlr_threads)]
     {
         rayon::scope(|_| f())
     }
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(not(mlr_threads))]
     {
         f()
     }

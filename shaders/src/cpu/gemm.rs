@@ -124,8 +124,8 @@ pub(crate) fn available() -> bool {
 /// `c += a · b` with `a` `[m, k]`, `b` `[k, n]`, `c` `[m, n]`; `b` and `c` with contiguous rows
 /// (any row stride), `a` with contiguous rows or contiguous columns (a transposed view, such as
 /// the `xᵀ` of a weight gradient `xᵀ · dy`, read in place), with the widest kernel this CPU has.
-/// Runs on rayon's threads if `threads` (and the product is big enough to be worth it; wasm has
-/// one thread). Returns `false`, leaving `c` unchanged, when this CPU or these layouts have no
+/// Runs on rayon's threads if `threads` (and the product is big enough to be worth it; wasm without
+/// shared memory has one thread). Returns `false`, leaving `c` unchanged, when this CPU or these layouts have no
 /// fast path.
 pub(crate) fn gemm(a: ArrayView2<f32>, b: ArrayView2<f32>, c: ArrayViewMut2<f32>, threads: bool) -> bool {
     let isa = Isa::best();
@@ -457,7 +457,7 @@ impl Problem {
         let strips = self.n.div_ceil(self.nr);
         let tasks = self.m.div_ceil(MC) * strips;
         // Below ~1 MFLOP a second thread costs more than it saves.
-        #[cfg(not(target_arch = "wasm32"))]
+        #[cfg(mlr_threads)]
         if threads && 2 * self.m * self.n * self.k >= 1 << 20 && tasks > 1 {
             use rayon::prelude::*;
             // At least ~256 kFLOP per rayon job, so that few-row products are not cut finer
@@ -467,7 +467,7 @@ impl Problem {
             (0..tasks).into_par_iter().with_min_len(min_len).for_each(|t| self.task(t / strips, t % strips));
             return;
         }
-        // wasm has one thread.
+        // One thread (wasm without shared memory has no other).
         let _ = threads;
         (0..tasks).for_each(|t| self.task(t / strips, t % strips));
     }
