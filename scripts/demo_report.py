@@ -93,6 +93,7 @@ if e2e:
            *([f"| first visit, as the page counts it (those files + the word-table pieces of the warm-up and one "
               f"mixed es+zh query) | {e2e['first_visit_bytes'] / 1e6:.1f} MB |"] if "first_visit_bytes" in e2e else []),
            f"| backend | {e2e['cpu_backend']} |",
+           *([f"| CPU threads on the cross-origin isolated page (one per core) | {e2e['threads']} |"] if "threads" in e2e else []),
            f"| cold start: model ready | {e2e['cold_ready_s']:.1f} s |",
            f"| cold start: first result (page opened → ranked list) | {e2e['cold_first_result_s']:.1f} s |",
            f"| one search on the wasm CPU backend (encode + rank 13,014) | {e2e['cpu_search_s']:.2f} s |",
@@ -101,7 +102,10 @@ if e2e:
            f"| {e2e['gpu_backend']}: model ready | {e2e['gpu_ready_s']:.1f} s |",
            f"| WebGPU (software adapter): one one-word search | {e2e['gpu_search_s']:.1f} s |",
            f"| browser evaluator vs `mlr eval --vectors` ({e2e['evaluator_queries']} queries) | max abs diff {e2e['evaluator_max_abs_diff']:.1e} |",
-           f"| 22 sentences re-embedded in the browser vs the precomputed vectors | min cosine {e2e['reembed_min_cosine']:.7f} |"]
+           f"| 22 sentences re-embedded in the browser vs the precomputed vectors | min cosine {e2e['reembed_min_cosine']:.7f} |",
+           *([f"| those 22 sentences' encoding time: {e2e['threads']} threads (isolated page) vs one thread (static host, no isolation) | "
+              f"{e2e['reembed_ms'] / 1000:.2f} s vs {e2e['reembed_one_thread_ms'] / 1000:.2f} s: "
+              f"{e2e['reembed_one_thread_ms'] / e2e['reembed_ms']:.2f}× |"] if "reembed_one_thread_ms" in e2e else [])]
 md.append("")
 (out / "README.md").write_text("\n".join(md))
 print((out / "README.md").read_text())

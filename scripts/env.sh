@@ -31,6 +31,9 @@ export MLR_CACHE="${MLR_CACHE:-$HOME/.cache/mlr}"
 # different fingerprints on the shared std, so sharing one directory rebuilt everything each time).
 export MLR_WASM_TARGET_DIR="${MLR_WASM_TARGET_DIR:-$HOME/.cache/mlr/target-wasm}"
 export MLR_TRUNK_TARGET_DIR="${MLR_TRUNK_TARGET_DIR:-$HOME/.cache/mlr/target-trunk}"
+# The page's threaded encoder worker (scripts/build_threaded_worker.sh, a trunk hook): another std
+# variant (shared memory), so another directory.
+export MLR_THREADS_TARGET_DIR="${MLR_THREADS_TARGET_DIR:-$HOME/.cache/mlr/target-threads}"
 export MLR_MODEL_DIR="${MLR_MODEL_DIR:-$MLR_CACHE/models/multilingual-e5-small}"
 # What the web demo serves (`mlr demo build`; Trunk.toml links it into dist/).
 export MLR_DEMO_DIR="${MLR_DEMO_DIR:-$MLR_CACHE/demo}"

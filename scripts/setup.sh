@@ -23,6 +23,11 @@ if [ ${#missing[@]} -gt 0 ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+# rustup's toolchain builds the page's threaded worker with std rebuilt (scripts/env.sh, mlr_trunk).
+if [ "$MLR_TOOLCHAIN" = rustup ] && ! rustup component list --installed 2>/dev/null | grep -q '^rust-src'; then
+    say "installing rustup's rust-src (std sources for the threaded wasm worker)"
+    rustup component add rust-src
+fi
 if [ "$MLR_TOOLCHAIN" = debian ]; then
     v=$(rustc --version | awk '{print $2}')
     case "$v" in 1.9[2-9]*|1.[1-9][0-9][0-9]*) ;; *) echo "Debian rustc $v is too old for burn 0.21 (needs 1.92): run apt-get update and retry" >&2; exit 1;; esac

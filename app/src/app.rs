@@ -1,7 +1,7 @@
 //! The page: one query box over a corpus in eleven languages, the language-bias view of each
 //! search, the LAReQA evaluator and a check of the browser encoder against the native vectors.
 //!
-//! [`App`] provides the encoder worker; `Demo`, under it, holds the page's one [`State`] (see
+//! [`App`] chooses the encoder worker ([`crate::workers`]) and provides it; `Demo`, under it, holds the page's one [`State`] (see
 //! [`crate::state`]: the state, its actions, its reducer and the address) and the bridge to the
 //! worker. It turns what the user does into actions and worker requests (every request id from
 //! one counter), and hands each part of the page (the `components` module) only what that part
@@ -26,10 +26,18 @@ use crate::state::{
     clip, replace_url, Action, EvalSettings, Job, JobKind, LoadSettings, Query, State, Tab, FALLBACK_CANDIDATES,
 };
 use crate::worker::EncoderReactor;
+use crate::workers::{self, WorkerChoice};
+
+/// Properties of [`Demo`].
+#[derive(Properties, PartialEq)]
+struct DemoProps {
+    /// The worker the page started.
+    choice: WorkerChoice,
+}
 
 /// The whole page, talking to the worker.
 #[component]
-fn Demo() -> Html {
+fn Demo(props: &DemoProps) -> Html {
     let state = use_reducer(State::from_location);
     let bridge = {
         let dispatcher = state.dispatcher();
@@ -57,7 +65,16 @@ fn Demo() -> Html {
     }
     let load = {
         let (bridge, dispatcher, take_id) = (bridge.clone(), state.dispatcher(), take_id.clone());
+        let choice = props.choice;
         Callback::from(move |settings: LoadSettings| {
+            // A setting the other worker serves (WebGPU on the threaded one, threads on the
+            // WebGPU one) reloads the page with it in the address.
+            if let Some(href) = choice.reload_for(&settings) {
+                if let Some(window) = web_sys::window() {
+                    let _ = window.location().set_href(&href);
+                    return;
+                }
+            }
             let id = take_id();
             dispatcher.dispatch(Action::Loading(settings.clone(), id));
             bridge.send(settings.request(id));
@@ -101,8 +118,10 @@ fn Demo() -> Html {
     // Load the default model once, on start.
     {
         let load = load.clone();
-        let force_cpu = state.force_cpu;
-        use_effect_with((), move |_| load.emit(LoadSettings { force_cpu, ..LoadSettings::default() }));
+        let (force_cpu, allow_software_gpu) = (state.force_cpu, state.allow_software_gpu);
+        use_effect_with((), move |_| {
+            load.emit(LoadSettings { force_cpu, allow_software_gpu, ..LoadSettings::default() })
+        });
     }
     // Run the query of the address (or of an example clicked while loading) once the model is ready.
     {
@@ -191,12 +210,22 @@ fn Demo() -> Html {
     }
 }
 
-/// The root component: provides the worker to the page.
+/// The root component: chooses the worker ([`crate::workers`]) and provides it to the page.
 #[component]
 pub fn App() -> Html {
-    html! {
-        <ReactorProvider<EncoderReactor, JsCodec> path="/worker.js">
-            <Demo />
-        </ReactorProvider<EncoderReactor, JsCodec>>
+    let choice = use_state(|| None::<WorkerChoice>);
+    {
+        let choice = choice.clone();
+        use_effect_with((), move |_| {
+            wasm_bindgen_futures::spawn_local(async move { choice.set(Some(workers::choose().await)) })
+        });
+    }
+    match *choice {
+        None => html! { <p class="starting" role="status">{ "starting the encoder…" }</p> },
+        Some(choice) => html! {
+            <ReactorProvider<EncoderReactor, JsCodec> path={choice.path()}>
+                <Demo {choice} />
+            </ReactorProvider<EncoderReactor, JsCodec>>
+        },
     }
 }

@@ -11,14 +11,18 @@
 
 use std::collections::BTreeMap;
 
+#[cfg(feature = "webgpu")]
 use burn::backend::wgpu::{graphics::WebGpu, init_setup_async, RuntimeOptions, WgpuDevice};
-use burn::backend::{NdArray, Wgpu};
+use burn::backend::NdArray;
+#[cfg(feature = "webgpu")]
+use burn::backend::Wgpu;
 use burn::tensor::{Int, Tensor, TensorData};
 use mlr_model::{BertConfig, BertModel, Kernels};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::{JsCast, JsValue};
 
 use crate::fetch::fetch_plain;
+#[cfg(feature = "webgpu")]
 use crate::gpu::{probe_webgpu, GpuProbe};
 
 /// Where the encoder runs.
@@ -26,7 +30,7 @@ use crate::gpu::{probe_webgpu, GpuProbe};
 pub enum Backend {
     /// burn's wgpu backend on the browser's WebGPU adapter, with the mlr kernels.
     WebGpu,
-    /// burn's ndarray backend in wasm (one thread).
+    /// burn's ndarray backend in wasm (one thread; every core in the threaded build).
     Cpu,
 }
 
@@ -165,6 +169,9 @@ pub async fn run(options: &Options, mut progress: impl FnMut(&str)) -> Result<Ou
     progress("fetching model.safetensors");
     let safetensors = fetch_plain(&format!("{}model.safetensors", options.model)).await?;
     match options.backend {
+        #[cfg(not(feature = "webgpu"))]
+        Backend::WebGpu => Err("this build has no WebGPU (the threaded CPU build): use backend=cpu".into()),
+        #[cfg(feature = "webgpu")]
         Backend::WebGpu => {
             let adapter = match probe_webgpu().await {
                 GpuProbe::NoApi | GpuProbe::NoAdapter => return Err("this browser gives no WebGPU adapter".into()),
@@ -180,9 +187,15 @@ pub async fn run(options: &Options, mut progress: impl FnMut(&str)) -> Result<Ou
         }
         Backend::Cpu => {
             let simd = if cfg!(target_feature = "simd128") { "wasm SIMD" } else { "no wasm SIMD" };
-            let backend = format!("wasm CPU (burn ndarray + mlr CPU kernels, {simd}, 1 thread)");
+            // The threaded build (`bin/bench_mt.rs`) runs on the pool `threads::start` made.
+            #[cfg(target_feature = "atomics")]
+            let threads = rayon::current_num_threads();
+            #[cfg(not(target_feature = "atomics"))]
+            let threads = 1;
+            let (engine, plural) = if threads > 1 { ("mlr-wasm-cpu-threads", "s") } else { ("mlr-wasm-cpu", "") };
+            let backend = format!("wasm CPU (burn ndarray + mlr CPU kernels, {simd}, {threads} thread{plural})");
             measure::<NdArray<f32>>(
-                "mlr-wasm-cpu",
+                engine,
                 &backend,
                 &config,
                 safetensors,

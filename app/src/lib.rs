@@ -11,6 +11,8 @@
 //! - [`protocol`]: the messages between them.
 //! - [`fetch`]: sha256-checked downloads kept in the Cache API.
 //! - [`gpu`]: what WebGPU adapter the browser offers.
+//! - [`workers`]: which of the two encoder workers the page starts (WebGPU, or every CPU core).
+//! - [`threads`]: the CPU backend on every core (rayon on web workers), where the page allows it.
 //! - [`crash`]: the worker's last words when it panics, for the page.
 //! - [`bench`]: the browser half of `mlr-bench encode` (`bin/bench.rs`, `scripts/bench_browser/mlr.html`).
 #![deny(missing_docs)]
@@ -23,7 +25,9 @@ pub mod fetch;
 pub mod gpu;
 pub mod protocol;
 pub mod state;
+pub mod threads;
 pub mod worker;
+pub mod workers;
 
 pub use app::App;
 pub use worker::EncoderReactor;

@@ -139,6 +139,23 @@ pub struct AnswerGroup {
 /// browser evaluator's).
 pub type Report = mlr_eval::lareqa::LareqaReport;
 
+/// The threads the encoder's CPU backend runs on (see `threads.rs`), as the page shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Threads {
+    /// Threads the CPU kernels run on (1 = the encoder worker alone).
+    pub count: usize,
+    /// Cores the browser reports (`navigator.hardwareConcurrency`).
+    pub cores: usize,
+    /// Why there is one thread on a machine with more cores (`None` when every core is used).
+    pub note: Option<String>,
+}
+
+impl Default for Threads {
+    fn default() -> Self {
+        Threads { count: 1, cores: 1, note: None }
+    }
+}
+
 /// What the worker tells the page.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum WorkerEvent {
@@ -173,6 +190,8 @@ pub enum WorkerEvent {
         downloaded: u64,
         /// Candidates in the corpus.
         candidates: usize,
+        /// The threads the CPU backend runs on, and why only one when the machine has more.
+        threads: Threads,
     },
     /// The answer to a search.
     Results {
@@ -219,7 +238,7 @@ pub enum WorkerEvent {
         min_cosine: f32,
         /// Mean of those cosines.
         mean_cosine: f32,
-        /// Milliseconds spent encoding.
+        /// Milliseconds spent encoding (fetching word-table pieces not counted).
         ms: f64,
     },
     /// A finished evaluation.

@@ -4,8 +4,9 @@
 //! The worker answers one request at a time, in order, so a search sent during a long job waits
 //! (`State::search_status` says it is queued).
 //!
-//! The address is part of the state: [`State::from_location`] reads `?q=…&lang=…&k=…&cpu=1`, and
-//! `replace_url` writes a search back so that it can be shared.
+//! The address is part of the state: [`State::from_location`] reads
+//! `?q=…&lang=…&k=…&cpu=1&gpu=software`, and `replace_url` writes a search back so that it can be
+//! shared.
 
 use std::collections::BTreeSet;
 use std::rc::Rc;
@@ -14,7 +15,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use web_sys::Url;
 use yew::prelude::*;
 
-use crate::protocol::{AnswerGroup, BiasView, Hit, Manifest, Report, Request, Split, WorkerEvent};
+use crate::protocol::{AnswerGroup, BiasView, Hit, Manifest, Report, Request, Split, Threads, WorkerEvent};
 
 /// Longest query the page sends, in characters (also the query box's `maxlength`).
 pub const MAX_QUERY_CHARS: usize = 10_000;
@@ -136,6 +137,8 @@ pub struct Loaded {
     pub downloaded: u64,
     /// Candidates in the corpus.
     pub candidates: usize,
+    /// The CPU backend's threads.
+    pub threads: Threads,
 }
 
 /// The file being fetched.
@@ -403,6 +406,9 @@ impl State {
             state.lang = params.get("lang").filter(|lang| !lang.is_empty());
             // `cpu=1`: the worker stopped on WebGPU before; stay on the CPU backend.
             state.force_cpu = params.get("cpu").is_some_and(|v| v == "1");
+            // `gpu=software`: the switch "use a software WebGPU adapter" (it reloads the page
+            // when it needs the other worker, see `workers.rs`).
+            state.allow_software_gpu = params.get("gpu").is_some_and(|v| v == "software");
             if let Some(k) = params.get("k").and_then(|k| k.trim().parse::<usize>().ok()).filter(|k| TOP_K.contains(k))
             {
                 state.k = k;
@@ -479,7 +485,7 @@ impl State {
                 self.status = text;
                 self.download = None;
             }
-            WorkerEvent::Ready { id, model, backend, gpu, load_ms, downloaded, candidates } => {
+            WorkerEvent::Ready { id, model, backend, gpu, load_ms, downloaded, candidates, threads } => {
                 if id != self.load_id {
                     return;
                 }
@@ -488,7 +494,7 @@ impl State {
                 self.loading = false;
                 self.error = None;
                 self.model = Some(model.clone());
-                self.loaded = Some(Loaded { model, backend, gpu, load_ms, downloaded, candidates });
+                self.loaded = Some(Loaded { model, backend, gpu, load_ms, downloaded, candidates, threads });
             }
             WorkerEvent::Results { id, query, tokens, truncated, hits, group, bias, encode_ms, rank_ms, fetched } => {
                 // Word-table pieces this query needed count towards the visit's download.

@@ -8,8 +8,11 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
+#[cfg(feature = "webgpu")]
 use burn::backend::wgpu::{graphics::WebGpu, init_setup_async, RuntimeOptions, WgpuDevice};
-use burn::backend::{NdArray, Wgpu};
+use burn::backend::NdArray;
+#[cfg(feature = "webgpu")]
+use burn::backend::Wgpu;
 use futures::{SinkExt, StreamExt};
 use mlr_data::lareqa::{ArticleSplit, Split};
 use mlr_demo::corpus::{rank_distance, Ranking};
@@ -20,63 +23,61 @@ use mlr_weights::{WeightFiles, WordTable};
 use yew_agent::reactor::{reactor, ReactorScope};
 
 use crate::fetch::{cache_url, fetch_plain, fetch_verified, prune_cache};
-use crate::gpu::{probe_webgpu, GpuProbe};
+use crate::gpu::probe_webgpu;
+#[cfg(feature = "webgpu")]
+use crate::gpu::GpuProbe;
 use crate::protocol::{AnswerGroup, BiasView, Hit, LangRank, Request, WorkerError, WorkerEvent};
+use crate::threads::{self, Threads};
 
 /// The model on the backend that was chosen (boxed: the embedders are kilobytes, of different sizes).
 pub enum Engine {
-    /// wasm CPU (ndarray).
+    /// wasm CPU (ndarray), on every thread of [`crate::threads`].
     Cpu(Box<Embedder<NdArray<f32>>>),
-    /// WebGPU.
+    /// WebGPU (not in the threaded worker: burn-wgpu does not build with shared memory).
+    #[cfg(feature = "webgpu")]
     Gpu(Box<Embedder<Wgpu>>),
+}
+
+/// `$body` with `$e` bound to the engine's embedder, whichever backend it runs on.
+macro_rules! with_embedder {
+    ($engine:expr, $e:ident => $body:expr) => {
+        match $engine {
+            Engine::Cpu($e) => $body,
+            #[cfg(feature = "webgpu")]
+            Engine::Gpu($e) => $body,
+        }
+    };
 }
 
 impl Engine {
     /// Embeds texts in one batch.
     pub async fn embed(&self, texts: &[&str], role: Role) -> Result<Vec<Vec<f32>>, String> {
-        let result = match self {
-            Engine::Cpu(e) => e.embed_async(texts, role).await,
-            Engine::Gpu(e) => e.embed_async(texts, role).await,
-        };
-        result.map_err(|e| e.to_string())
+        with_embedder!(self, e => e.embed_async(texts, role).await).map_err(|e| e.to_string())
     }
 
     /// Token count of `text` as a query (special tokens included), before truncation.
     pub fn query_tokens(&self, text: &str) -> Result<usize, String> {
-        let tokenizer = match self {
-            Engine::Cpu(e) => e.tokenizer(),
-            Engine::Gpu(e) => e.tokenizer(),
-        };
+        let tokenizer = with_embedder!(self, e => e.tokenizer());
         tokenizer.ids(text, Role::Query).map(|ids| ids.len()).map_err(|e| e.to_string())
     }
 
     /// The longest encoder input.
     pub fn max_tokens(&self) -> usize {
-        match self {
-            Engine::Cpu(e) => e.options().max_tokens,
-            Engine::Gpu(e) => e.options().max_tokens,
-        }
+        with_embedder!(self, e => e.options().max_tokens)
     }
 
     /// Width of the vectors.
     pub fn dim(&self) -> usize {
-        match self {
-            Engine::Cpu(e) => e.dim(),
-            Engine::Gpu(e) => e.dim(),
-        }
+        with_embedder!(self, e => e.dim())
     }
 
     fn is_gpu(&self) -> bool {
-        matches!(self, Engine::Gpu(_))
+        !matches!(self, Engine::Cpu(_))
     }
 
     /// Pieces of the word table that `texts` need and that are not loaded yet.
     fn missing_word_pieces(&self, texts: &[&str], role: Role) -> Result<Vec<usize>, String> {
-        let result = match self {
-            Engine::Cpu(e) => e.missing_word_pieces(texts, role),
-            Engine::Gpu(e) => e.missing_word_pieces(texts, role),
-        };
-        result.map_err(|e| e.to_string())
+        with_embedder!(self, e => e.missing_word_pieces(texts, role)).map_err(|e| e.to_string())
     }
 }
 
@@ -103,23 +104,36 @@ async fn fetch_word_pieces(loaded: &Loaded, texts: &[&str], role: Role) -> Resul
     Ok(downloaded)
 }
 
-/// Which backend to use given the probe, and the label to show.
-pub async fn choose_backend(allow_software_gpu: bool, force_cpu: bool) -> (Option<WgpuDevice>, String) {
+/// Where the encoder runs.
+pub enum Device {
+    /// The wasm CPU.
+    Cpu,
+    /// WebGPU.
+    #[cfg(feature = "webgpu")]
+    Gpu(WgpuDevice),
+}
+
+/// Which backend to use given the probe, and the label to show. The threaded worker (built
+/// without WebGPU) always answers the CPU, with the probe's reason.
+pub async fn choose_backend(allow_software_gpu: bool, force_cpu: bool) -> (Device, String) {
     if force_cpu {
-        return (None, "CPU (chosen after a WebGPU error)".into());
+        return (Device::Cpu, "CPU (chosen after a WebGPU error)".into());
     }
     let probe = probe_webgpu().await;
+    #[cfg(feature = "webgpu")]
     match &probe {
         GpuProbe::Hardware(name) => {
             mlr_kernels::tune_for_adapter(name);
-            (Some(WgpuDevice::default()), format!("WebGPU: {name}"))
+            return (Device::Gpu(WgpuDevice::default()), format!("WebGPU: {name}"));
         }
         GpuProbe::Software(name) if allow_software_gpu => {
             mlr_kernels::tune_for_adapter(name);
-            (Some(WgpuDevice::default()), format!("WebGPU (software adapter): {name}"))
+            return (Device::Gpu(WgpuDevice::default()), format!("WebGPU (software adapter): {name}"));
         }
-        _ => (None, probe.cpu_reason()),
+        _ => {}
     }
+    let _ = allow_software_gpu;
+    (Device::Cpu, probe.cpu_reason())
 }
 
 /// Why loading failed: the encoder failing on WebGPU is told apart (the CPU backend may help).
@@ -175,7 +189,10 @@ struct Shared {
     /// The article split.
     split: Option<ArticleSplit>,
     /// Whether burn's WebGPU runtime was set up (once per worker).
+    #[cfg(feature = "webgpu")]
     gpu_ready: bool,
+    /// The CPU threads, once started (at the first load).
+    threads: Option<Threads>,
     /// Word tables kept in pieces, by their pieces' sha256 (the pieces fetched so far stay).
     words: HashMap<String, Arc<WordTable>>,
 }
@@ -238,6 +255,10 @@ async fn load(
     force_cpu: bool,
 ) -> Result<(Loaded, String, u64), LoadError> {
     let base = base.trim_end_matches('/');
+    if shared.threads.is_none() {
+        say(scope, WorkerEvent::Status("starting the CPU threads".into())).await;
+        shared.threads = Some(threads::start(crate::workers::THREADED_WORKER).await);
+    }
     say(scope, WorkerEvent::Status("reading manifest.json".into())).await;
     let manifest =
         Manifest::from_json(&fetch_plain(&format!("{base}/manifest.json")).await?).map_err(|e| e.to_string())?;
@@ -306,7 +327,8 @@ async fn load(
     let (device, label) = choose_backend(allow_software_gpu, force_cpu).await;
     say(scope, WorkerEvent::Status(format!("building the encoder ({label})"))).await;
     let engine = match device {
-        Some(device) => {
+        #[cfg(feature = "webgpu")]
+        Device::Gpu(device) => {
             if !shared.gpu_ready {
                 init_setup_async::<WebGpu>(&device, RuntimeOptions::default()).await;
                 shared.gpu_ready = true;
@@ -315,7 +337,7 @@ async fn load(
                 Embedder::from_weight_files(&bytes[0], &bytes[1], weights, &device).map_err(|e| e.to_string())?;
             Engine::Gpu(Box::new(embedder))
         }
-        None => Engine::Cpu(Box::new(
+        Device::Cpu => Engine::Cpu(Box::new(
             Embedder::from_weight_files(&bytes[0], &bytes[1], weights, &Default::default())
                 .map_err(|e| e.to_string())?,
         )),
@@ -483,12 +505,15 @@ async fn reembed(
     // Evenly spread over the corpus, so every language is in the sample.
     let picks: Vec<usize> = (0..count).map(|i| i * n / count).collect();
     let (mut min, mut sum) = (f32::INFINITY, 0f64);
-    let start = now_ms();
+    // Encoding time alone (word-table pieces may be fetched between batches).
+    let mut ms = 0.0;
     let batch = if loaded.engine.is_gpu() { 4 } else { 8 };
     for (done, chunk) in picks.chunks(batch).enumerate() {
         let texts: Vec<&str> = chunk.iter().map(|&c| corpus.set.candidates[c].sentence.as_str()).collect();
         fetch_word_pieces(loaded, &texts, Role::Passage).await?;
+        let start = now_ms();
         let got = loaded.engine.embed(&texts, Role::Passage).await?;
+        ms += now_ms() - start;
         for (&c, v) in chunk.iter().zip(&got) {
             let cos = cosine(v, vectors.candidate(c));
             min = min.min(cos);
@@ -497,13 +522,7 @@ async fn reembed(
         let what = format!("re-embedding {count} sentences in the browser");
         say(scope, WorkerEvent::JobProgress { id, done: ((done + 1) * batch).min(count), total: count, what }).await;
     }
-    Ok(WorkerEvent::Reembedded {
-        id,
-        count,
-        min_cosine: min,
-        mean_cosine: (sum / count as f64) as f32,
-        ms: now_ms() - start,
-    })
+    Ok(WorkerEvent::Reembedded { id, count, min_cosine: min, mean_cosine: (sum / count as f64) as f32, ms })
 }
 
 async fn run_eval(
@@ -552,6 +571,14 @@ async fn run_eval(
     Ok(WorkerEvent::Evaluated { id, report: Box::new(report), table, ms })
 }
 
+/// Starts the worker (its bins' `main`): a panic hook that tells the page, then the request loop.
+pub fn register() {
+    use yew_agent::Registrable;
+    // A panic aborts the worker (wasm32 has no unwinding): say so on the page before it dies.
+    std::panic::set_hook(Box::new(|info| crate::crash::report(&info.to_string())));
+    EncoderReactor::registrar().encoding::<crate::protocol::JsCodec>().register();
+}
+
 /// The worker's event loop: one request at a time, in the order they arrive.
 #[reactor(EncoderReactor)]
 pub async fn encoder_reactor(mut scope: ReactorScope<Request, WorkerEvent>) {
@@ -573,6 +600,7 @@ pub async fn encoder_reactor(mut scope: ReactorScope<Request, WorkerEvent>) {
                             load_ms: now_ms() - start,
                             downloaded,
                             candidates: shared.corpus.as_ref().map_or(0, |(_, c, _)| c.set.candidates.len()),
+                            threads: shared.threads.clone().unwrap_or_default(),
                         };
                         loaded = Some(l);
                         event

@@ -320,6 +320,33 @@ fn bench_page_options_come_from_the_query_string() {
     assert!(Options::from_query("?backend=cpu&model=m&inputs=i&batches=0").unwrap_err().contains("batches"));
 }
 
+/// The page runs the threaded CPU worker only where threads are possible and WebGPU is not wanted
+/// (`app/src/workers.rs`); the two workers are trunk's outputs.
+#[wasm_bindgen_test]
+fn the_threaded_worker_is_chosen_only_where_it_can_serve() {
+    use mlr_app::workers::WorkerChoice;
+    let choice = |threads_possible, hardware_gpu| WorkerChoice { threaded: false, threads_possible, hardware_gpu };
+    // (threads possible, hardware adapter, software adapter asked, CPU asked) → threaded.
+    let cases = [
+        ((true, false, false, false), true),
+        ((true, true, false, false), false),
+        ((true, false, true, false), false),
+        ((true, true, false, true), true),
+        ((true, false, true, true), true),
+        ((false, false, false, false), false),
+        ((false, false, false, true), false),
+    ];
+    for ((possible, hardware, software, cpu), threaded) in cases {
+        assert_eq!(
+            choice(possible, hardware).threaded_for(software, cpu),
+            threaded,
+            "possible {possible}, hardware {hardware}, software {software}, cpu {cpu}"
+        );
+    }
+    assert_eq!(WorkerChoice { threaded: true, ..choice(true, false) }.path(), "/worker-mt.js");
+    assert_eq!(choice(true, true).path(), "/worker.js");
+}
+
 /// A worker message that does not decode is answered (`Malformed`), never a panic of the worker.
 #[wasm_bindgen_test]
 fn an_undecodable_worker_message_becomes_malformed() {

@@ -1,12 +1,16 @@
 //! End-to-end test of the demo page with the full default model: serves the trunk build (`dist/`,
-//! which links the output of `mlr demo build`) under the page's Content-Security-Policy, drives
-//! headless Chromium through ChromeDriver (WebDriver) and checks, on the wasm CPU backend:
+//! which links the output of `mlr demo build`) under the page's Content-Security-Policy and
+//! cross-origin isolation (Trunk.toml's `[serve]` headers, as `trunk serve` sends them), drives
+//! headless Chromium through ChromeDriver (WebDriver) and checks, on the wasm CPU backend on every
+//! core (the threaded worker; the page must report one thread per core):
 //! a typed mixed-language query ranks the corpus as `mlr search` does natively; the
 //! language-bias view shows the same ranks; the browser evaluator gives `mlr eval --vectors`'s
 //! numbers on the same subset; the in-browser encoder reproduces the precomputed vectors; a reload
 //! comes from the Cache API. Then the same page on WebGPU (the software adapter, one short query)
 //! ranks like native. Last, the page as a static host serves it (no header, trunk's nonce
-//! placeholder left in): the meta policy that scripts/csp_meta.py put into dist/index.html alone.
+//! placeholder left in): the meta policy that scripts/csp_meta.py put into dist/index.html alone,
+//! and no isolation, so one thread with a notice saying why; the same sentences are re-embedded
+//! there, which gives the threads' speed-up, and a search ranks as `mlr search` does.
 //!
 //! Content-Security-Policy violations, on the page and in the encoder worker, are collected from
 //! before the page's first script on (a `securitypolicyviolation` listener installed through the
@@ -97,26 +101,37 @@ fn check_meta_csp(html: &str, directives: &[String]) -> usize {
     hashes
 }
 
-/// A static file server for `root` on a free loopback port; one thread per connection. HTML gets
-/// the page's CSP header with a fresh nonce put in place of trunk's placeholder, as `trunk serve`
-/// does; while `plain` is set, HTML goes out as it is in dist/, as a static host serves it (no
-/// header, the placeholder left in).
-fn serve(root: PathBuf, csp: String, plain: Arc<AtomicBool>) -> u16 {
+/// The headers of Trunk.toml's `[serve] headers` (cross-origin isolation), as `trunk serve` sends
+/// them on every response: "Name: value\r\n" lines.
+fn serve_headers(repo: &Path) -> String {
+    let text = std::fs::read_to_string(repo.join("Trunk.toml")).unwrap();
+    let config: toml::Value = text.parse().unwrap();
+    let headers = config["serve"]["headers"].as_table().expect("Trunk.toml has [serve] headers");
+    assert!(headers.contains_key("Cross-Origin-Embedder-Policy"), "Trunk.toml's headers isolate the page: {headers:?}");
+    headers.iter().map(|(k, v)| format!("{k}: {}\r\n", v.as_str().unwrap())).collect()
+}
+
+/// A static file server for `root` on a free loopback port; one thread per connection. As `trunk
+/// serve` does, every response carries `headers` (cross-origin isolation) and HTML the page's CSP
+/// header with a fresh nonce put in place of trunk's placeholder. While `plain` is set, files go out
+/// as they are in dist/, as a static host serves them (no headers, the placeholder left in).
+fn serve(root: PathBuf, csp: String, headers: String, plain: Arc<AtomicBool>) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
         for (n, stream) in listener.incoming().flatten().enumerate() {
-            let (root, csp) = (root.clone(), csp.clone());
-            let csp = if plain.load(Ordering::SeqCst) { None } else { Some(csp) };
+            let root = root.clone();
+            let served = (!plain.load(Ordering::SeqCst)).then(|| (csp.clone(), headers.clone()));
             std::thread::spawn(move || {
-                let _ = handle(stream, &root, csp.as_deref(), n);
+                let (csp, headers) = served.as_ref().map_or((None, ""), |(c, h)| (Some(c.as_str()), h.as_str()));
+                let _ = handle(stream, &root, csp, headers, n);
             });
         }
     });
     port
 }
 
-fn handle(mut stream: TcpStream, root: &Path, csp: Option<&str>, n: usize) -> std::io::Result<()> {
+fn handle(mut stream: TcpStream, root: &Path, csp: Option<&str>, headers: &str, n: usize) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut request_line = String::new();
     reader.read_line(&mut request_line)?;
@@ -137,7 +152,7 @@ fn handle(mut stream: TcpStream, root: &Path, csp: Option<&str>, n: usize) -> st
         let body = std::fs::read_to_string(&file)?.replace("{{__TRUNK NONCE__}}", &nonce);
         write!(
             stream,
-            "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Security-Policy: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Security-Policy: {}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
             csp.replace("{{NONCE}}", &nonce),
             body.len()
         )?;
@@ -147,7 +162,7 @@ fn handle(mut stream: TcpStream, root: &Path, csp: Option<&str>, n: usize) -> st
     let len = f.metadata()?.len();
     write!(
         stream,
-        "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Type: {}\r\n{headers}Content-Length: {len}\r\nConnection: close\r\n\r\n",
         content_type(&file)
     )?;
     std::io::copy(&mut f, &mut stream)?;
@@ -460,6 +475,18 @@ fn wait_ready(driver: &Driver, prefix: &str, limit: Duration) -> (String, f64) {
     (v.as_str().unwrap().to_string(), started.elapsed().as_secs_f64())
 }
 
+/// The threads the page says the CPU encoder runs on (`#threads`).
+fn page_threads(driver: &Driver) -> u64 {
+    let v = driver.script("return document.querySelector('#threads')?.dataset.count ?? null;");
+    v.as_str().and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("#threads: {v}"))
+}
+
+/// The encoding time of the last re-embedding (`#reembed-result`, milliseconds).
+fn page_reembed_ms(driver: &Driver) -> f64 {
+    let v = driver.script("return document.querySelector('#reembed-result')?.dataset.ms ?? null;");
+    v.as_str().and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("#reembed-result ms: {v}"))
+}
+
 /// Submits `query` and returns the page's hits (id, score) once the results of that search are in.
 fn search(driver: &Driver, query: &str) -> (Vec<(String, f64)>, f64) {
     let before = driver.script("return document.querySelector('#results')?.dataset.request ?? '';");
@@ -551,7 +578,7 @@ fn demo_page_end_to_end() {
     let hashes = check_meta_csp(&html, &directives);
     println!("e2e: dist/index.html has the meta CSP: Trunk.toml's directives but frame-ancestors, {hashes} inline script hash(es)");
     let plain = Arc::new(AtomicBool::new(false));
-    let port = serve(dist.clone(), directives.join("; "), plain.clone());
+    let port = serve(dist.clone(), directives.join("; "), serve_headers(&repo), plain.clone());
     let driver = Driver::start();
     driver.on_new_document(CSP_WATCH);
     let page = format!("http://127.0.0.1:{port}/");
@@ -568,6 +595,17 @@ fn demo_page_end_to_end() {
         download as f64 / 1e6
     );
     assert!(backend.starts_with("CPU"), "headless Chromium has no hardware adapter, so the CPU backend: {backend:?}");
+    // Cross-origin isolated, so the threaded worker on every core, and no notice.
+    assert_eq!(driver.script("return self.crossOriginIsolated;"), json!(true), "the headers isolate the page");
+    let cores = driver.script("return navigator.hardwareConcurrency;").as_u64().unwrap();
+    let threads = page_threads(&driver);
+    println!("e2e: cross-origin isolated: the encoder runs on {threads} thread(s), {cores} core(s)");
+    if cores >= 2 {
+        assert_eq!(threads, cores, "an isolated page runs the CPU encoder on every core");
+        let note = driver.script("return document.querySelector('#threads-note')?.textContent ?? null;");
+        assert_eq!(note, Value::Null, "no one-thread notice on an isolated page");
+    }
+    measured.insert("threads".into(), json!(threads));
     let (hits, first) = search(&driver, MIXED_QUERY);
     println!("e2e: first result {first:.1} s after the model was ready ({:.1} s after opening the page)", cold + first);
     // What this first visit downloaded, as the page counts it: the files above plus the pieces of
@@ -742,8 +780,12 @@ fn demo_page_end_to_end() {
         "const r = document.querySelector('#reembed-result'); return r?.dataset.minCosine ? Number(r.dataset.minCosine) : null;",
         Duration::from_secs(600),
     );
-    println!("e2e: 22 corpus sentences re-embedded in the browser: min cosine {min_cos} to the precomputed vectors");
+    let reembed_ms = page_reembed_ms(&driver);
+    println!(
+        "e2e: 22 corpus sentences re-embedded in the browser in {reembed_ms:.0} ms on {threads} thread(s): min cosine {min_cos} to the precomputed vectors"
+    );
     measured.insert("reembed_min_cosine".into(), min_cos.clone());
+    measured.insert("reembed_ms".into(), json!(reembed_ms));
     assert!(min_cos.as_f64().unwrap() > 0.9995, "in-browser vectors vs precomputed: {min_cos}");
     driver.assert_no_csp_violations("re-embedding");
 
@@ -835,9 +877,33 @@ fn demo_page_end_to_end() {
     let nonce = driver.script("return document.querySelector('script[nonce]')?.getAttribute('nonce') ?? null;");
     assert_eq!(nonce.as_str(), Some("{{__TRUNK NONCE__}}"), "the page as in dist/, the nonce placeholder left in");
     println!("e2e: static host (no CSP header, nonce attribute {nonce}): model ready in {ready:.1} s on {backend:?}");
+    // No isolation: one thread, and the page says why.
+    assert_eq!(driver.script("return self.crossOriginIsolated;"), json!(false), "a static host sends no headers");
+    assert_eq!(page_threads(&driver), 1, "without isolation the encoder runs on one thread");
+    let note = driver.script("return document.querySelector('#threads-note')?.textContent ?? null;");
+    let note = note.as_str().unwrap_or_else(|| panic!("no one-thread notice without isolation: {note}")).to_string();
+    assert!(note.contains("not cross-origin isolated"), "the notice says why: {note:?}");
+    println!("e2e: static host: one thread, the page says {note:?}");
     let (hits, _) = search(&driver, "Warsaw");
-    assert!(!hits.is_empty(), "a search under the meta policy alone");
+    let native: Value =
+        serde_json::from_str(&mlr(&["search", "--demo", &dist_s, "--json", "-k", "10", "Warsaw"])).unwrap();
+    check_ranking("one-word query on one thread (static host)", &hits, &native);
     driver.probe_csp_watch("static host (meta policy only)", &["'sha256-"]);
+    // The same sentences as step 4 on one thread: the threads' speed-up on this machine.
+    driver.click("#check-tab");
+    driver.type_into("#reembed-count", "22");
+    driver.click("#reembed-run");
+    driver.wait_for(
+        "re-embedding on one thread",
+        "const r = document.querySelector('#reembed-result'); return r?.dataset.ms ? Number(r.dataset.ms) : null;",
+        Duration::from_secs(600),
+    );
+    let one_thread_ms = page_reembed_ms(&driver);
+    println!(
+        "e2e: 22 sentences re-embedded on one thread in {one_thread_ms:.0} ms, on {threads} in {reembed_ms:.0} ms: {:.2}x",
+        one_thread_ms / reembed_ms
+    );
+    measured.insert("reembed_one_thread_ms".into(), json!(one_thread_ms));
     plain.store(false, Ordering::SeqCst);
     measured.insert("model".into(), json!(model));
     measured.insert("candidates".into(), manifest["dataset"]["n_candidates"].clone());

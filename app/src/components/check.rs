@@ -91,6 +91,7 @@ pub(crate) fn CheckPanel(props: &CheckPanelProps) -> Html {
                     data-count={r.count.to_string()}
                     data-min-cosine={r.min_cosine.to_string()}
                     data-mean-cosine={r.mean_cosine.to_string()}
+                    data-ms={r.ms.to_string()}
                 >
                     { format!(
                         "{} sentences re-embedded in {:.1} s: min cosine {:.5}, mean cosine {:.5} to the precomputed vectors",

@@ -1,4 +1,5 @@
-//! The page's header: the title, the model choice, the backend, the loading status with the file
+//! The page's header: the title, the model choice, the backend (and the CPU's threads, with why
+//! there is only one when the machine has more), the loading status with the file
 //! being fetched, the software-adapter switch, and the last error with what may help ("Retry",
 //! "Use the CPU", "Reload the page").
 
@@ -8,7 +9,7 @@ use web_sys::{HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
 use super::format::{dash, mb};
-use crate::protocol::{Manifest, ModelEntry};
+use crate::protocol::{Manifest, ModelEntry, Threads};
 use crate::state::{page_url, Download, Failure, FailureKind, LoadSettings, Loaded};
 
 /// The line under the title.
@@ -91,7 +92,14 @@ pub(crate) fn Header(props: &HeaderProps) -> Html {
                 <p class="backend">
                     { "backend: " }
                     <span id="backend">{ props.loaded.as_ref().map_or_else(dash, |l| l.backend.clone()) }</span>
+                    if let Some(loaded) = props.loaded.as_ref().filter(|l| !l.gpu) {
+                        { " · " }
+                        { threads_view(&loaded.threads) }
+                    }
                 </p>
+                if let Some(note) = props.loaded.as_ref().filter(|l| !l.gpu).and_then(|l| l.threads.note.clone()) {
+                    <p id="threads-note" class="threads-note">{ note }</p>
+                }
                 <p class="status" role="status" aria-live="polite">
                     { "status: " }
                     <span id="status">{ props.status.clone() }</span>
@@ -133,6 +141,17 @@ fn load_info(loaded: &Loaded) -> Html {
             <span id="downloaded" data-bytes={loaded.downloaded.to_string()}>{ downloaded }</span>
             { format!(", ready in {:.1} s", loaded.load_ms / 1000.0) }
         </span>
+    }
+}
+
+/// "2 threads" (`#threads`: the count in `data-count`, the browser's cores in `data-cores`).
+fn threads_view(threads: &Threads) -> Html {
+    let text = match threads.count {
+        1 => "1 thread".to_string(),
+        n => format!("{n} threads"),
+    };
+    html! {
+        <span id="threads" data-count={threads.count.to_string()} data-cores={threads.cores.to_string()}>{ text }</span>
     }
 }
 
