@@ -25,29 +25,12 @@ mkdir -p results/bench "$MLR_CACHE/bench"
 
 browser=()
 if [ "${MLR_BENCH_BROWSER:-1}" != 0 ]; then
-    "$bench" inputs --model "$MLR_MODEL_DIR" --out "$inputs"
-    onnx="$MLR_CACHE/bench/model.onnx"
-    if [ ! -f "$onnx" ] || [ "$MLR_MODEL_DIR/model.safetensors" -nt "$onnx" ]; then
-        "$py" scripts/build_onnx.py "$MLR_MODEL_DIR" "$onnx"
-    fi
-    # transformers.js at the version of scripts/bench_browser/package-lock.json (install scripts
-    # off: they would download onnxruntime-node and sharp binaries, which the browser never uses).
-    npm_dir="$MLR_CACHE/bench/npm"
-    mkdir -p "$npm_dir"
-    if ! cmp -s scripts/bench_browser/package-lock.json "$npm_dir/package-lock.json" || [ ! -d "$npm_dir/node_modules" ]; then
-        cp scripts/bench_browser/package.json scripts/bench_browser/package-lock.json "$npm_dir/"
-        (cd "$npm_dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
-    fi
-    # mlr's side: app/src/bin/bench.rs for wasm32, in the browser tests' target directory with their
-    # flags (their build is reused), bound by wasm-bindgen; scripts/bench_browser/mlr.html loads it.
-    wasm_flags=()
-    [ "$MLR_TOOLCHAIN" = debian ] && wasm_flags=(-Zbuild-std=std,panic_abort)
-    CARGO_TARGET_DIR="$MLR_WASM_TARGET_DIR" cargo build --release --target wasm32-unknown-unknown "${wasm_flags[@]}" -p mlr-app --bin bench
-    rm -rf "$MLR_CACHE/bench/dist"
-    wasm-bindgen --target web --no-typescript --out-dir "$MLR_CACHE/bench/dist" "$MLR_WASM_TARGET_DIR/wasm32-unknown-unknown/release/bench.wasm"
-    cp scripts/bench_browser/mlr.html "$MLR_CACHE/bench/dist/bench.html"
-    "$py" scripts/bench_browser.py --inputs "$inputs" --model "$MLR_MODEL_DIR" --onnx "$onnx" \
-        --mlr-dist "$MLR_CACHE/bench/dist" --node-modules "$npm_dir/node_modules" \
+    . scripts/bench_browser_setup.sh
+    bench_browser_setup
+    # The one-thread engines (scripts/bench_threads.sh compares them with every core).
+    "$py" scripts/bench_browser.py --inputs "$bench_inputs" --model "$MLR_MODEL_DIR" --onnx "$bench_onnx" \
+        --mlr-dist "$bench_dist" --node-modules "$bench_npm" \
+        --engines mlr-wasm-webgpu,mlr-wasm-cpu,transformersjs-webgpu,transformersjs-wasm \
         --min-time "$min_time" --min-runs "$min_runs" --out "$CARGO_TARGET_DIR/bench-browser.json"
     browser=(--browser-rows "$CARGO_TARGET_DIR/bench-browser.json")
 fi

@@ -6,13 +6,17 @@
   (burn ndarray);
 - transformersjs-webgpu / transformersjs-wasm: transformers.js (npm @huggingface/transformers) on
   the ONNX graph of the same weights (scripts/build_onnx.py), with its WebGPU and WASM backends
-  (scripts/bench_browser/transformers.js).
+  (scripts/bench_browser/transformers.js);
+- mlr-wasm-cpu-threads / transformersjs-wasm-threads: the two wasm CPU engines on every core the
+  browser reports (mlr's threaded build, app/src/bin/bench_mt.rs in a worker, loaded by
+  scripts/bench_browser/mlr-mt.html; ONNX Runtime Web's numThreads).
 
 Every engine gets the token ids `mlr-bench encode` wrote (--inputs) and is timed as mlr-bench
 times (one untimed warm-up per shape, then runs until --min-time seconds and at least --min-runs;
 median), in a fresh browser session of its own, served from one local HTTP server; nothing is
-fetched from the network. The page is not cross-origin isolated, so every engine runs on one
-thread. Output: rows and vectors in the format of scripts/bench_peers.py, for
+fetched from the network. Every page is cross-origin isolated (the server sends COOP and COEP, as
+the demo's does), so all engines run under the same conditions; the one-thread engines are told to
+use one. Output: rows and vectors in the format of scripts/bench_peers.py, for
 `mlr-bench encode --browser-rows`.
 """
 
@@ -32,7 +36,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-ENGINES = ["mlr-wasm-webgpu", "mlr-wasm-cpu", "transformersjs-webgpu", "transformersjs-wasm"]
+ENGINES = ["mlr-wasm-webgpu", "mlr-wasm-cpu", "transformersjs-webgpu", "transformersjs-wasm",
+           "mlr-wasm-cpu-threads", "transformersjs-wasm-threads"]
 TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript", ".mjs": "text/javascript",
          ".wasm": "application/wasm", ".json": "application/json", ".css": "text/css"}
 
@@ -66,6 +71,9 @@ def serve(routes):
             self.send_header("Content-Type", TYPES.get(file.suffix, "application/octet-stream"))
             self.send_header("Content-Length", str(file.stat().st_size))
             self.send_header("Cache-Control", "no-store")
+            # Cross-origin isolation: shared memory for the threaded engines.
+            self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+            self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
             self.end_headers()
             with open(file, "rb") as f:
                 shutil.copyfileobj(f, self.wfile, 1 << 20)
@@ -185,7 +193,7 @@ def main():
     ap.add_argument("--inputs", required=True, help="the inputs mlr-bench encode wrote (--inputs-out)")
     ap.add_argument("--model", required=True, help="Hugging Face model directory (config.json, tokenizer.json, model.safetensors)")
     ap.add_argument("--onnx", required=True, help="ONNX graph of the same weights (scripts/build_onnx.py)")
-    ap.add_argument("--mlr-dist", required=True, help="wasm-bindgen output of app/src/bin/bench.rs, with bench.html (scripts/bench.sh)")
+    ap.add_argument("--mlr-dist", required=True, help="wasm-bindgen output of app/src/bin/bench.rs (bench.html) and bench_mt.rs (bench-mt.html) (scripts/bench_browser_setup.sh)")
     ap.add_argument("--node-modules", required=True, help="node_modules holding @huggingface/transformers and onnxruntime-web")
     ap.add_argument("--engines", default=",".join(ENGINES))
     ap.add_argument("--batches", default="1,8,64")
@@ -223,8 +231,12 @@ def main():
     for engine in args.engines.split(","):
         webgpu = engine.endswith("webgpu")
         limit = f"&max_tokens={args.webgpu_max_tokens if webgpu else 0}"
-        if engine.startswith("mlr-wasm-"):
+        if engine == "mlr-wasm-cpu-threads":
+            url = f"{base}/mlr/bench-mt.html?backend=cpu&model=/model/&{common}{limit}"
+        elif engine.startswith("mlr-wasm-"):
             url = f"{base}/mlr/bench.html?backend={'webgpu' if webgpu else 'cpu'}&model=/model/&{common}{limit}"
+        elif engine == "transformersjs-wasm-threads":
+            url = f"{base}/tjs/transformers.html?device=wasm&threads={os.cpu_count() or 1}&model=e5&{common}{limit}"
         elif engine.startswith("transformersjs-"):
             url = f"{base}/tjs/transformers.html?device={'webgpu' if webgpu else 'wasm'}&model=e5&{common}{limit}"
         else:

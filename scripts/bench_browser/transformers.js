@@ -1,7 +1,8 @@
 // The transformers.js peer of the browser encode benchmark (scripts/bench_browser.py serves this
 // page). Options come from the query string: device (webgpu | wasm), model (a directory under
 // /tjs-models/ with config.json and onnx/model.onnx), inputs (the ids mlr-bench wrote), batches,
-// min_time, min_runs, max_tokens. Timing as in mlr-bench: one untimed warm-up per shape, then runs
+// min_time, min_runs, max_tokens, threads (ONNX Runtime Web's numThreads on wasm, default 1; more
+// need a cross-origin isolated page). Timing as in mlr-bench: one untimed warm-up per shape, then runs
 // until min_time seconds have passed (at least min_runs), median latency. Each run is what a
 // transformers.js user calls for sentence vectors: the model on the ids, then mean pooling and L2
 // normalisation (as its feature-extraction pipeline does), read back to JS.
@@ -28,8 +29,10 @@ async function main() {
   env.localModelPath = '/tjs-models/';
   env.useBrowserCache = false;
   env.backends.onnx.wasm.wasmPaths = location.origin + '/node_modules/onnxruntime-web/dist/';
-  // One thread, as mlr's wasm build (the page is not cross-origin isolated either).
-  env.backends.onnx.wasm.numThreads = 1;
+  // One thread unless asked (mlr-wasm-cpu runs on one; the threaded engines on every core).
+  const threads = Math.max(1, Number(q.get('threads') || 1));
+  if (threads > 1 && !self.crossOriginIsolated) throw new Error(`threads=${threads} needs a cross-origin isolated page`);
+  env.backends.onnx.wasm.numThreads = threads;
 
   if (device === 'webgpu') {
     const adapter = navigator.gpu && await navigator.gpu.requestAdapter();
@@ -43,10 +46,10 @@ async function main() {
   const inputs = await (await fetch(q.get('inputs'))).json();
   progress(`loading ${q.get('model')} on ${device}`);
   const model = await AutoModel.from_pretrained(q.get('model'), { device, dtype: 'fp32' });
-  const engine = `transformersjs-${device}`;
+  const engine = `transformersjs-${device}${device === 'wasm' && threads > 1 ? '-threads' : ''}`;
   const backend = device === 'webgpu'
     ? `WebGPU (${adapterName}; transformers.js 4.3.2, ONNX Runtime Web, fp32)`
-    : 'wasm CPU (transformers.js 4.3.2, ONNX Runtime Web wasm SIMD, fp32, 1 thread)';
+    : `wasm CPU (transformers.js 4.3.2, ONNX Runtime Web wasm SIMD, fp32, ${threads} thread${threads > 1 ? 's' : ''})`;
   const first = Math.min(...batches);
   const rows = [], vectors = { [engine]: [] }, skipped = [];
   for (const input of inputs) {
