@@ -10,7 +10,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
 . scripts/bench_browser_setup.sh
-cargo build --release -p mlr-bench
+# `mlr-bench`, built as scripts/setup.sh builds the workspace (another set of targets resolves
+# other features and builds burn again).
+cargo build --release --all-targets
 bench_browser_setup
 py="$MLR_CACHE/venv/bin/python"
 out="$CARGO_TARGET_DIR/bench-browser-threads.json"

@@ -21,7 +21,10 @@ use mlr_model::{BertConfig, BertModel, Kernels};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::{JsCast, JsValue};
 
-use crate::fetch::fetch_plain;
+use crate::fetch::fetch_at_most;
+
+/// The most the page reads of one file: e5-small's f32 weights are 470 MB, and wasm32 has 4 GiB.
+const MAX_FILE_BYTES: u64 = 2 << 30;
 #[cfg(feature = "webgpu")]
 use crate::gpu::{probe_webgpu, GpuProbe};
 
@@ -159,15 +162,15 @@ fn now_ms() -> f64 {
 
 /// Runs the benchmark; `progress` hears one line per shape.
 pub async fn run(options: &Options, mut progress: impl FnMut(&str)) -> Result<Output, String> {
-    let config_json = fetch_plain(&format!("{}config.json", options.model)).await?;
+    let config_json = fetch_at_most(&format!("{}config.json", options.model), MAX_FILE_BYTES).await?;
     let config =
         BertConfig::from_json(&String::from_utf8_lossy(&config_json)).map_err(|e| format!("config.json: {e}"))?;
-    let inputs_json = fetch_plain(&options.inputs).await?;
+    let inputs_json = fetch_at_most(&options.inputs, MAX_FILE_BYTES).await?;
     let inputs: Vec<SeqInputs> =
         serde_json::from_slice(&inputs_json).map_err(|e| format!("{}: {e}", options.inputs))?;
     drop(inputs_json);
     progress("fetching model.safetensors");
-    let safetensors = fetch_plain(&format!("{}model.safetensors", options.model)).await?;
+    let safetensors = fetch_at_most(&format!("{}model.safetensors", options.model), MAX_FILE_BYTES).await?;
     match options.backend {
         #[cfg(not(feature = "webgpu"))]
         Backend::WebGpu => Err("this build has no WebGPU (the threaded CPU build): use backend=cpu".into()),

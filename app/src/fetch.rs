@@ -66,13 +66,13 @@ async fn fetch_response(url: &str, no_cache: bool) -> Result<Response, String> {
     Ok(response)
 }
 
-/// Reads a response body, calling `progress(loaded)` as chunks arrive.
 /// The largest `manifest.json` the page reads (a real one is a few kB).
 const MAX_MANIFEST_BYTES: u64 = 4 << 20;
 
 /// Reads a response body of at most `limit` bytes (the manifest's size for a listed file): a
 /// server sending more is refused as soon as it does, before the excess is held in memory.
-/// `reserve` allocates `limit` bytes up front (the size is known).
+/// `reserve` allocates `limit` bytes up front (the size is known). Calls `progress(loaded)` as
+/// chunks arrive.
 async fn read_body(
     url: &str,
     response: &Response,
@@ -112,8 +112,14 @@ async fn read_body(
 
 /// Fetches the whole of `url`, revalidated with the server (the manifest: small, and must be fresh).
 pub async fn fetch_plain(url: &str) -> Result<Vec<u8>, String> {
+    fetch_at_most(url, MAX_MANIFEST_BYTES).await
+}
+
+/// Fetches the whole of `url`, revalidated with the server, refusing more than `limit` bytes (the
+/// benchmark page's model and inputs, which no manifest describes).
+pub async fn fetch_at_most(url: &str, limit: u64) -> Result<Vec<u8>, String> {
     let response = fetch_response(url, true).await?;
-    read_body(url, &response, MAX_MANIFEST_BYTES, false, async |_| {}).await
+    read_body(url, &response, limit, false, async |_| {}).await
 }
 
 /// Fetches `entry` under `base` (from the Cache API when a verified copy is there), calling
