@@ -36,8 +36,9 @@ pub use crate::protocol::Threads;
 /// Whether this wasm was built with shared memory (atomics), which threads need.
 pub const BUILT_WITH_THREADS: bool = cfg!(target_feature = "atomics");
 
-/// What the browser offers: cores, and whether the page is cross-origin isolated.
-fn environment() -> (usize, bool) {
+/// What the browser offers, on the page or in a worker: cores (`navigator.hardwareConcurrency`,
+/// at least 1), and whether the page is cross-origin isolated.
+pub fn environment() -> (usize, bool) {
     use js_sys::Reflect;
     use wasm_bindgen::JsValue;
     let global = js_sys::global();

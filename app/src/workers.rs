@@ -9,8 +9,6 @@
 //! WebGPU error (`cpu=1`). A setting that needs the other worker reloads the page with the
 //! setting in its address ([`WorkerChoice::reload_for`]).
 
-use wasm_bindgen::JsValue;
-
 use crate::gpu::{probe_webgpu, GpuProbe};
 use crate::state::{page_url, LoadSettings};
 
@@ -68,12 +66,8 @@ impl WorkerChoice {
 
 /// Chooses the worker for this page and address (see the module docs).
 pub async fn choose() -> WorkerChoice {
-    let global = js_sys::global();
-    let get = |object: &JsValue, key: &str| js_sys::Reflect::get(object, &JsValue::from_str(key)).ok();
-    let isolated = get(&global, "crossOriginIsolated").and_then(|v| v.as_bool()).unwrap_or(false);
-    let cores =
-        get(&global, "navigator").and_then(|n| get(&n, "hardwareConcurrency")).and_then(|c| c.as_f64()).unwrap_or(1.0);
-    let threads_possible = isolated && cores >= 2.0;
+    let (cores, isolated) = crate::threads::environment();
+    let threads_possible = isolated && cores >= 2;
     let params = page_url().map(|u| u.search_params());
     let param = |key: &str| params.as_ref().and_then(|p| p.get(key));
     let allow_software_gpu = param("gpu").is_some_and(|v| v == "software");
