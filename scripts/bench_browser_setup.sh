@@ -37,7 +37,7 @@ bench_browser_setup() {
     wasm-bindgen --target web --no-typescript --out-dir "$bench_dist" "$MLR_WASM_TARGET_DIR/wasm32-unknown-unknown/release/bench.wasm"
     cp scripts/bench_browser/mlr.html "$bench_dist/bench.html"
     CARGO_TARGET_DIR="$MLR_THREADS_TARGET_DIR" \
-    CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-C target-feature=+simd128,+atomics,+bulk-memory,+mutable-globals" \
+    CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="$MLR_THREADS_RUSTFLAGS" \
     RUSTC_BOOTSTRAP=1 \
         cargo build --release --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort -p mlr-app --bin bench-mt --no-default-features
     wasm-bindgen --target no-modules --no-typescript --out-dir "$bench_dist" --out-name bench-mt \

@@ -13,7 +13,7 @@ set -euo pipefail
 : "${TRUNK_STAGING_DIR:?run through trunk: mlr_trunk build (scripts/env.sh)}"
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${MLR_THREADS_TARGET_DIR:-$HOME/.cache/mlr/target-threads}"
-export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-C target-feature=+simd128,+atomics,+bulk-memory,+mutable-globals"
+export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="${MLR_THREADS_RUSTFLAGS:?run through mlr_trunk (scripts/env.sh)}"
 # build-std is a -Z flag: Debian's rustc-web and rustup's stable both accept it this way (rustup's
 # needs `rustup component add rust-src`, which scripts/setup.sh does).
 export RUSTC_BOOTSTRAP=1 CARGO_UNSTABLE_BUILD_STD="std,panic_abort"

@@ -34,6 +34,8 @@ export MLR_TRUNK_TARGET_DIR="${MLR_TRUNK_TARGET_DIR:-$HOME/.cache/mlr/target-tru
 # The page's threaded encoder worker (scripts/build_threaded_worker.sh, a trunk hook): another std
 # variant (shared memory), so another directory.
 export MLR_THREADS_TARGET_DIR="${MLR_THREADS_TARGET_DIR:-$HOME/.cache/mlr/target-threads}"
+# Its flags (and bench-mt's): wasm SIMD as above, plus shared memory for threads.
+export MLR_THREADS_RUSTFLAGS="-C target-feature=+simd128,+atomics,+bulk-memory,+mutable-globals"
 export MLR_MODEL_DIR="${MLR_MODEL_DIR:-$MLR_CACHE/models/multilingual-e5-small}"
 # What the web demo serves (`mlr demo build`; Trunk.toml links it into dist/).
 export MLR_DEMO_DIR="${MLR_DEMO_DIR:-$MLR_CACHE/demo}"
