@@ -45,14 +45,17 @@ def main():
     ap.add_argument("--out", required=True, help="path without extension")
     ap.add_argument("--command", required=True)
     args = ap.parse_args()
-    data = json.loads(Path(args.rows).read_text())
+    try:
+        data = json.loads(Path(args.rows).read_text())
+        rows = [(r["engine"], r["backend"], int(r["batch"]), int(r["seq"]), r["tokens_per_s"]) for r in data["rows"]]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise SystemExit(f"{args.rows}: not the rows of scripts/bench_browser.py ({type(e).__name__}: {e})")
     speed, backend = {}, {}
-    for r in data["rows"]:
-        tps = r["tokens_per_s"]
+    for engine, label, batch, seq, tps in rows:
         if not (isinstance(tps, (int, float)) and math.isfinite(tps) and tps > 0):
-            raise SystemExit(f"{r['engine']} {r['batch']}×{r['seq']}: tokens/s {tps!r} cannot be right")
-        speed[(r["engine"], r["batch"], r["seq"])] = tps
-        backend[r["engine"]] = r["backend"]
+            raise SystemExit(f"{engine} {batch}×{seq}: tokens/s {tps!r} cannot be right")
+        speed[(engine, batch, seq)] = tps
+        backend[engine] = label
     missing = [e for e in ENGINES if e not in backend]
     if missing:
         raise SystemExit(f"no rows for {', '.join(missing)}")
