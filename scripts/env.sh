@@ -26,11 +26,13 @@ export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="${CARGO_TARGET_WASM32_UNKN
 # One target directory outside the checkout, so a fresh clone (and CI) reuses what was built before.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mlr/target}"
 export MLR_CACHE="${MLR_CACHE:-$HOME/.cache/mlr}"
-# wasm32 builds get directories of their own, so they can run while a native build holds the lock
-# of the other: one for the browser tests, one for trunk (with build-std the two invocations leave
-# different fingerprints on the shared std, so sharing one directory rebuilt everything each time).
+# wasm32 builds get a directory of their own, so they can run while a native build holds the lock
+# of the other. The browser tests and trunk (the page and its WebGPU worker) share it: the same
+# std variant (build-std with panic=abort, wasm SIMD) and the same dependency units, 466 of the
+# page's 468 (cargo's unit graphs of the two builds), so whichever runs second compiles only the
+# workspace crates whose features differ; each has its own units, so neither rebuilds the other's.
 export MLR_WASM_TARGET_DIR="${MLR_WASM_TARGET_DIR:-$HOME/.cache/mlr/target-wasm}"
-export MLR_TRUNK_TARGET_DIR="${MLR_TRUNK_TARGET_DIR:-$HOME/.cache/mlr/target-trunk}"
+export MLR_TRUNK_TARGET_DIR="${MLR_TRUNK_TARGET_DIR:-$MLR_WASM_TARGET_DIR}"
 # The page's threaded encoder worker (scripts/build_threaded_worker.sh, a trunk hook): another std
 # variant (shared memory), so another directory.
 export MLR_THREADS_TARGET_DIR="${MLR_THREADS_TARGET_DIR:-$HOME/.cache/mlr/target-threads}"
