@@ -125,6 +125,10 @@ pub struct SearchArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Search a collection of your own documents (`mlr docs build`, or exported from the page)
+    /// instead of the demo's corpus, with the demo model that embedded it.
+    #[arg(long)]
+    pub collection: Option<PathBuf>,
     /// Compute backend.
     #[arg(long, value_enum, default_value = "cpu")]
     pub backend: BackendArg,
@@ -437,19 +441,74 @@ fn build<B: Kernels>(args: &BuildArgs, device: &B::Device, kernels: bool) -> Res
 }
 
 /// Runs `mlr search` on backend `B`.
+/// A directory written by `mlr demo build`, read as the page reads it: every file checked
+/// against the manifest.
+pub struct DemoDir {
+    dir: PathBuf,
+    /// Its `manifest.json`.
+    pub manifest: Manifest,
+}
+
+impl DemoDir {
+    /// Reads `dir`'s manifest (`$MLR_CACHE/demo` when `None`).
+    pub fn open(dir: Option<&Path>) -> Result<Self> {
+        let dir = dir.map_or_else(default_demo_dir, Path::to_path_buf);
+        let p = dir.join("manifest.json");
+        let bytes =
+            std::fs::read(&p).with_context(|| format!("reading {} (run `mlr demo build` first)", p.display()))?;
+        Ok(DemoDir { manifest: Manifest::from_json(&bytes)?, dir })
+    }
+
+    /// A file of the manifest, checked (size, sha256) and inflated when gzipped.
+    pub fn read(&self, f: &FileEntry) -> Result<Vec<u8>> {
+        let p = self.dir.join(&f.path);
+        let bytes = std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
+        Ok(f.decode(bytes)?)
+    }
+
+    /// The encoder of model `entry` from exactly the files the page loads (its base's weights
+    /// and the word table's pieces included).
+    pub fn embedder<B: Kernels>(&self, entry: &ModelEntry, device: &B::Device, kernels: bool) -> Result<Embedder<B>> {
+        let files: Vec<Vec<u8>> = entry.files.iter().map(|f| self.read(f)).collect::<Result<_>>()?;
+        let base_entry = self.manifest.base_of(entry);
+        let base = base_entry.map(|b| self.read(&b.files[2])).transpose()?;
+        // The word table's pieces, the model's or its base's: all of them, read and checked.
+        let mut weights = WeightFiles { safetensors: &files[2], base: base.as_deref(), words: None };
+        let table = match weights.words_layout()? {
+            None => None,
+            Some(layout) => {
+                let pieces =
+                    if entry.words.is_empty() { base_entry.map_or(&entry.words, |b| &b.words) } else { &entry.words };
+                if pieces.len() != layout.files.len() {
+                    bail!(
+                        "model {}: the manifest lists {} word table pieces, the weights {}",
+                        entry.name,
+                        pieces.len(),
+                        layout.files.len()
+                    );
+                }
+                let table = WordTable::new(layout)?;
+                for (i, piece) in pieces.iter().enumerate() {
+                    table.insert(i, self.read(piece)?)?;
+                }
+                Some(Arc::new(table))
+            }
+        };
+        weights.words = table.as_ref();
+        Ok(Embedder::<B>::from_weight_files(&files[0], &files[1], weights, device)?.with_kernels(kernels))
+    }
+}
+
 fn search<B: Kernels>(args: &SearchArgs, device: &B::Device, kernels: bool) -> Result<()> {
-    let demo = args.demo.clone().unwrap_or_else(default_demo_dir);
-    let read = |rel: &str| {
-        let p = demo.join(rel);
-        std::fs::read(&p).with_context(|| format!("reading {} (run `mlr demo build` first)", p.display()))
-    };
-    let manifest = Manifest::from_json(&read("manifest.json")?)?;
+    let demo = DemoDir::open(args.demo.as_deref())?;
+    if let Some(path) = &args.collection {
+        return crate::docs::search::<B>(args, path, &demo, device, kernels);
+    }
+    let manifest = &demo.manifest;
     let entry = manifest.model(args.model.as_deref())?;
-    // Every file is checked against the manifest, as the page checks what it downloads.
-    let verified = |f: &FileEntry| -> Result<Vec<u8>> { Ok(f.decode(read(&f.path)?)?) };
-    let data: Vec<Vec<u8>> = manifest.dataset.files.iter().map(verified).collect::<Result<_>>()?;
+    let data: Vec<Vec<u8>> = manifest.dataset.files.iter().map(|f| demo.read(f)).collect::<Result<_>>()?;
     let corpus = Corpus::from_dataset(&manifest.dataset, &data)?;
-    let vectors = VectorFile::decode(&verified(&entry.vectors)?)?;
+    let vectors = VectorFile::decode(&demo.read(&entry.vectors)?)?;
     let text = args.query.trim();
     if text.is_empty() {
         bail!("the query is empty");
@@ -458,33 +517,7 @@ fn search<B: Kernels>(args: &SearchArgs, device: &B::Device, kernels: bool) -> R
         Some(code) => Some(corpus.lang(code).with_context(|| format!("the corpus has no language {code:?}"))?),
         None => None,
     };
-    let files: Vec<Vec<u8>> = entry.files.iter().map(verified).collect::<Result<_>>()?;
-    let base_entry = manifest.base_of(entry);
-    let base = base_entry.map(|b| verified(&b.files[2])).transpose()?;
-    // The word table's pieces, the model's or its base's: all of them, read and checked.
-    let mut weights = WeightFiles { safetensors: &files[2], base: base.as_deref(), words: None };
-    let table = match weights.words_layout()? {
-        None => None,
-        Some(layout) => {
-            let pieces =
-                if entry.words.is_empty() { base_entry.map_or(&entry.words, |b| &b.words) } else { &entry.words };
-            if pieces.len() != layout.files.len() {
-                bail!(
-                    "model {}: the manifest lists {} word table pieces, the weights {}",
-                    entry.name,
-                    pieces.len(),
-                    layout.files.len()
-                );
-            }
-            let table = WordTable::new(layout)?;
-            for (i, piece) in pieces.iter().enumerate() {
-                table.insert(i, verified(piece)?)?;
-            }
-            Some(Arc::new(table))
-        }
-    };
-    weights.words = table.as_ref();
-    let embedder = Embedder::<B>::from_weight_files(&files[0], &files[1], weights, device)?.with_kernels(kernels);
+    let embedder = demo.embedder::<B>(entry, device, kernels)?;
     vectors
         .check_fits(embedder.dim(), corpus.set.candidates.len(), corpus.set.questions.len())
         .with_context(|| format!("{} for model {:?}", entry.vectors.path, entry.name))?;

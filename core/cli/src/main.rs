@@ -9,6 +9,9 @@
 //!   it for a topics file and scores the run against qrels (nDCG@10, Recall@100, MRR@10, MAP).
 //! - `mlr trec-eval` evaluates a TREC run against qrels with trec_eval's conventions.
 //! - `mlr demo build` writes what the web demo serves; `mlr search` is its search, natively.
+//! - `mlr docs build` makes a collection of your own files (passages, languages, vectors) that
+//!   `mlr search --collection` and the page's "Your documents" tab search; `mlr docs langid`
+//!   measures the language detection.
 //! - `mlr train` fine-tunes a model with hybrid batches (or a baseline sampler), with dev
 //!   evaluation, checkpoints, Ctrl-C and `--resume`, and exports Hugging Face directories.
 //!
@@ -19,6 +22,7 @@ mod backend;
 mod cache;
 mod center;
 mod demo;
+mod docs;
 mod encoder;
 mod eval;
 mod npy;
@@ -70,8 +74,23 @@ enum Command {
         #[command(subcommand)]
         action: DemoAction,
     },
-    /// Search the demo's corpus (XQuAD-R, 11 languages) natively, as the web page does.
+    /// Search the demo's corpus (XQuAD-R, 11 languages) natively, as the web page does, or a
+    /// collection of your own documents (`--collection`).
     Search(demo::SearchArgs),
+    /// Collections of your own documents in any mix of languages.
+    Docs {
+        #[command(subcommand)]
+        action: DocsAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum DocsAction {
+    /// Read files (.txt, .md, .jsonl, .csv, .tsv) into passages, detect their languages and embed
+    /// them with a demo model into a collection file (resumable).
+    Build(docs::BuildArgs),
+    /// Measure the language detection on a LAReQA-format set (every sentence and question).
+    Langid(docs::LangidArgs),
 }
 
 #[derive(Subcommand)]
@@ -201,6 +220,8 @@ fn main() -> Result<()> {
         Command::TrecEval(args) => trec_eval(&args),
         Command::Demo { action: DemoAction::Build(args) } => on_backend(args.backend, kernels, args),
         Command::Search(args) => on_backend(args.backend, kernels, args),
+        Command::Docs { action: DocsAction::Build(args) } => on_backend(args.backend, kernels, args),
+        Command::Docs { action: DocsAction::Langid(args) } => docs::langid(&args),
         Command::Train(args) => on_backend(args.backend, kernels, *args),
     }
 }

@@ -229,6 +229,18 @@ impl Manifest {
         models.chain(&self.dataset.files).find(|f| f.sha256 == entry.sha256 && f.bytes == entry.bytes).unwrap_or(entry)
     }
 
+    /// What identifies a model's weights, for the vectors made with it (a collection of the
+    /// user's documents, `mlr_docs`): the sha256 of the sha256s of its files (config, tokenizer,
+    /// weights), of its word table's pieces, and of those of its base when it leaves tensors to
+    /// one. Its corpus vectors and report are left out: they follow from the weights.
+    pub fn model_key(&self, entry: &ModelEntry) -> String {
+        let mut parts: Vec<&str> = Vec::new();
+        for m in [Some(entry), self.base_of(entry)].into_iter().flatten() {
+            parts.extend(m.files.iter().chain(&m.words).map(|f| f.sha256.as_str()));
+        }
+        crate::sha256_hex(parts.join("\n").as_bytes())
+    }
+
     /// The model called `name`, or the default (first) one.
     pub fn model(&self, name: Option<&str>) -> Result<&ModelEntry, DemoError> {
         match name {
@@ -320,6 +332,14 @@ mod tests {
         let second_config = &parsed.models[1].files[0];
         assert!(std::ptr::eq(parsed.canonical(second_config), &parsed.models[0].files[0]));
         assert!(parsed.base_of(&parsed.models[0]).is_none());
+        // A model's key covers its files and its base's: here both models list the same files,
+        // so only the base tells them apart; the key is the sha256 of the files' sha256s.
+        let (k0, k1) = (parsed.model_key(&parsed.models[0]), parsed.model_key(&parsed.models[1]));
+        assert_ne!(k0, k1);
+        assert_eq!(k0, crate::sha256_hex(b"\n\n"));
+        let mut changed = parsed.clone();
+        changed.models[0].files[2].sha256 = "ab".into();
+        assert_ne!(changed.model_key(&changed.models[1]), k1);
         m["models"] = serde_json::json!([second.clone(), first.clone()]);
         let err = Manifest::from_json(m.to_string().as_bytes()).unwrap_err().to_string();
         assert!(err.contains("model tuned: its base \"m\" is not listed before it"), "{err}");
