@@ -501,9 +501,6 @@ impl DemoDir {
 
 fn search<B: Kernels>(args: &SearchArgs, device: &B::Device, kernels: bool) -> Result<()> {
     let demo = DemoDir::open(args.demo.as_deref())?;
-    if let Some(path) = &args.collection {
-        return crate::docs::search::<B>(args, path, &demo, device, kernels);
-    }
     let manifest = &demo.manifest;
     let entry = manifest.model(args.model.as_deref())?;
     let data: Vec<Vec<u8>> = manifest.dataset.files.iter().map(|f| demo.read(f)).collect::<Result<_>>()?;

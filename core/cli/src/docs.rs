@@ -206,14 +206,19 @@ fn build<B: Kernels>(args: &BuildArgs, device: &B::Device, kernels: bool) -> Res
     Ok(())
 }
 
+/// `mlr search --collection`: [`SearchArgs`] with a collection, searched by [`search`].
+pub struct CollectionSearch(pub SearchArgs);
+
+impl OnBackend for CollectionSearch {
+    fn run<B: CliBackend>(self, device: &B::Device, kernels: bool) -> Result<()> {
+        let path = self.0.collection.clone().context("mlr search --collection: no collection file given")?;
+        let demo = DemoDir::open(self.0.demo.as_deref())?;
+        search::<B>(&self.0, &path, &demo, device, kernels)
+    }
+}
+
 /// `mlr search --collection`: the collection ranked for the query, with its model.
-pub fn search<B: Kernels>(
-    args: &SearchArgs,
-    path: &Path,
-    demo: &DemoDir,
-    device: &B::Device,
-    kernels: bool,
-) -> Result<()> {
+fn search<B: Kernels>(args: &SearchArgs, path: &Path, demo: &DemoDir, device: &B::Device, kernels: bool) -> Result<()> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let c = Collection::decode(&bytes).with_context(|| format!("reading {}", path.display()))?;
     let entry = demo.manifest.model(Some(args.model.as_deref().unwrap_or(&c.model.name)))?;

@@ -219,6 +219,9 @@ fn main() -> Result<()> {
         }
         Command::TrecEval(args) => trec_eval(&args),
         Command::Demo { action: DemoAction::Build(args) } => on_backend(args.backend, kernels, args),
+        Command::Search(args) if args.collection.is_some() => {
+            on_backend(args.backend, kernels, docs::CollectionSearch(args))
+        }
         Command::Search(args) => on_backend(args.backend, kernels, args),
         Command::Docs { action: DocsAction::Build(args) } => on_backend(args.backend, kernels, args),
         Command::Docs { action: DocsAction::Langid(args) } => docs::langid(&args),

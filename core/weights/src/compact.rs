@@ -194,7 +194,31 @@ pub fn to_demo_safetensors(
         views.push((name.clone(), view));
     }
     let file = safetensors::serialize(views, Some(metadata)).map_err(|e| WeightsError::Format(e.to_string()))?;
-    Ok(DemoWeights { file, stored, words: pieces })
+    Ok(DemoWeights { file: sorted_header(file)?, stored, words: pieces })
+}
+
+/// The file with its JSON header's keys in sorted order. safetensors writes `__metadata__` in a
+/// `HashMap`'s order, which changes from run to run: the same weights then gave a file with
+/// another sha256 on every `mlr demo build`, and the page downloaded them again. The header keeps
+/// its length (the same entries, reordered), so the data offsets stand.
+fn sorted_header(mut file: Vec<u8>) -> Result<Vec<u8>, WeightsError> {
+    use std::collections::BTreeMap;
+    let bad = |e: String| WeightsError::Format(format!("sorting the header: {e}"));
+    let n = u64::from_le_bytes(file[..8].try_into().expect("a serialised file has its 8-byte length")) as usize;
+    let header = &file[8..8 + n];
+    let mut top: BTreeMap<String, serde_json::Value> =
+        serde_json::from_slice(header).map_err(|e| bad(e.to_string()))?;
+    if let Some(meta) = top.remove("__metadata__") {
+        let meta: BTreeMap<String, String> = serde_json::from_value(meta).map_err(|e| bad(e.to_string()))?;
+        top.insert("__metadata__".into(), serde_json::to_value(meta).map_err(|e| bad(e.to_string()))?);
+    }
+    let sorted = serde_json::to_vec(&top).map_err(|e| bad(e.to_string()))?;
+    if sorted.len() > n {
+        return Err(bad(format!("{} bytes where the header has {n}", sorted.len())));
+    }
+    file[8..8 + sorted.len()].copy_from_slice(&sorted);
+    file[8 + sorted.len()..8 + n].fill(b' ');
+    Ok(file)
 }
 
 fn metadata_has_quant(source: &SafetensorsSource<'_>, full: &str) -> bool {
@@ -262,6 +286,11 @@ mod tests {
         let (config, tensors) = q4_grid_model();
         let f32_file = write_safetensors(&tensors).unwrap();
         let DemoWeights { file: demo, stored, .. } = compact(&f32_file, None, LossyMatrices::Quant(Quant::Q8_0), None);
+        // The same weights give the same bytes (the metadata's keys sorted, not in the order of a
+        // HashMap, whose seed differs per map), so a rebuilt demo is not downloaded again.
+        for _ in 0..4 {
+            assert_eq!(compact(&f32_file, None, LossyMatrices::Quant(Quant::Q8_0), None).file, demo);
+        }
         for t in &stored {
             let matrix = tensors.iter().find(|n| n.name == t.name).unwrap().shape.len() == 2;
             assert_eq!(t.format, if matrix { "q4_0" } else { "f16" }, "{}", t.name);
