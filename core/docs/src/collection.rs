@@ -304,8 +304,7 @@ impl Collection {
             if p.text.trim().is_empty() {
                 return Err(bad(format!("{} is empty", field("text"))));
             }
-            if p.lang.is_empty() || p.lang.len() > 12 || !p.lang.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-            {
+            if !crate::read::is_lang_code(&p.lang) {
                 return Err(bad(format!("{} is not a language code: {:?}", field("lang"), p.lang)));
             }
             if p.part == 0 {

@@ -258,10 +258,15 @@ fn paragraphs(text: &str, markdown: bool) -> Read {
     out
 }
 
-/// A record's optional language code: short, letters, digits and `-` only.
+/// Whether `v` can be a language code: short, ASCII letters, digits and `-` only.
+pub(crate) fn is_lang_code(v: &str) -> bool {
+    !v.is_empty() && v.len() <= MAX_LANG_CODE && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+/// A record's optional language code, lower-cased.
 fn lang_code(value: &str) -> Result<String, String> {
     let v = value.trim();
-    if v.is_empty() || v.len() > MAX_LANG_CODE || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+    if !is_lang_code(v) {
         return Err(format!("\"lang\" is not a language code: {value:?}"));
     }
     Ok(v.to_ascii_lowercase())
