@@ -1,5 +1,6 @@
 //! The page: one query box over a corpus in eleven languages, the language-bias view of each
-//! search, the LAReQA evaluator and a check of the browser encoder against the native vectors.
+//! search, the user's own documents, the LAReQA evaluator and a check of the browser encoder
+//! against the native vectors.
 //!
 //! [`App`] chooses the encoder worker ([`crate::workers`]) and provides it; `Demo`, under it, holds the page's one [`State`] (see
 //! [`crate::state`]: the state, its actions, its reducer and the address) and the bridge to the
@@ -16,12 +17,14 @@ use yew_agent::reactor::{use_reactor_bridge, ReactorEvent, ReactorProvider};
 
 use crate::components::bias::BiasPanel;
 use crate::components::check::CheckPanel;
+use crate::components::docs::{save_file, DocsPanel};
 use crate::components::eval::EvalPanel;
 use crate::components::footer::Footer;
 use crate::components::header::Header;
 use crate::components::search::SearchPanel;
 use crate::components::tabs::Tabs;
-use crate::protocol::{JsCodec, Request};
+use crate::docs::state::{DocsAction, Sent};
+use crate::protocol::{DocsEvent, DocsOp, JsCodec, Request, WorkerEvent};
 use crate::state::{
     clip, replace_url, Action, EvalSettings, Job, JobKind, LoadSettings, Query, State, Tab, FALLBACK_CANDIDATES,
 };
@@ -43,6 +46,12 @@ fn Demo(props: &DemoProps) -> Html {
         let dispatcher = state.dispatcher();
         use_reactor_bridge::<EncoderReactor, _>(move |event: ReactorEvent<EncoderReactor>| {
             if let ReactorEvent::Output(e) = event {
+                // An exported collection goes to the user's downloads, not into the state.
+                if let WorkerEvent::Docs { event, .. } = &e {
+                    if let DocsEvent::Exported { file, bytes } = &**event {
+                        save_file(file, bytes);
+                    }
+                }
                 dispatcher.dispatch(Action::Worker(e));
             }
         })
@@ -115,6 +124,24 @@ fn Demo(props: &DemoProps) -> Html {
             state.dispatch(Action::Started(Job { id, kind: JobKind::Evaluate(settings), progress: None }));
         })
     };
+    let docs_op = {
+        let (bridge, state, take_id) = (bridge.clone(), state.clone(), take_id.clone());
+        Callback::from(move |op: DocsOp| {
+            let id = take_id();
+            state.dispatch(Action::Docs(DocsAction::Sent(id, Sent::of(&op))));
+            bridge.send(Request::Docs { id, op });
+        })
+    };
+    // List the stored collections whenever a model is ready (whether each is usable depends on it).
+    {
+        let docs_op = docs_op.clone();
+        let ready = state.loaded.as_ref().map(|l| l.model.clone());
+        use_effect_with(ready, move |ready| {
+            if ready.is_some() {
+                docs_op.emit(DocsOp::List);
+            }
+        });
+    }
     // Load the default model once, on start.
     {
         let load = load.clone();
@@ -176,6 +203,13 @@ fn Demo(props: &DemoProps) -> Html {
                     candidates={s.candidates()}
                     manifest={s.manifest.clone()}
                     model={s.model.clone()}
+                />
+                <DocsPanel
+                    hidden={s.tab != Tab::Docs}
+                    model={s.loaded.as_ref().map(|l| l.model.clone())}
+                    docs={s.docs.clone()}
+                    on_action={dispatch.to_callback().reform(Action::Docs)}
+                    on_op={docs_op}
                 />
                 <EvalPanel
                     hidden={s.tab != Tab::Evaluate}

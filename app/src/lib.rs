@@ -7,7 +7,10 @@
 //!   the bridge to the worker, and the page's parts (`components`, one per panel) wired to
 //!   [`state`].
 //! - [`state`]: what the page shows, the actions that change it, and the address it keeps.
-//! - [`worker`]: the worker's request loop (load, search, re-embed, evaluate).
+//! - [`worker`]: the worker's request loop (load, search, re-embed, evaluate); [`engine`]: the
+//!   loaded model it holds.
+//! - [`docs`]: "Your documents": the user's own files as collections, embedded in the worker,
+//!   kept in the browser's file system, searched with the language-bias view.
 //! - [`protocol`]: the messages between them.
 //! - [`fetch`]: sha256-checked downloads kept in the Cache API.
 //! - [`gpu`]: what WebGPU adapter the browser offers.
@@ -21,6 +24,8 @@ pub mod app;
 pub mod bench;
 mod components;
 pub mod crash;
+pub mod docs;
+pub mod engine;
 pub mod fetch;
 pub mod gpu;
 pub mod protocol;

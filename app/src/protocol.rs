@@ -2,7 +2,10 @@
 //!
 //! Messages cross the worker boundary as plain JavaScript objects (serde-wasm-bindgen), so they can
 //! be read in the browser's devtools. The worker answers requests one at a time, in the order they
-//! were sent; every answer to a request carries the request's `id`. A request that fails is answered
+//! were sent; every answer to a request carries the request's `id`. The one exception is the
+//! embedding of a collection of the user's documents ([`DocsOp::Embed`]): it runs as a job between
+//! requests, so requests sent during it are answered while it runs, and its progress and its end
+//! carry the `Embed` request's id. A request that fails is answered
 //! with [`WorkerEvent::Error`]: its [`WorkerError`] says which request failed and whether the CPU
 //! backend may help, and its `Display` is the text the page shows.
 
@@ -11,6 +14,8 @@ use wasm_bindgen::JsValue;
 
 pub use mlr_data::lareqa::Split;
 pub use mlr_demo::{Manifest, ModelEntry};
+
+pub use crate::docs::protocol::{DocsEvent, DocsOp};
 
 /// What the page asks the worker. Every request carries an id (one counter for all kinds),
 /// echoed by its answer, so the page can drop answers to requests it has superseded.
@@ -61,6 +66,13 @@ pub enum Request {
         split: Split,
         /// The first N distinct questions of the subset (`None` = all).
         max_questions: Option<usize>,
+    },
+    /// An operation on the user's own collections ("Your documents").
+    Docs {
+        /// Request id, echoed by the answers (an embedding's progress and end carry it too).
+        id: u32,
+        /// What to do.
+        op: DocsOp,
     },
     /// A message the worker could not decode (made by [`JsCodec`], never sent by the page): the
     /// worker answers [`WorkerEvent::Malformed`] instead of panicking.
@@ -252,6 +264,13 @@ pub enum WorkerEvent {
         /// Milliseconds spent scoring.
         ms: f64,
     },
+    /// An answer about the user's own collections.
+    Docs {
+        /// The request id.
+        id: u32,
+        /// The answer (boxed: a list entry is large beside the other events).
+        event: Box<DocsEvent>,
+    },
     /// A request failed; the error says which request and why.
     Error {
         /// The failed request's id.
@@ -303,6 +322,14 @@ pub enum WorkerError {
         /// What went wrong.
         message: String,
     },
+    /// An operation on the user's collections failed (a file that does not read, a full
+    /// storage, the encoder); nothing stored is lost.
+    Docs {
+        /// What went wrong.
+        message: String,
+        /// Whether the encoder ran on WebGPU (the CPU backend may help).
+        gpu: bool,
+    },
 }
 
 impl WorkerError {
@@ -313,7 +340,8 @@ impl WorkerError {
             WorkerError::NotLoaded
             | WorkerError::Search { .. }
             | WorkerError::Reembed { .. }
-            | WorkerError::Evaluate { .. } => false,
+            | WorkerError::Evaluate { .. }
+            | WorkerError::Docs { .. } => false,
         }
     }
 
@@ -321,7 +349,7 @@ impl WorkerError {
     pub fn gpu(&self) -> bool {
         match self {
             WorkerError::EncoderOnGpu { .. } => true,
-            WorkerError::Search { gpu, .. } | WorkerError::Reembed { gpu, .. } => *gpu,
+            WorkerError::Search { gpu, .. } | WorkerError::Reembed { gpu, .. } | WorkerError::Docs { gpu, .. } => *gpu,
             WorkerError::NotLoaded | WorkerError::Load { .. } | WorkerError::Evaluate { .. } => false,
         }
     }
@@ -337,6 +365,7 @@ impl std::fmt::Display for WorkerError {
             WorkerError::Search { message, .. } => write!(f, "search failed: {message}"),
             WorkerError::Reembed { message, .. } => write!(f, "re-embedding failed: {message}"),
             WorkerError::Evaluate { message } => write!(f, "evaluation failed: {message}"),
+            WorkerError::Docs { message, .. } => f.write_str(message),
         }
     }
 }

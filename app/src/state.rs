@@ -15,6 +15,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use web_sys::Url;
 use yew::prelude::*;
 
+use crate::docs::state::{DocsAction, DocsState};
 use crate::protocol::{AnswerGroup, BiasView, Hit, Manifest, Report, Request, Split, Threads, WorkerEvent};
 
 /// Longest query the page sends, in characters (also the query box's `maxlength`).
@@ -43,11 +44,13 @@ pub enum Tab {
     Evaluate,
     /// Re-embedding in the browser against the precomputed vectors.
     Check,
+    /// The user's own documents.
+    Docs,
 }
 
 impl Tab {
     /// The tabs in their order on the page.
-    pub(crate) const ALL: [Tab; 4] = [Tab::Search, Tab::Bias, Tab::Evaluate, Tab::Check];
+    pub(crate) const ALL: [Tab; 5] = [Tab::Search, Tab::Bias, Tab::Docs, Tab::Evaluate, Tab::Check];
 
     /// Id of the tab button.
     pub(crate) fn tab_id(self) -> &'static str {
@@ -56,6 +59,7 @@ impl Tab {
             Tab::Bias => "bias-tab",
             Tab::Evaluate => "eval-tab",
             Tab::Check => "check-tab",
+            Tab::Docs => "docs-tab",
         }
     }
 
@@ -66,6 +70,7 @@ impl Tab {
             Tab::Bias => "bias-panel",
             Tab::Evaluate => "eval-panel",
             Tab::Check => "check-panel",
+            Tab::Docs => "docs-panel",
         }
     }
 
@@ -76,6 +81,7 @@ impl Tab {
             Tab::Bias => "Language bias",
             Tab::Evaluate => "Evaluate",
             Tab::Check => "Check the encoder",
+            Tab::Docs => "Your documents",
         }
     }
 
@@ -356,6 +362,8 @@ pub struct State {
     pub reembedded: Option<Reembedding>,
     /// The last evaluation.
     pub evaluation: Option<Rc<Evaluation>>,
+    /// The "Your documents" tab.
+    pub docs: DocsState,
 }
 
 impl Default for State {
@@ -388,6 +396,7 @@ impl Default for State {
             reembed_count: "32".into(),
             reembedded: None,
             evaluation: None,
+            docs: DocsState::default(),
         }
     }
 }
@@ -537,6 +546,8 @@ impl State {
                     self.evaluation = Some(Rc::new(Evaluation { settings, report: Rc::from(report), json, table, ms }));
                 }
             }
+            WorkerEvent::Docs { id, event } => self.docs.on_event(id, *event),
+            WorkerEvent::Error { id, error } if self.docs.owns(id) => self.docs.on_error(id, error.to_string()),
             WorkerEvent::Error { id, error } => {
                 let kind = if error.is_load() {
                     if id != self.load_id {
@@ -610,6 +621,8 @@ pub enum Action {
     SetEvalSplit(Split),
     /// The number of sentences to re-embed was edited.
     SetReembedCount(String),
+    /// Something happened in the "Your documents" tab.
+    Docs(DocsAction),
 }
 
 impl Reducible for State {
@@ -638,6 +651,8 @@ impl Reducible for State {
                 s.download = None;
                 s.search = None;
                 s.job = None;
+                s.docs.pending.clear();
+                s.docs.embedding = None;
                 s.status = "the worker stopped".into();
                 let gpu = s.last_load.as_ref().is_some_and(|l| !l.force_cpu);
                 s.error = Some(Failure {
@@ -686,6 +701,12 @@ impl Reducible for State {
             Action::SetEvalQuestions(text) => s.eval_questions = text,
             Action::SetEvalSplit(split) => s.eval_split = split,
             Action::SetReembedCount(text) => s.reembed_count = text,
+            Action::Docs(action) => {
+                if let DocsAction::Sent(id, _) = action {
+                    s.last_id = s.last_id.max(id);
+                }
+                s.docs.apply(action)
+            }
         }
         Rc::new(s)
     }

@@ -1,5 +1,7 @@
-//! The encoder worker: owns the tokenizer, the encoder, the corpus and its vectors, and answers the
-//! page's requests one at a time, in order (so inference never runs twice at once).
+//! The encoder worker: owns the tokenizer, the encoder ([`crate::engine`]), the corpus and its
+//! vectors, and the user's collections ([`crate::docs::worker`]), and answers the page's requests
+//! one at a time, in order (so inference never runs twice at once). A collection's embedding runs
+//! a batch at a time between requests.
 //!
 //! Backend: burn's wgpu backend on WebGPU when `navigator.gpu` gives a hardware adapter (or a
 //! software one the user asked for), else burn's ndarray backend on the wasm CPU.
@@ -10,99 +12,24 @@ use std::sync::Arc;
 
 #[cfg(feature = "webgpu")]
 use burn::backend::wgpu::{graphics::WebGpu, init_setup_async, RuntimeOptions, WgpuDevice};
-use burn::backend::NdArray;
-#[cfg(feature = "webgpu")]
-use burn::backend::Wgpu;
-use futures::{SinkExt, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
 use mlr_data::lareqa::{ArticleSplit, Split};
 use mlr_demo::corpus::{rank_distance, Ranking};
-use mlr_demo::{Corpus, FileEntry, Manifest, ModelEntry, Rows, VectorFile};
+use mlr_demo::{Corpus, Manifest, ModelEntry, Rows, VectorFile};
 use mlr_embed::{cosine, Embedder, Role};
 use mlr_eval::lareqa::{evaluate, LareqaInput, LareqaOptions};
 use mlr_weights::{WeightFiles, WordTable};
+use wasm_bindgen::{JsCast, JsValue};
 use yew_agent::reactor::{reactor, ReactorScope};
 
+use crate::docs::worker::Docs;
+use crate::engine::{fetch_word_pieces, Engine, Loaded, WordPieces};
 use crate::fetch::{cache_url, fetch_plain, fetch_verified, prune_cache};
 use crate::gpu::probe_webgpu;
 #[cfg(feature = "webgpu")]
 use crate::gpu::GpuProbe;
 use crate::protocol::{AnswerGroup, BiasView, Hit, LangRank, Request, WorkerError, WorkerEvent};
 use crate::threads::{self, Threads};
-
-/// The model on the backend that was chosen (boxed: the embedders are kilobytes, of different sizes).
-pub enum Engine {
-    /// wasm CPU (ndarray), on every thread of [`crate::threads`].
-    Cpu(Box<Embedder<NdArray<f32>>>),
-    /// WebGPU (not in the threaded worker: burn-wgpu does not build with shared memory).
-    #[cfg(feature = "webgpu")]
-    Gpu(Box<Embedder<Wgpu>>),
-}
-
-/// `$body` with `$e` bound to the engine's embedder, whichever backend it runs on.
-macro_rules! with_embedder {
-    ($engine:expr, $e:ident => $body:expr) => {
-        match $engine {
-            Engine::Cpu($e) => $body,
-            #[cfg(feature = "webgpu")]
-            Engine::Gpu($e) => $body,
-        }
-    };
-}
-
-impl Engine {
-    /// Embeds texts in one batch.
-    pub async fn embed(&self, texts: &[&str], role: Role) -> Result<Vec<Vec<f32>>, String> {
-        with_embedder!(self, e => e.embed_async(texts, role).await).map_err(|e| e.to_string())
-    }
-
-    /// Token count of `text` as a query (special tokens included), before truncation.
-    pub fn query_tokens(&self, text: &str) -> Result<usize, String> {
-        let tokenizer = with_embedder!(self, e => e.tokenizer());
-        tokenizer.ids(text, Role::Query).map(|ids| ids.len()).map_err(|e| e.to_string())
-    }
-
-    /// The longest encoder input.
-    pub fn max_tokens(&self) -> usize {
-        with_embedder!(self, e => e.options().max_tokens)
-    }
-
-    /// Width of the vectors.
-    pub fn dim(&self) -> usize {
-        with_embedder!(self, e => e.dim())
-    }
-
-    fn is_gpu(&self) -> bool {
-        !matches!(self, Engine::Cpu(_))
-    }
-
-    /// Pieces of the word table that `texts` need and that are not loaded yet.
-    fn missing_word_pieces(&self, texts: &[&str], role: Role) -> Result<Vec<usize>, String> {
-        with_embedder!(self, e => e.missing_word_pieces(texts, role)).map_err(|e| e.to_string())
-    }
-}
-
-/// A word table kept in pieces (`mlr_weights::words`): fetched as texts need them, shared by
-/// every model that uses it (a base and the models fine-tuned from it).
-struct WordPieces {
-    table: Arc<WordTable>,
-    files: Vec<FileEntry>,
-}
-
-/// Fetches (or reads from the Cache API) the word-table pieces `texts` need; returns the bytes
-/// downloaded.
-async fn fetch_word_pieces(loaded: &Loaded, texts: &[&str], role: Role) -> Result<u64, String> {
-    let Some(words) = &loaded.words else { return Ok(0) };
-    let mut downloaded = 0;
-    for i in loaded.engine.missing_word_pieces(texts, role)? {
-        let entry = words.files.get(i).ok_or_else(|| format!("word table piece {i} is not in the manifest"))?;
-        let fetched = fetch_verified(&loaded.base, entry, async |_, _, _| {}).await?;
-        if !fetched.cached {
-            downloaded += fetched.bytes.len() as u64;
-        }
-        words.table.insert(i, fetched.bytes).map_err(|e| format!("{}: {e}", entry.path))?;
-    }
-    Ok(downloaded)
-}
 
 /// Where the encoder runs.
 pub enum Device {
@@ -166,17 +93,6 @@ impl From<LoadError> for WorkerError {
 
 fn now_ms() -> f64 {
     js_sys::Date::now()
-}
-
-/// What the worker holds once a model is loaded.
-struct Loaded {
-    manifest: Manifest,
-    model: String,
-    engine: Engine,
-    /// Where the demo's files are served from.
-    base: String,
-    /// The word table, when the model's weights keep it in pieces.
-    words: Option<WordPieces>,
 }
 
 /// Data that survives switching models: the corpus, and the vectors of every model fetched so far.
@@ -579,14 +495,55 @@ pub fn register() {
     EncoderReactor::registrar().encoding::<crate::protocol::JsCodec>().register();
 }
 
-/// The worker's event loop: one request at a time, in the order they arrive.
+/// Waits for the browser's event loop to run once (a zero `setTimeout`), so messages posted to
+/// the worker are delivered.
+async fn yield_to_browser() {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        if let Ok(global) = js_sys::global().dyn_into::<web_sys::WorkerGlobalScope>() {
+            let _ = global.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 0);
+        } else {
+            let _ = resolve.call0(&JsValue::UNDEFINED);
+        }
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+}
+
+/// The worker's event loop: one request at a time, in the order they arrive. While a collection
+/// is being embedded ([`Docs`]), the loop embeds a batch, yields to the browser, and answers a
+/// request that came in before the next batch.
 #[reactor(EncoderReactor)]
 pub async fn encoder_reactor(mut scope: ReactorScope<Request, WorkerEvent>) {
     let mut loaded: Option<Loaded> = None;
     let mut shared = Shared::default();
-    while let Some(request) = scope.next().await {
+    let mut docs = Docs::default();
+    loop {
+        let request = if docs.busy() {
+            yield_to_browser().await;
+            match scope.next().now_or_never() {
+                Some(Some(request)) => Some(request),
+                Some(None) => break,
+                None => None,
+            }
+        } else {
+            match scope.next().await {
+                Some(request) => Some(request),
+                None => break,
+            }
+        };
+        let Some(request) = request else {
+            for event in docs.step(loaded.as_ref()).await {
+                if scope.send(event).await.is_err() {
+                    return;
+                }
+            }
+            continue;
+        };
         let reply = match request {
             Request::Load { id, base_url, model, allow_software_gpu, force_cpu } => {
+                // An embedding stops (saved) before its model goes.
+                for event in docs.stop(loaded.as_ref(), Some("another model is loading".into())).await {
+                    say(&mut scope, event).await;
+                }
                 loaded = None; // free the previous model before loading another
                 let start = now_ms();
                 match load(&mut scope, &mut shared, &base_url, model.as_deref(), allow_software_gpu, force_cpu).await {
@@ -626,6 +583,14 @@ pub async fn encoder_reactor(mut scope: ReactorScope<Request, WorkerEvent>) {
                     .await
                     .unwrap_or_else(|message| WorkerEvent::Error { id, error: WorkerError::Evaluate { message } }),
             },
+            Request::Docs { id, op } => {
+                let mut events = docs.answer(loaded.as_ref(), id, op).await;
+                let Some(last) = events.pop() else { continue };
+                for event in events {
+                    say(&mut scope, event).await;
+                }
+                last
+            }
             Request::Malformed { message } => WorkerEvent::Malformed { message },
         };
         if scope.send(reply).await.is_err() {

@@ -281,7 +281,7 @@ impl Driver {
     fn wait_for(&self, what: &str, js: &str, limit: Duration) -> Value {
         let started = Instant::now();
         loop {
-            let error = self.script("return document.querySelector('#error')?.textContent ?? null;");
+            let error = self.script("return (document.querySelector('#error') ?? document.querySelector('#docs-error'))?.textContent ?? null;");
             if let Some(e) = error.as_str() {
                 panic!("while waiting for {what}, the page reports an error: {e}");
             }
@@ -505,6 +505,163 @@ fn search(driver: &Driver, query: &str) -> (Vec<(String, f64)>, f64) {
         hits.as_array().unwrap().iter().map(|h| (h[0].as_str().unwrap().to_string(), h[1].as_f64().unwrap())).collect();
     (hits, started.elapsed().as_secs_f64())
 }
+
+/// Chooses `paths` in the file input `css` (ChromeDriver takes several paths, one per line).
+fn upload(driver: &Driver, css: &str, paths: &[PathBuf]) {
+    let id = driver.find(css);
+    let text: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    let v = driver.cmd("POST", &format!("element/{id}/value"), Some(json!({"text": text.join("\n")})));
+    assert!(v.is_null(), "choosing files in {css}: {v}");
+}
+
+/// The "Your documents" list as (storage name, passages, embedded, bytes), once listed.
+fn docs_list(driver: &Driver) -> Vec<(String, u64, u64, u64)> {
+    let v = driver.wait_for(
+        "the list of collections",
+        "if (!document.querySelector('#docs-list, #docs-none')) return null; \
+         return [...document.querySelectorAll('#docs-list tr.collection')].map(r => \
+           [r.dataset.file, Number(r.dataset.passages), Number(r.dataset.embedded), Number(r.dataset.bytes)]);",
+        Duration::from_secs(60),
+    );
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (r[0].as_str().unwrap().to_string(), r[1].as_u64().unwrap(), r[2].as_u64().unwrap(), r[3].as_u64().unwrap())
+        })
+        .collect()
+}
+
+/// Makes a collection called `name` from `paths` in the page; returns its storage name and
+/// passages.
+fn docs_create(driver: &Driver, name: &str, paths: &[PathBuf]) -> (String, u64) {
+    let before: Vec<String> = docs_list(driver).into_iter().map(|c| c.0).collect();
+    driver.type_into("#docs-name", name);
+    upload(driver, "#docs-files", paths);
+    driver.click("#docs-add");
+    let v = driver.wait_for(
+        "the new collection",
+        &format!(
+            "const known = {}; const r = [...document.querySelectorAll('#docs-list tr.collection')] \
+             .find(r => !known.includes(r.dataset.file)); return r ? [r.dataset.file, Number(r.dataset.passages)] : null;",
+            json!(before)
+        ),
+        Duration::from_secs(120),
+    );
+    (v[0].as_str().unwrap().to_string(), v[1].as_u64().unwrap())
+}
+
+/// Clicks a button of collection `file`'s row.
+fn docs_click(driver: &Driver, file: &str, button: &str) {
+    driver.click(&format!("#docs-list tr.collection[data-file='{file}'] button.{button}"));
+}
+
+/// Waits until collection `file` is embedded whole; returns the page's (passages/s, tokens/s).
+fn docs_wait_embedded(driver: &Driver, file: &str) -> (f64, f64) {
+    let v = driver.wait_for(
+        &format!("{file} embedded"),
+        &format!(
+            "const r = document.querySelector(\"#docs-list tr.collection[data-file='{file}']\"); \
+             const e = document.querySelector('#docs-embedded'); \
+             return (r && r.dataset.embedded === r.dataset.passages && e && !document.querySelector('#docs-job')) \
+               ? [Number(e.dataset.passagesPerS), Number(e.dataset.tokensPerS)] : null;"
+        ),
+        Duration::from_secs(900),
+    );
+    (v[0].as_f64().unwrap(), v[1].as_f64().unwrap())
+}
+
+/// Searches the chosen collection; returns the hits (passage id, score) of that search.
+fn docs_search(driver: &Driver, query: &str) -> Vec<(String, f64)> {
+    let before = driver.script("return document.querySelector('#docs-results')?.dataset.request ?? '';");
+    driver.type_into("#docs-query", query);
+    driver.click("#docs-search");
+    let hits = driver.wait_for(
+        &format!("collection results for {query:?}"),
+        &format!(
+            "const r = document.querySelector('#docs-results'); if (!r || r.dataset.request === {before}) return null; \
+             return [...r.querySelectorAll('li.hit')].map(h => [h.dataset.id, Number(h.dataset.score)]);"
+        ),
+        Duration::from_secs(300),
+    );
+    hits.as_array().unwrap().iter().map(|h| (h[0].as_str().unwrap().to_string(), h[1].as_f64().unwrap())).collect()
+}
+
+/// The bytes of stored collection `file`, read from the page's origin private file system.
+fn opfs_file(driver: &Driver, file: &str) -> Vec<u8> {
+    use base64::Engine;
+    let js = format!(
+        "const done = arguments[arguments.length - 1]; \
+         (async () => {{ const root = await navigator.storage.getDirectory(); \
+           const dir = await root.getDirectoryHandle('mlr-collections'); \
+           const f = await (await dir.getFileHandle({})).getFile(); \
+           const bytes = new Uint8Array(await f.arrayBuffer()); let s = ''; \
+           for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000)); \
+           return btoa(s); }})().then(done, e => done('error: ' + e));",
+        json!(file)
+    );
+    let v = driver.cmd("POST", "execute/async", Some(json!({"script": js, "args": []})));
+    let text = v.as_str().unwrap_or_else(|| panic!("reading {file} from OPFS: {v}"));
+    assert!(!text.starts_with("error"), "reading {file} from OPFS: {text}");
+    base64::engine::general_purpose::STANDARD.decode(text).unwrap()
+}
+
+/// The files in the page's collection directory.
+fn opfs_names(driver: &Driver) -> Vec<String> {
+    let js = "const done = arguments[arguments.length - 1]; \
+              (async () => { const root = await navigator.storage.getDirectory(); \
+                const dir = await root.getDirectoryHandle('mlr-collections', {create: true}); \
+                const out = []; for await (const k of dir.keys()) out.push(k); return out; })().then(done, e => done(['error: ' + e]));";
+    let v = driver.cmd("POST", "execute/async", Some(json!({"script": js, "args": []})));
+    v.as_array()
+        .unwrap_or_else(|| panic!("listing OPFS: {v}"))
+        .iter()
+        .map(|n| n.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// `mlr search --collection` on collection bytes, as (id, score) hits for [`check_ranking`].
+fn native_collection_search(dist: &str, bytes: &[u8], query: &str, k: usize) -> Value {
+    let path = std::env::temp_dir().join(format!("mlr-e2e-{}.mlrc", std::process::id()));
+    std::fs::write(&path, bytes).unwrap();
+    let out: Value = serde_json::from_str(&mlr(&[
+        "search",
+        "--demo",
+        dist,
+        "--collection",
+        &path.display().to_string(),
+        "--json",
+        "-k",
+        &k.to_string(),
+        query,
+    ]))
+    .unwrap();
+    let _ = std::fs::remove_file(&path);
+    let hits: Vec<Value> = out["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| json!({"id": format!("{:06}", h["passage"].as_u64().unwrap()), "score": h["score"]}))
+        .collect();
+    json!({"hits": hits, "groups": out["groups"], "shares": out["shares"]})
+}
+
+/// The first `n` paragraphs of XQuAD-R's English and German files as one JSON-lines file, each
+/// line in its language and the two versions of a paragraph in one translation group.
+fn xquad_parallel_jsonl(data: &Path, n: usize, out: &Path) {
+    let mut lines = Vec::new();
+    for lang in ["en", "de"] {
+        let file: Value = serde_json::from_slice(&std::fs::read(data.join(format!("{lang}.json"))).unwrap()).unwrap();
+        let paragraphs =
+            file["data"].as_array().unwrap().iter().flat_map(|a| a["paragraphs"].as_array().unwrap().iter());
+        for (i, p) in paragraphs.take(n).enumerate() {
+            lines.push(json!({"text": p["context"], "lang": lang, "group": format!("p{i}")}).to_string());
+        }
+    }
+    std::fs::write(out, lines.join("\n") + "\n").unwrap();
+}
+
+const DOCS_QUERY: &str = "Wann begann der Bau of the bridge in Prague?";
 
 fn mlr(args: &[&str]) -> String {
     let bin = std::env::var_os("MLR_BIN").map(PathBuf::from).unwrap_or_else(|| {
@@ -789,6 +946,82 @@ fn demo_page_end_to_end() {
     assert!(min_cos.as_f64().unwrap() > 0.9995, "in-browser vectors vs precomputed: {min_cos}");
     driver.assert_no_csp_violations("re-embedding");
 
+    // 4b. Your documents: two files in two languages into a collection, embedded in the worker,
+    // searched with a mixed-language query, against `mlr search --collection` on the stored file.
+    driver.click("#docs-tab");
+    let fixtures = repo.join("tests/fixtures/docs");
+    let (rivers, passages) =
+        docs_create(&driver, "Rivers", &[fixtures.join("rivers-en.md"), fixtures.join("fluesse-de.jsonl")]);
+    println!("e2e: documents: rivers-en.md + fluesse-de.jsonl read into {passages} passages ({rivers})");
+    assert!(passages >= 10, "the two fixtures give at least 10 passages: {passages}");
+    docs_click(&driver, &rivers, "docs-embed");
+    docs_wait_embedded(&driver, &rivers);
+    let page_hits = docs_search(&driver, DOCS_QUERY);
+    let stored = opfs_file(&driver, &rivers);
+    let native = native_collection_search(&dist_s, &stored, DOCS_QUERY, 10);
+    check_ranking("your documents, mixed de+en query vs mlr search --collection", &page_hits, &native);
+    driver.click(&format!("#docs-list tr.collection[data-file='{rivers}'] button.docs-export"));
+    driver.wait_for(
+        "the export",
+        "return [...document.querySelectorAll('#docs-panel p.muted')].some(p => p.textContent.startsWith('Exported')) ? true : null;",
+        Duration::from_secs(60),
+    );
+    // Parallel paragraphs (XQuAD-R en + de, translation groups): the pace of embedding, a
+    // search served while the embedding runs, cancel and resume, and the groups' rank distance.
+    let sample_dir = std::env::temp_dir().join(format!("mlr-e2e-docs-{port}"));
+    std::fs::create_dir_all(&sample_dir).unwrap();
+    let sample = sample_dir.join("xquad-en-de.jsonl");
+    xquad_parallel_jsonl(&repo.join("data/xquad-r"), 24, &sample);
+    let (xquad, xquad_passages) = docs_create(&driver, "XQuAD-R en + de", std::slice::from_ref(&sample));
+    docs_click(&driver, &xquad, "docs-embed");
+    driver.wait_for(
+        "the embedding under way",
+        "const j = document.querySelector('#docs-job'); return (j && Number(j.dataset.done) > 0) ? true : null;",
+        Duration::from_secs(300),
+    );
+    // Searched while it runs: answered between two batches, from the passages embedded so far.
+    let question = "Which NFL team represented the AFC at Super Bowl 50?";
+    let early = docs_search(&driver, question);
+    let summary = driver.script("return document.querySelector('#docs-summary')?.textContent ?? null;");
+    println!("e2e: documents: a search during the embedding: {} hits; {summary}", early.len());
+    assert!(summary.as_str().unwrap().contains("embedded so far"), "served from what is done: {summary}");
+    driver.click("#docs-cancel");
+    let stopped = driver.wait_for(
+        "the cancelled embedding",
+        "const e = document.querySelector('#docs-embedded'); return (e && !document.querySelector('#docs-job')) ? e.textContent : null;",
+        Duration::from_secs(120),
+    );
+    let partial = docs_list(&driver).into_iter().find(|c| c.0 == xquad).unwrap();
+    println!("e2e: documents: cancelled at {} of {} passages: {stopped}", partial.2, partial.1);
+    assert!(stopped.as_str().unwrap().contains("cancelled") && partial.2 < partial.1, "cancel stops the job part-way");
+    docs_click(&driver, &xquad, "docs-embed");
+    let (passages_per_s, tokens_per_s) = docs_wait_embedded(&driver, &xquad);
+    let (_, n, _, bytes) = docs_list(&driver).into_iter().find(|c| c.0 == xquad).unwrap();
+    assert_eq!(n, xquad_passages);
+    let per_1000 = bytes as f64 * 1000.0 / n as f64;
+    println!(
+        "e2e: documents: {n} XQuAD-R passages (en + de) embedded at {passages_per_s:.1} passages/s, {tokens_per_s:.0} tokens/s on {threads} thread(s); stored in {bytes} bytes ({:.2} MB per 1,000 passages)",
+        per_1000 / 1e6
+    );
+    let page_hits = docs_search(&driver, question);
+    let native = native_collection_search(&dist_s, &opfs_file(&driver, &xquad), question, 10);
+    check_ranking("your documents, parallel paragraphs", &page_hits, &native);
+    let distance =
+        driver.script("return document.querySelector(\"#docs-groups tr[data-group='p0']\")?.dataset.distance ?? null;");
+    let native_p0 = native["groups"].as_array().unwrap().iter().find(|g| g["group"] == "p0").unwrap();
+    assert_eq!(
+        distance.as_str().and_then(|d| d.parse::<u64>().ok()),
+        native_p0["rank_distance"].as_u64(),
+        "the rank distance of group p0 on the page and natively"
+    );
+    driver.script("document.querySelector('#docs-shares').scrollIntoView({block: 'center'}); return null;");
+    driver.screenshot(&shot.with_file_name(format!("{}-docs.png", shot.file_stem().unwrap().to_string_lossy())));
+    measured.insert("docs_passages_per_s".into(), json!(passages_per_s));
+    measured.insert("docs_tokens_per_s".into(), json!(tokens_per_s));
+    measured.insert("docs_passages".into(), json!(n));
+    measured.insert("docs_bytes_per_1000_passages".into(), json!(per_1000));
+    driver.assert_no_csp_violations("your documents");
+
     // 5. A reload loads from the Cache API; a search from the URL runs by itself.
     let shared = format!("{page}?q={}&k=5", "Warsaw%20university%20founded");
     driver.cmd("POST", "url", Some(json!({"url": shared})));
@@ -811,6 +1044,34 @@ fn demo_page_end_to_end() {
             .unwrap();
     check_ranking("query from the URL", &hits, &native);
     driver.assert_no_csp_violations("the reload and the search from the URL");
+    // The collections are still there after the reload, embedded (nothing is embedded again),
+    // and searched alike; then deleted, from the page and from the browser's storage.
+    driver.click("#docs-tab");
+    let list = docs_list(&driver);
+    let kept =
+        list.iter().find(|c| c.0 == rivers).unwrap_or_else(|| panic!("{rivers} is kept across visits: {list:?}"));
+    assert_eq!(kept.1, kept.2, "kept embedded: {kept:?}");
+    assert_eq!(
+        driver.script("return document.querySelector('#docs-job') ? true : null;"),
+        Value::Null,
+        "no embedding after a reload"
+    );
+    driver.click(&format!("#docs-list tr.collection[data-file='{rivers}'] input[type=radio]"));
+    let again = docs_search(&driver, DOCS_QUERY);
+    let native = native_collection_search(&dist_s, &stored, DOCS_QUERY, 10);
+    check_ranking("your documents after a reload", &again, &native);
+    for (file, ..) in &list {
+        docs_click(&driver, file, "docs-delete");
+        driver.wait_for(
+            &format!("{file} deleted"),
+            &format!("return document.querySelector(\"#docs-list tr.collection[data-file='{file}']\") ? null : true;"),
+            Duration::from_secs(60),
+        );
+    }
+    assert!(docs_list(&driver).is_empty(), "every collection deleted");
+    assert_eq!(opfs_names(&driver), Vec::<String>::new(), "nothing left in the browser's storage");
+    println!("e2e: documents: kept across the reload, searched alike, then deleted");
+    driver.click("#search-tab");
 
     // Empty and 10,000-character queries.
     driver.type_into("#query", "   ");

@@ -8,6 +8,8 @@
 //! - [`search`]: the query form and the examples; [`results`]: the ranked sentences.
 //! - [`bias`]: the language-bias charts of the last search; [`dataset`]: every model's bias on the
 //!   whole dataset.
+//! - [`docs`]: the user's own documents (files into collections, embedding, storage);
+//!   [`docs_search`]: searching a collection, with its language-bias view.
 //! - [`eval`]: the LAReQA evaluator; [`report`]: its finished table.
 //! - [`check`]: re-embedding in the browser against the precomputed vectors.
 //! - [`footer`]: the licences.
@@ -17,6 +19,8 @@
 pub(crate) mod bias;
 pub(crate) mod check;
 pub(crate) mod dataset;
+pub(crate) mod docs;
+pub(crate) mod docs_search;
 pub(crate) mod eval;
 pub(crate) mod footer;
 pub(crate) mod format;

@@ -83,11 +83,7 @@ impl OnBackend for BuildArgs {
 /// left out), as `mlr_docs::split` wants it.
 fn token_counter<B: Kernels>(embedder: &Embedder<B>) -> impl FnMut(&str) -> usize + '_ {
     let tokenizer = embedder.tokenizer();
-    let overhead = tokenizer.ids("", Role::Passage).map_or(0, |ids| ids.len());
-    // A text the tokenizer refuses counts a token per character (so it is cut small).
-    move |text: &str| {
-        tokenizer.ids(text, Role::Passage).map_or(text.chars().count(), |ids| ids.len().saturating_sub(overhead))
-    }
+    mlr_docs::split::content_tokens(move |text| tokenizer.ids(text, Role::Passage).ok().map(|ids| ids.len()))
 }
 
 fn now_rfc3339() -> String {
@@ -184,14 +180,7 @@ fn build<B: Kernels>(args: &BuildArgs, device: &B::Device, kernels: bool) -> Res
     bar.finish();
     let bytes = c.encode();
     crate::output::write_bytes(&args.out, &bytes)?;
-    let mut langs: Vec<(String, usize)> = Vec::new();
-    for p in &c.passages {
-        match langs.iter_mut().find(|(l, _)| *l == p.lang) {
-            Some((_, n)) => *n += 1,
-            None => langs.push((p.lang.clone(), 1)),
-        }
-    }
-    langs.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let langs = c.lang_counts();
     let langs: Vec<String> = langs.iter().map(|(l, n)| format!("{l} {n}")).collect();
     eprintln!(
         "{}: {} passages from {} files ({}), {} translation groups, model {}; {:.1} MB",

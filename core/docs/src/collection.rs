@@ -164,6 +164,19 @@ impl Collection {
         Ok(Added { passages: pieces.len(), skipped: got.skipped, skipped_count: got.skipped_count })
     }
 
+    /// Passages per language, most first (then by code).
+    pub fn lang_counts(&self) -> Vec<(String, usize)> {
+        let mut langs: Vec<(String, usize)> = Vec::new();
+        for p in &self.passages {
+            match langs.iter_mut().find(|(l, _)| *l == p.lang) {
+                Some((_, n)) => *n += 1,
+                None => langs.push((p.lang.clone(), 1)),
+            }
+        }
+        langs.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        langs
+    }
+
     /// Passages with vectors (the first ones).
     pub fn embedded(&self) -> usize {
         self.vectors.len() / self.model.dim.max(1)
@@ -363,6 +376,8 @@ mod tests {
             ]
         );
         assert_eq!(c.passages[2].id.as_deref(), Some("u1"));
+        // Two of each: a tie, broken by code.
+        assert_eq!(c.lang_counts(), vec![("de".to_string(), 2), ("en".to_string(), 2)]);
         assert_eq!(c.passages[3].lang_source, LangSource::Given);
         assert_eq!(c.sources[1], Source { name: "de.jsonl".into(), bytes: 124, format: "jsonl".into(), skipped: 1 });
         // A refused file adds nothing.

@@ -33,6 +33,16 @@ pub struct Piece {
     pub tokens: usize,
 }
 
+/// The token count [`split`] takes, from a tokenizer's count of a text's ids as the encoder
+/// sees it (`ids`: prefix and special tokens included; `None` when the tokenizer refuses the
+/// text): that count less the count of the empty text, so only the text's own tokens are counted.
+/// A text the tokenizer refuses counts a token per character (so it is cut small). `mlr docs
+/// build` and the page both count with it, so they cut the same passages.
+pub fn content_tokens(ids: impl Fn(&str) -> Option<usize>) -> impl FnMut(&str) -> usize {
+    let overhead = ids("").unwrap_or(0);
+    move |text: &str| ids(text).map_or(text.chars().count(), |n| n.saturating_sub(overhead))
+}
+
 /// Splits every record into passages of at most `budget` tokens (at least [`MIN_BUDGET`]).
 pub fn split(records: &[Record], budget: usize, tokens: &mut dyn FnMut(&str) -> usize) -> Vec<Piece> {
     let budget = budget.max(MIN_BUDGET);
@@ -131,6 +141,17 @@ mod tests {
     /// token per 4 characters.
     fn words(s: &str) -> usize {
         s.split_whitespace().map(|w| w.chars().count().div_ceil(4)).sum()
+    }
+
+    #[test]
+    fn content_tokens_leave_out_the_prefix_and_specials() {
+        // A stand-in tokenizer: "passage: " and two specials (3 ids) plus a word per id; it
+        // refuses texts with a '#'.
+        let ids = |t: &str| (!t.contains('#')).then(|| 3 + t.split_whitespace().count());
+        let mut count = content_tokens(ids);
+        assert_eq!(count(""), 0);
+        assert_eq!(count("three small words"), 3);
+        assert_eq!(count("#tag"), 4, "a refused text counts its characters");
     }
 
     #[test]
