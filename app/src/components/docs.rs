@@ -63,7 +63,7 @@ pub(crate) fn DocsPanel(props: &DocsPanelProps) -> Html {
 
 /// Properties of the tab's parts.
 #[derive(Properties, PartialEq)]
-pub(crate) struct PartProps {
+struct PartProps {
     /// Whether a model is loaded.
     #[prop_or_default]
     pub ready: bool,

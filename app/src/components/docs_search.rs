@@ -7,15 +7,27 @@
 use web_sys::{HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
-use super::docs::PartProps;
 use super::format::hundred;
 use crate::docs::protocol::{DocsOp, DocsResults, GroupView};
-use crate::docs::state::{DocsAction, Sent};
+use crate::docs::state::{DocsAction, DocsState, Sent};
 use crate::state::{clip, TOP_K};
+
+/// Properties of [`DocsSearch`].
+#[derive(Properties, PartialEq)]
+pub(crate) struct DocsSearchProps {
+    /// The loaded model's name.
+    pub model: Option<String>,
+    /// The tab's state.
+    pub docs: DocsState,
+    /// A change of the tab's state.
+    pub on_action: Callback<DocsAction>,
+    /// An operation for the worker.
+    pub on_op: Callback<DocsOp>,
+}
 
 /// The search form and the answer.
 #[component]
-pub(crate) fn DocsSearch(props: &PartProps) -> Html {
+pub(crate) fn DocsSearch(props: &DocsSearchProps) -> Html {
     let d = &props.docs;
     let Some(chosen) = d.chosen().cloned() else {
         return html! {};
@@ -182,7 +194,7 @@ fn answer(r: &DocsResults, id: u32) -> Html {
 }
 
 /// This visit's mean top-k shares by the query's language.
-fn bias_table(d: &crate::docs::state::DocsState) -> Html {
+fn bias_table(d: &DocsState) -> Html {
     let mut langs: Vec<String> =
         d.bias.rows.iter().flat_map(|r| r.mean_top_share.iter().map(|(l, _)| l.clone())).collect();
     langs.sort();
