@@ -398,3 +398,120 @@ fn worker_errors_keep_their_texts_and_say_when_the_cpu_may_help() {
     assert_eq!(serde_json::to_value(&request).unwrap()["Evaluate"]["split"], "dev");
     assert_eq!(JsCodec::decode_value::<Request>(JsCodec::encode_value(&request)), request);
 }
+
+/// "Your documents" messages carry files as `Uint8Array`s (one copy, not an array of numbers) and
+/// cross the worker boundary intact.
+#[wasm_bindgen_test]
+fn document_files_cross_the_worker_boundary_as_bytes() {
+    use mlr_app::docs::protocol::{DocFile, DocsOp};
+    use mlr_app::protocol::{JsCodec, Request};
+    use wasm_bindgen::JsCast;
+    let bytes: Vec<u8> = (0..=255).collect();
+    let request = Request::Docs {
+        id: 4,
+        op: DocsOp::Create {
+            name: "notes".into(),
+            budget: 128,
+            column: None,
+            files: vec![DocFile { name: "a.txt".into(), bytes: bytes.clone() }],
+        },
+    };
+    let value = JsCodec::encode_value(&request);
+    let file = js_sys::Reflect::get(&value, &"Docs".into())
+        .and_then(|d| js_sys::Reflect::get(&d, &"op".into()))
+        .and_then(|o| js_sys::Reflect::get(&o, &"Create".into()))
+        .and_then(|c| js_sys::Reflect::get(&c, &"files".into()))
+        .and_then(|f| js_sys::Reflect::get(&f, &0.into()))
+        .and_then(|f| js_sys::Reflect::get(&f, &"bytes".into()))
+        .unwrap();
+    assert!(file.is_instance_of::<js_sys::Uint8Array>(), "bytes travel as a Uint8Array: {file:?}");
+    assert_eq!(js_sys::Uint8Array::from(file).to_vec(), bytes);
+    assert_eq!(JsCodec::decode_value::<Request>(value), request);
+}
+
+/// The documents tab's state: the first usable collection is chosen, an embedding's progress and
+/// end are followed by its request id, only the newest search's answer is shown and counted in
+/// the bias table, and an error ends what it answers.
+#[wasm_bindgen_test]
+fn the_documents_tab_follows_the_worker_by_request_id() {
+    use mlr_app::docs::protocol::{CollectionInfo, DocsEvent, DocsResults, EmbedProgress, LangShare};
+    use mlr_app::docs::state::{DocsAction, DocsState, Sent};
+    let info = |file: &str, usable: bool, embedded: usize| CollectionInfo {
+        file: file.into(),
+        name: file.into(),
+        model: "e5-small".into(),
+        usable,
+        created: "2026-12-08T00:00:00.000Z".into(),
+        passages: 10,
+        embedded,
+        tokens: 100,
+        bytes: 1000,
+        budget: 128,
+        langs: vec![("de".into(), 6), ("en".into(), 4)],
+        sources: vec!["a.md".into()],
+        groups: 0,
+        damaged: None,
+    };
+    let mut s = DocsState::default();
+    s.apply(DocsAction::Sent(1, Sent::List));
+    assert!(s.owns(1));
+    s.on_event(1, DocsEvent::Listed { collections: vec![info("old", false, 10), info("new", true, 0)], storage: None });
+    assert_eq!(s.selected.as_deref(), Some("new"), "the first collection the loaded model can search");
+    assert!(!s.owns(1));
+    s.apply(DocsAction::Sent(2, Sent::Embed));
+    let progress = |done: usize| EmbedProgress {
+        file: "new".into(),
+        done,
+        total: 10,
+        this_job: done,
+        tokens: 10 * done,
+        ms: 100.0,
+        eta_s: 1.0,
+    };
+    s.on_event(2, DocsEvent::Progress(progress(4)));
+    assert_eq!(s.embedding.as_ref().map(|(id, p)| (*id, p.done)), Some((2, 4)));
+    assert_eq!(s.chosen().unwrap().embedded, 4, "the list follows the progress");
+    assert!(s.owns(2), "the job's later events are still the page's");
+    // Two searches: only the newest counts.
+    let results = |query: &str| {
+        Box::new(DocsResults {
+            file: "new".into(),
+            query: query.into(),
+            query_lang: "en".into(),
+            query_lang_reliable: true,
+            hits: Vec::new(),
+            shares: vec![LangShare { lang: "de".into(), passages: 6, pool_share: 0.6, top: 1, top_share: 0.25 }],
+            groups: Vec::new(),
+            embedded: 4,
+            passages: 10,
+            k: 4,
+            encode_ms: 1.0,
+        })
+    };
+    s.apply(DocsAction::Sent(3, Sent::Search));
+    s.apply(DocsAction::Sent(4, Sent::Search));
+    s.on_event(3, DocsEvent::Results(results("first")));
+    assert!(s.results.is_none(), "a superseded search's answer is dropped");
+    s.on_event(4, DocsEvent::Results(results("second")));
+    assert_eq!(s.results.as_ref().map(|r| r.query.as_str()), Some("second"));
+    assert_eq!(s.results_id, 4);
+    assert_eq!(s.bias.rows.len(), 1);
+    assert_eq!(s.bias.rows[0].mean_top_share, vec![("de".to_string(), 0.25)]);
+    // A cancel is answered by the job's end.
+    s.apply(DocsAction::Sent(5, Sent::Cancel));
+    s.on_event(
+        2,
+        DocsEvent::Embedded { info: info("new", true, 6), stopped: Some("cancelled".into()), progress: progress(6) },
+    );
+    assert!(s.embedding.is_none() && !s.owns(5) && !s.owns(2));
+    assert_eq!(s.last_embed.as_ref().and_then(|e| e.stopped.as_deref()), Some("cancelled"));
+    assert_eq!(s.chosen().unwrap().embedded, 6);
+    // An error answers its request and is shown.
+    s.apply(DocsAction::Sent(6, Sent::Delete));
+    s.on_error(6, "deleting the collection: gone".into());
+    assert!(!s.owns(6));
+    assert_eq!(s.error.as_deref(), Some("deleting the collection: gone"));
+    // Choosing another collection clears the answer and the bias table.
+    s.apply(DocsAction::Select("old".into()));
+    assert!(s.results.is_none() && s.bias.rows.is_empty());
+}
