@@ -960,6 +960,35 @@ fn demo_page_end_to_end() {
     let stored = opfs_file(&driver, &rivers);
     let native = native_collection_search(&dist_s, &stored, DOCS_QUERY, 10);
     check_ranking("your documents, mixed de+en query vs mlr search --collection", &page_hits, &native);
+    // The two best hits (the Charles Bridge in German and in English) marked as translations:
+    // the next search gives their group's ranks, as `mlr search --collection` does on the saved file.
+    for (id, _) in &page_hits[..2] {
+        driver.click(&format!("#docs-results input.docs-tick[data-id='{id}']"));
+    }
+    driver.click("#docs-mark");
+    let group = driver.wait_for(
+        "the marked translations",
+        "return document.querySelector('#docs-marked')?.dataset.group ?? null;",
+        Duration::from_secs(60),
+    );
+    let group = group.as_str().unwrap().to_string();
+    docs_search(&driver, DOCS_QUERY);
+    let distance = driver.script(&format!(
+        "return document.querySelector(\"#docs-groups tr[data-group='{group}']\")?.dataset.distance ?? null;"
+    ));
+    let stored = opfs_file(&driver, &rivers);
+    let native = native_collection_search(&dist_s, &stored, DOCS_QUERY, 10);
+    let native_group = native["groups"].as_array().unwrap().iter().find(|g| g["group"] == group.as_str());
+    let native_group = native_group.unwrap_or_else(|| panic!("group {group} in the saved file: {native}"));
+    assert_eq!(
+        distance.as_str().and_then(|d| d.parse::<u64>().ok()),
+        native_group["rank_distance"].as_u64(),
+        "the marked group's rank distance on the page and natively"
+    );
+    println!(
+        "e2e: documents: {} and {} marked as translations (group {group}): rank distance {distance}",
+        page_hits[0].0, page_hits[1].0
+    );
     driver.click(&format!("#docs-list tr.collection[data-file='{rivers}'] button.docs-export"));
     driver.wait_for(
         "the export",

@@ -106,7 +106,8 @@ pub(crate) fn DocsSearch(props: &DocsSearchProps) -> Html {
                 </p>
             }
             if let Some(r) = results {
-                { answer(r, d.results_id) }
+                { mark_bar(d, &chosen.file, &props.on_op) }
+                { answer(r, d.results_id, &d.ticked, &props.on_action) }
             }
             if !d.bias.rows.is_empty() {
                 { bias_table(d) }
@@ -119,7 +120,30 @@ pub(crate) fn DocsSearch(props: &DocsSearchProps) -> Html {
 /// Translation groups shown (the best-ranked first).
 const GROUPS_SHOWN: usize = 10;
 
-fn answer(r: &DocsResults, id: u32) -> Html {
+/// Marking the ticked passages as translations of each other.
+fn mark_bar(d: &DocsState, file: &str, on_op: &Callback<DocsOp>) -> Html {
+    let n = d.ticked.len();
+    let onclick = {
+        let (file, passages) = (file.to_string(), d.ticked.clone());
+        on_op.reform(move |_: MouseEvent| DocsOp::MarkTranslations { file: file.clone(), passages: passages.clone() })
+    };
+    html! {
+        <p class="docs-mark-bar">
+            <button id="docs-mark" type="button" disabled={n < 2 || d.waits(Sent::Mark)} onclick={onclick}>
+                { format!("Mark {n} ticked passages as translations of each other") }
+            </button>
+            if let Some((group, members)) = &d.marked {
+                <span id="docs-marked" class="muted" data-group={group.clone()}>
+                    { format!(" Group {group} now has {members} passages; search again to see where each language's version ranks.") }
+                </span>
+            } else {
+                <span class="muted">{ " Tick two passages or more that say the same in different languages." }</span>
+            }
+        </p>
+    }
+}
+
+fn answer(r: &DocsResults, id: u32, ticked: &[usize], on_action: &Callback<DocsAction>) -> Html {
     let partial = r.embedded < r.passages;
     let mut groups: Vec<&GroupView> = r.groups.iter().collect();
     groups.sort_by_key(|g| (g.ranks.first().map_or(usize::MAX, |x| x.rank), g.key.clone()));
@@ -150,6 +174,24 @@ fn answer(r: &DocsResults, id: u32) -> Html {
                                 <span class="pooled">{ format!("pooled #{}", h.pooled_rank) }</span>
                             }
                             <span class="place">{ format!("{} {}", h.file, h.place) }</span>
+                            if let Some(g) = &h.group {
+                                <span class="pooled" title="its translation group">{ format!("group {g}") }</span>
+                            }
+                            <label class="check">
+                                <input
+                                    type="checkbox"
+                                    class="docs-tick"
+                                    data-id={format!("{:06}", h.passage)}
+                                    checked={ticked.contains(&h.passage)}
+                                    onchange={{
+                                        let passage = h.passage;
+                                        on_action.reform(move |e: Event| {
+                                            DocsAction::Tick(passage, e.target_unchecked_into::<HtmlInputElement>().checked())
+                                        })
+                                    }}
+                                />
+                                { "translation" }
+                            </label>
                         </div>
                         <p class="sentence" lang={h.lang.clone()} dir="auto">{ h.text.clone() }</p>
                     </li>

@@ -56,6 +56,14 @@ pub enum DocsOp {
         /// Only passages in this language (`None`: pooled).
         lang: Option<String>,
     },
+    /// Marks passages of collection `file` as translations of each other: they join the group
+    /// one of them is in, else a new one (answered with the group's key).
+    MarkTranslations {
+        /// The collection's storage name.
+        file: String,
+        /// The passages (indices), two or more.
+        passages: Vec<usize>,
+    },
     /// Deletes a stored collection (answered with the new list).
     Delete {
         /// The collection's storage name.
@@ -85,6 +93,7 @@ impl DocsOp {
             DocsOp::Embed { .. } => "embedding",
             DocsOp::Cancel => "cancelling",
             DocsOp::Search { .. } => "searching the collection",
+            DocsOp::MarkTranslations { .. } => "marking translations",
             DocsOp::Delete { .. } => "deleting the collection",
             DocsOp::Export { .. } => "exporting the collection",
             DocsOp::Import { .. } => "importing the collection",
@@ -254,6 +263,15 @@ pub enum DocsEvent {
     },
     /// The answer to a search.
     Results(Box<DocsResults>),
+    /// Passages were marked as translations (and the collection saved).
+    Marked {
+        /// The collection now.
+        info: CollectionInfo,
+        /// The group they are in.
+        group: String,
+        /// How many passages it has.
+        members: usize,
+    },
     /// A collection file, to save.
     Exported {
         /// The collection's storage name (and the name to save it under).

@@ -21,6 +21,8 @@ pub enum Sent {
     Cancel,
     /// A search.
     Search,
+    /// Marking translations.
+    Mark,
     /// Deleting.
     Delete,
     /// Exporting.
@@ -38,6 +40,7 @@ impl Sent {
             DocsOp::Embed { .. } => Sent::Embed,
             DocsOp::Cancel => Sent::Cancel,
             DocsOp::Search { .. } => Sent::Search,
+            DocsOp::MarkTranslations { .. } => Sent::Mark,
             DocsOp::Delete { .. } => Sent::Delete,
             DocsOp::Export { .. } => Sent::Export,
             DocsOp::Import { .. } => Sent::Import,
@@ -82,6 +85,10 @@ pub struct DocsState {
     pub error: Option<String>,
     /// The last export (its file name), to say where it went.
     pub exported: Option<String>,
+    /// Passages of the last search ticked to be marked as translations.
+    pub ticked: Vec<usize>,
+    /// The last marking: the group's key and its size.
+    pub marked: Option<(String, usize)>,
     /// Collection name, as typed.
     pub name: String,
     /// Token budget, as typed.
@@ -113,6 +120,8 @@ impl Default for DocsState {
             bias: BiasTable::default(),
             error: None,
             exported: None,
+            ticked: Vec::new(),
+            marked: None,
             name: String::new(),
             budget: mlr_docs::split::DEFAULT_BUDGET.to_string(),
             column: String::new(),
@@ -147,6 +156,8 @@ pub enum DocsAction {
     SetLang(Option<String>),
     /// The top-k select changed.
     SetK(usize),
+    /// A passage was ticked (`true`) or unticked to be marked as a translation.
+    Tick(usize, bool),
 }
 
 impl DocsState {
@@ -188,6 +199,8 @@ impl DocsState {
             DocsAction::Select(file) => {
                 if self.selected.as_ref() != Some(&file) {
                     self.results = None;
+                    self.ticked.clear();
+                    self.marked = None;
                     self.bias = BiasTable::default();
                     self.lang = None;
                 }
@@ -201,6 +214,12 @@ impl DocsState {
             DocsAction::SetQuery(v) => self.query = v,
             DocsAction::SetLang(v) => self.lang = v,
             DocsAction::SetK(v) => self.k = v,
+            DocsAction::Tick(passage, on) => {
+                self.ticked.retain(|&p| p != passage);
+                if on {
+                    self.ticked.push(passage);
+                }
+            }
         }
     }
 
@@ -251,6 +270,11 @@ impl DocsState {
                 }
                 self.results = Some(Rc::from(results));
                 self.results_id = id;
+            }
+            DocsEvent::Marked { info, group, members } => {
+                self.ticked.clear();
+                self.marked = Some((group, members));
+                self.upsert(info);
             }
             DocsEvent::Exported { file, .. } => self.exported = Some(file),
         }

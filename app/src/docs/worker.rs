@@ -176,6 +176,7 @@ impl Docs {
             DocsOp::Search { file, query, k, lang } => {
                 vec![self.search(need_model()?, id, &file, &query, k, lang.as_deref()).await?]
             }
+            DocsOp::MarkTranslations { file, passages } => vec![self.mark(loaded, id, &file, &passages).await?],
             DocsOp::Delete { file } => {
                 let mut events = Vec::new();
                 if self.open.as_ref().is_some_and(|o| o.file == file) {
@@ -204,6 +205,26 @@ impl Docs {
                 vec![self.list(loaded, id).await?]
             }
         })
+    }
+
+    /// Marks translations in collection `file` and saves it (a running job on it saves it with
+    /// its next save).
+    async fn mark(
+        &mut self,
+        loaded: Option<&Loaded>,
+        id: u32,
+        file: &str,
+        passages: &[usize],
+    ) -> Result<WorkerEvent, String> {
+        let embedding = self.job.is_some() && self.open.as_ref().is_some_and(|o| o.file == file);
+        let open = self.open(file).await?;
+        let group = open.collection.mark_translations(passages).map_err(|e| e.to_string())?;
+        if !embedding {
+            save(open).await.map_err(|e| e.to_string())?;
+        }
+        let members = open.collection.passages.iter().filter(|p| p.group.as_deref() == Some(group.as_str())).count();
+        let entry = info(&open.file, &open.collection, open.bytes, loaded);
+        Ok(answer(id, DocsEvent::Marked { info: entry, group, members }))
     }
 
     /// The stored collections, newest first.
