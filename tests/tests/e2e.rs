@@ -995,6 +995,24 @@ fn demo_page_end_to_end() {
         "return [...document.querySelectorAll('#docs-panel p.muted')].some(p => p.textContent.startsWith('Exported')) ? true : null;",
         Duration::from_secs(60),
     );
+    // A file dropped onto the form (a synthetic drop with a DataTransfer, as a browser makes it).
+    let before: Vec<String> = docs_list(&driver).into_iter().map(|c| c.0).collect();
+    driver.script(
+        "const dt = new DataTransfer(); \
+         dt.items.add(new File(['Der Rhein fließt durch Köln und Düsseldorf.\\n\\nThe Rhine flows through Cologne.'], 'dropped.txt', {type: 'text/plain'})); \
+         document.querySelector('#docs-drop').dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true})); return null;",
+    );
+    let dropped = driver.wait_for(
+        "the dropped file's collection",
+        &format!(
+            "const known = {}; const r = [...document.querySelectorAll('#docs-list tr.collection')] \
+             .find(r => !known.includes(r.dataset.file)); return r ? Number(r.dataset.passages) : null;",
+            json!(before)
+        ),
+        Duration::from_secs(60),
+    );
+    assert_eq!(dropped.as_u64(), Some(2), "a dropped text file with two paragraphs gives two passages");
+    println!("e2e: documents: a dropped file read into {dropped} passages");
     // Parallel paragraphs (XQuAD-R en + de, translation groups): the pace of embedding, a
     // search served while the embedding runs, cancel and resume, and the groups' rank distance.
     let sample_dir = std::env::temp_dir().join(format!("mlr-e2e-docs-{port}"));

@@ -10,7 +10,7 @@
 use js_sys::Uint8Array;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{HtmlInputElement, HtmlTextAreaElement};
+use web_sys::{FileList, HtmlInputElement, HtmlTextAreaElement};
 use yew::prelude::*;
 
 use super::docs_search::DocsSearch;
@@ -78,10 +78,10 @@ struct PartProps {
     pub on_op: Callback<DocsOp>,
 }
 
-/// Reads every file of a file input.
-async fn read_files(input: &HtmlInputElement) -> Result<Vec<DocFile>, String> {
+/// Reads every file of a file list (a file input's, or a drop's).
+async fn read_files(list: Option<FileList>) -> Result<Vec<DocFile>, String> {
     let mut out = Vec::new();
-    let Some(list) = input.files() else { return Ok(out) };
+    let Some(list) = list else { return Ok(out) };
     for i in 0..list.length() {
         let Some(file) = list.get(i) else { continue };
         let buffer = JsFuture::from(file.array_buffer())
@@ -92,7 +92,38 @@ async fn read_files(input: &HtmlInputElement) -> Result<Vec<DocFile>, String> {
     Ok(out)
 }
 
-/// Files and pasted text into a new collection.
+/// What the form sends with the files.
+#[derive(Clone)]
+struct Settings {
+    name: String,
+    column: String,
+    paste: String,
+    budget: usize,
+}
+
+/// Reads `list` and the pasted text into a new collection (or says why not).
+async fn create(list: Option<FileList>, s: Settings, on_op: Callback<DocsOp>, on_action: Callback<DocsAction>) {
+    let mut docs = match read_files(list).await {
+        Ok(docs) => docs,
+        Err(e) => return on_action.emit(DocsAction::ReadFailed(e)),
+    };
+    if !s.paste.trim().is_empty() {
+        docs.push(DocFile { name: "pasted.txt".into(), bytes: s.paste.into_bytes() });
+    }
+    if docs.is_empty() {
+        return on_action.emit(DocsAction::ReadFailed("Open files or paste text first.".into()));
+    }
+    let column = Some(s.column.trim().to_string()).filter(|c| !c.is_empty());
+    on_op.emit(DocsOp::Create { name: s.name, budget: s.budget, column, files: docs });
+}
+
+/// The files a drop carries (`DragEvent.dataTransfer.files`, read by name).
+fn dropped_files(e: &DragEvent) -> Option<FileList> {
+    let transfer = js_sys::Reflect::get(e, &"dataTransfer".into()).ok()?;
+    js_sys::Reflect::get(&transfer, &"files".into()).ok()?.dyn_into().ok()
+}
+
+/// Files (opened or dropped) and pasted text into a new collection.
 #[component]
 fn AddForm(props: &PartProps) -> Html {
     let d = &props.docs;
@@ -106,33 +137,40 @@ fn AddForm(props: &PartProps) -> Html {
     } else {
         None
     };
+    let settings = (blocker.is_none() && !busy).then(|| Settings {
+        name: d.name.clone(),
+        column: d.column.clone(),
+        paste: d.paste.clone(),
+        budget: budget.unwrap_or_default(),
+    });
     let onclick = {
-        let (files, on_op, on_action) = (files.clone(), props.on_op.clone(), props.on_action.clone());
-        let (name, column, paste) = (d.name.clone(), d.column.clone(), d.paste.clone());
+        let (files, on_op, on_action, settings) =
+            (files.clone(), props.on_op.clone(), props.on_action.clone(), settings.clone());
         Callback::from(move |_: MouseEvent| {
-            let Some(budget) = budget else { return };
-            let Some(input) = files.cast::<HtmlInputElement>() else { return };
-            let (on_op, on_action, name, column, paste) =
-                (on_op.clone(), on_action.clone(), name.clone(), column.clone(), paste.clone());
+            let (Some(s), Some(input)) = (settings.clone(), files.cast::<HtmlInputElement>()) else { return };
+            let (on_op, on_action) = (on_op.clone(), on_action.clone());
             wasm_bindgen_futures::spawn_local(async move {
-                let read = read_files(&input).await;
+                create(input.files(), s, on_op, on_action).await;
                 // The files are handed over: the input is cleared for the next ones.
                 input.set_value("");
-                let mut docs = match read {
-                    Ok(docs) => docs,
-                    Err(e) => return on_action.emit(DocsAction::ReadFailed(e)),
-                };
-                if !paste.trim().is_empty() {
-                    docs.push(DocFile { name: "pasted.txt".into(), bytes: paste.into_bytes() });
-                }
-                if docs.is_empty() {
-                    return on_action.emit(DocsAction::ReadFailed("Open files or paste text first.".into()));
-                }
-                let column = Some(column.trim().to_string()).filter(|c| !c.is_empty());
-                on_op.emit(DocsOp::Create { name, budget, column, files: docs });
             });
         })
     };
+    let ondrop = {
+        let (on_op, on_action) = (props.on_op.clone(), props.on_action.clone());
+        let blocker = blocker.clone();
+        Callback::from(move |e: DragEvent| {
+            e.prevent_default();
+            let Some(s) = settings.clone() else {
+                let why = blocker.clone().unwrap_or_else(|| "Wait: the last files are still being read.".into());
+                return on_action.emit(DocsAction::ReadFailed(why));
+            };
+            let list = dropped_files(&e);
+            wasm_bindgen_futures::spawn_local(create(list, s, on_op.clone(), on_action.clone()));
+        })
+    };
+    // A drop is allowed only where dragover is cancelled.
+    let ondragover = Callback::from(|e: DragEvent| e.prevent_default());
     let text = |action: fn(String) -> DocsAction| {
         props.on_action.reform(move |e: InputEvent| action(e.target_unchecked_into::<HtmlInputElement>().value()))
     };
@@ -140,8 +178,9 @@ fn AddForm(props: &PartProps) -> Html {
         .on_action
         .reform(|e: InputEvent| DocsAction::SetPaste(e.target_unchecked_into::<HtmlTextAreaElement>().value()));
     html! {
-        <div class="docs-add">
+        <div id="docs-drop" class="docs-add" {ondrop} {ondragover}>
             <h3>{ "Add documents" }</h3>
+            <p class="muted">{ "Open files, drop them here, or paste text." }</p>
             <div class="row">
                 <div class="field">
                     <label for="docs-files">{ "Files (.txt, .md, .jsonl, .csv, .tsv)" }</label>
@@ -211,7 +250,7 @@ fn Collections(props: &PartProps) -> Html {
             let input = e.target_unchecked_into::<HtmlInputElement>();
             let (on_op, on_action) = (on_op.clone(), on_action.clone());
             wasm_bindgen_futures::spawn_local(async move {
-                match read_files(&input).await {
+                match read_files(input.files()).await {
                     Ok(files) => {
                         for f in files {
                             on_op.emit(DocsOp::Import { name: f.name, bytes: f.bytes });
